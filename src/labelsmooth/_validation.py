@@ -1,0 +1,151 @@
+"""Argument checks shared by every public function.
+
+One message template for the whole library (DESIGN.md, convention 4)::
+
+    Expected `label_smoothing` in [0, 1], got 1.2.
+
+ValueError for values and shapes, TypeError for dtypes. These helpers never use ``assert``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _fmt(value: Any) -> str:
+    """Short, readable rendering of a received value for an error message."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1:
+            return f"tensor({value.item()!r})"
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            return f"an array of shape {value.shape} and dtype {value.dtype}"
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    return repr(value)
+
+
+def expected(name: str, what: str, got: Any) -> str:
+    """The library's one error template."""
+    return f"Expected `{name}` {what}, got {_fmt(got)}."
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(expected(name, "to be one of " + ", ".join(repr(c) for c in choices), value))
+    return value
+
+
+def check_reduction(reduction: Any) -> str:
+    return check_choice("reduction", reduction, REDUCTIONS)
+
+
+def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(expected(name, "to be an int", num_classes))
+    if num_classes < 2:
+        raise ValueError(expected(name, ">= 2", num_classes))
+    return num_classes
+
+
+def check_float_tensor(name: str, tensor: Any) -> torch.Tensor:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(expected(name, "to be a torch.Tensor", type(tensor).__name__))
+    if not tensor.is_floating_point():
+        raise TypeError(expected(name, "to be a floating-point tensor", tensor.dtype))
+    return tensor
+
+
+def check_scalar_range(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(expected(name, "to be a float", value))
+    v = float(value)
+    ok = not math.isnan(v)
+    ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
+        raise ValueError(expected(name, f"in {interval}", value))
+    return v
+
+
+def check_smoothing(
+    label_smoothing: Any,
+    *,
+    n: int | None = None,
+    allow_negative: bool = False,
+    name: str = "label_smoothing",
+) -> float | torch.Tensor:
+    """Validate a smoothing factor: a float, or a per-sample tensor of shape ``(n,)``.
+
+    Without ``allow_negative`` it must lie in [0, 1]; with it, in (-inf, 1].
+    """
+    lo = -math.inf if allow_negative else 0.0
+    what = "in (-inf, 1] (allow_negative=True)" if allow_negative else "in [0, 1]"
+    if isinstance(label_smoothing, torch.Tensor):
+        if not label_smoothing.is_floating_point():
+            raise TypeError(expected(name, "to be a float or a floating-point tensor", label_smoothing.dtype))
+        if label_smoothing.dim() == 0:
+            return check_smoothing(
+                float(label_smoothing.item()), n=n, allow_negative=allow_negative, name=name
+            )
+        if label_smoothing.dim() != 1 or (n is not None and label_smoothing.shape[0] != n):
+            shape = f"({n},)" if n is not None else "(N,)"
+            raise ValueError(expected(name, f"to be a float or a tensor of shape {shape}", label_smoothing))
+        if label_smoothing.numel():
+            bad = torch.isnan(label_smoothing) | (label_smoothing > 1) | (label_smoothing < lo)
+            if bool(bad.any()):
+                first = label_smoothing[bad][0].item()
+                raise ValueError(expected(name, what + " for every sample", first))
+        return label_smoothing
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise TypeError(expected(name, "to be a float or a tensor", label_smoothing))
+    v = float(label_smoothing)
+    if math.isnan(v) or v > 1 or v < lo:
+        if v < 0 and not allow_negative and not math.isnan(v):
+            what = "in [0, 1] (negative smoothing needs allow_negative=True)"
+        raise ValueError(expected(name, what, label_smoothing))
+    return v
+
+
+def check_distribution(name: str, p: torch.Tensor, *, atol: float = 1e-4) -> torch.Tensor:
+    """Check that the last dimension of ``p`` holds probability distributions."""
+    check_float_tensor(name, p)
+    if p.numel() == 0:
+        return p
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(expected(name, "to be finite", p))
+    if bool((p < 0).any()):
+        raise ValueError(expected(name, "to be non-negative (a distribution)", p.min()))
+    sums = p.double().sum(-1)
+    if bool(((sums - 1).abs() > atol).any()):
+        worst = sums[(sums - 1).abs().argmax()] if sums.dim() else sums
+        raise ValueError(expected(name, "to sum to 1 over its last dimension", worst))
+    return p
+
+
+def check_labels(name: str, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> None:
+    """Labels must lie in [0, num_classes), except ``ignore_index``."""
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(expected(name, "to hold integer class indices", target.dtype))
+    if target.numel() == 0:
+        return
+    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        first = int(target[bad][0].item())
+        extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+        raise ValueError(expected(name, f"to hold class indices in [0, {num_classes}){extra}", first))
