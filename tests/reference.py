@@ -27,8 +27,16 @@ def smoothed_target_loop(target, num_classes, alpha, prior=None):
     return torch.tensor(rows, dtype=torch.float64)
 
 
-def cross_entropy_loop(logits, target, alpha=0.0, weight=None, ignore_index=-100, reduction="mean",
-                       prior=None, weight_mode="torch"):
+def cross_entropy_loop(
+    logits,
+    target,
+    alpha=0.0,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    prior=None,
+    weight_mode="torch",
+):
     """Label-smoothed CE for (N, K) logits and index targets, built from the explicit target p."""
     z = logits.double()
     n, k = z.shape

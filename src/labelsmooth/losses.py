@@ -1,0 +1,686 @@
+"""Label-smoothed cross-entropy, drop-in for :func:`torch.nn.functional.cross_entropy`.
+
+Everything rests on two lines of the chapter. With logits z, label y, smoothing alpha and prior u
+(uniform unless given), the loss against the smoothed target p = (1 - alpha) onehot(y) + alpha u is
+
+.. math::
+
+    \\mathrm{CE}(p, \\mathrm{softmax}(z)) = (1-\\alpha)(\\mathrm{lse}(z) - z_y)
+        + \\alpha\\,(\\mathrm{lse}(z) - \\textstyle\\sum_k u_k z_k),
+
+and its gradient with respect to the logits is ``softmax(z) - p``. Neither needs the N x K target: the
+loss is built from the log-sum-exp, the target logit and one weighted sum per row.
+
+This module holds the reference semantics. The fast kernels in :mod:`labelsmooth.kernels` reproduce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._validation import (
+    check_choice,
+    check_float_tensor,
+    check_labels,
+    check_num_classes,
+    check_reduction,
+    check_scalar_range,
+    check_smoothing,
+    expected,
+)
+from .targets import _check_prior
+
+__all__ = [
+    "BCEWithLogitsLoss",
+    "ConfidencePenaltyLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "binary_cross_entropy_with_logits",
+    "confidence_penalty",
+    "cross_entropy",
+    "focal_loss",
+]
+
+WEIGHT_MODES = ("torch", "row")
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half inputs are accumulated in float32; float32 and float64 keep their precision."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
+@dataclass
+class CEArgs:
+    """Validated cross-entropy arguments, flattened to rows.
+
+    ``logits`` is ``(M, C)`` with the class dimension last (a view or a copy of the input),
+    ``target`` is ``(M,)`` class indices or ``(M, C)`` probabilities, ``label_smoothing`` is a float or
+    ``(M,)``, ``prior`` is ``None``, ``(C,)`` or ``(M, C)``. ``out_shape`` is the shape of
+    ``reduction="none"`` output.
+    """
+
+    logits: torch.Tensor
+    target: torch.Tensor
+    index_target: bool
+    weight: torch.Tensor | None
+    label_smoothing: float | torch.Tensor
+    prior: torch.Tensor | None
+    num_classes: int
+    out_shape: tuple[int, ...]
+
+
+def _rows(x: torch.Tensor, batched: bool, extra: int) -> torch.Tensor:
+    """Move the class dim (1 for batched input) last and flatten the rest."""
+    if not batched:
+        return x.reshape(1, -1)
+    if extra == 0:
+        return x
+    return x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+def _expand_per_sample(t: torch.Tensor, n: int, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Broadcast a per-sample tensor (N, ...) over the spatial dims and flatten to rows."""
+    if not spatial:
+        return t
+    shape = (n,) + (1,) * len(spatial) + tuple(t.shape[1:])
+    return t.reshape(shape).expand((n, *spatial, *t.shape[1:])).reshape(-1, *t.shape[1:])
+
+
+def prepare_cross_entropy_args(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float | torch.Tensor,
+    prior: torch.Tensor | None,
+    weight_mode: str,
+    allow_negative: bool,
+) -> CEArgs:
+    """Validate the arguments of :func:`cross_entropy` and flatten them to rows.
+
+    Shared by the reference loss and the fast kernels so that both accept and reject the same inputs.
+    """
+    check_float_tensor("input", input)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
+    check_reduction(reduction)
+    check_choice("weight_mode", weight_mode, WEIGHT_MODES)
+    if input.dim() == 0:
+        raise ValueError(
+            expected("input", "to have a class dimension: shape (C,), (N, C) or (N, C, d1, ...)", input)
+        )
+    batched = input.dim() >= 2
+    num_classes = input.shape[1] if batched else input.shape[0]
+    if num_classes < 2:
+        raise ValueError(expected("input", "to have at least 2 classes along its class dimension", input))
+    check_num_classes(int(num_classes), "num_classes")
+    n = input.shape[0] if batched else None
+    spatial = tuple(input.shape[2:]) if batched else ()
+
+    index_target = not target.is_floating_point()
+    if index_target:
+        want = (input.shape[0], *spatial) if batched else ()
+        if tuple(target.shape) != want:
+            raise ValueError(
+                expected("target", f"of shape {want} for input of shape {tuple(input.shape)}", target)
+            )
+        check_labels("target", target, num_classes, ignore_index)
+    else:
+        if tuple(target.shape) != tuple(input.shape):
+            raise ValueError(
+                expected("target", f"of shape {tuple(input.shape)} (probabilities, like input)", target)
+            )
+        if weight_mode == "row" and weight is not None:
+            raise ValueError(
+                expected(
+                    "weight_mode", '"torch" for probability targets (no label to weight by)', weight_mode
+                )
+            )
+
+    if weight is not None:
+        check_float_tensor("weight", weight)
+        if tuple(weight.shape) != (num_classes,):
+            raise ValueError(expected("weight", f"of shape ({num_classes},)", weight))
+
+    a = check_smoothing(label_smoothing, n=n if n is not None else None, allow_negative=allow_negative)
+    if isinstance(a, torch.Tensor):
+        if not batched:
+            raise ValueError(expected("label_smoothing", "to be a float for unbatched input", a))
+        a = _expand_per_sample(a, n, spatial)
+
+    if prior is not None:
+        _check_prior(prior, num_classes, n)
+        if prior.dim() == 2:
+            if not batched:
+                raise ValueError(expected("prior", f"of shape ({num_classes},) for unbatched input", prior))
+            prior = _expand_per_sample(prior, n, spatial)
+
+    extra = len(spatial)
+    logits = _rows(input, batched, extra)
+    if index_target:
+        rows_target = target.reshape(-1)
+        out_shape = tuple(target.shape)
+    else:
+        rows_target = _rows(target, batched, extra)
+        out_shape = tuple(input.shape[:1]) + spatial if batched else ()
+    return CEArgs(logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape)
+
+
+def _reduce(
+    loss: torch.Tensor, denom: torch.Tensor, reduction: str, out_shape: tuple[int, ...]
+) -> torch.Tensor:
+    if reduction == "none":
+        return loss.reshape(out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / denom
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    weight_mode: str = "torch",
+    allow_negative: bool = False,
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy; a drop-in for :func:`torch.nn.functional.cross_entropy`.
+
+    For a row with logits ``z`` (K classes), label ``y``, smoothing ``a`` and prior ``u`` (uniform
+    ``1/K`` unless ``prior`` is given), with ``lse = log sum_k exp(z_k)``:
+
+    .. math::
+
+        \\ell = (1 - a)\\,w_y(\\mathrm{lse} - z_y) + a \\sum_k u_k w_k (\\mathrm{lse} - z_k)
+        \\quad (\\texttt{weight\\_mode="torch"})
+
+        \\ell = w_y\\,[(1 - a)(\\mathrm{lse} - z_y) + a(\\mathrm{lse} - \\textstyle\\sum_k u_k z_k)]
+        \\quad (\\texttt{weight\\_mode="row"})
+
+    ``w`` is ``weight`` (all ones by default). Without weights both equal CE(p, softmax(z)) with
+    p = (1 - a) onehot(y) + a u, and the gradient is ``softmax(z) - p``. The N x K target is never
+    built for index labels.
+
+    Parameters
+    ----------
+    input : Tensor of shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``
+        Logits (unnormalised), float16/bfloat16/float32/float64. Half inputs are accumulated in float32
+        and the result is cast back to the input dtype, as PyTorch does.
+    target : LongTensor of shape ``()``, ``(N,)`` or ``(N, d1, ...)``; or a float tensor shaped like
+        ``input``
+        Class indices in ``[0, C)`` or ``ignore_index``; or class probabilities.
+    weight : Tensor of shape ``(C,)``, optional
+        Per-class weights.
+    ignore_index : int
+        Rows whose label equals it contribute to neither term nor to the mean's denominator.
+        Only for index targets.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` divides by the sum of ``w_y`` over the rows not ignored (the row count without
+        weights). For probability targets it divides by the number of rows, as PyTorch does.
+    label_smoothing : float or Tensor of shape ``(N,)``
+        ``a`` in [0, 1], or one value per sample (broadcast over ``d1, ...``).
+    prior : Tensor of shape ``(C,)`` or ``(N, C)``, optional
+        The distribution smoothed toward, e.g. class frequencies (:func:`labelsmooth.class_prior`).
+    weight_mode : {"torch", "row"}
+        ``"torch"`` reproduces PyTorch exactly: the smoothing term is weighted per class ``w_k``, which
+        moves the optimum away from p toward up-weighted classes (PyTorch issue 104776). ``"row"``
+        weights the whole row by ``w_y``, so the minimiser stays p.
+    allow_negative : bool
+        Permit ``a < 0``, negative label smoothing (Wei et al. 2022; Struppek et al. 2024).
+
+    Returns
+    -------
+    Tensor
+        A scalar, or the per-row losses of shape ``target.shape`` (index targets) with 0 on ignored
+        rows, for ``reduction="none"``. Same dtype as ``input``.
+
+    Notes
+    -----
+    An all-ignored batch with ``reduction="mean"`` returns ``nan`` (0/0), exactly as PyTorch does;
+    ``"sum"`` returns 0. Probability targets are not checked to sum to 1 (PyTorch does not either).
+
+    Raises
+    ------
+    TypeError
+        Integer logits, a non-tensor target, non-float weight or prior.
+    ValueError
+        Fewer than 2 classes; shape mismatches; labels outside ``[0, C)`` other than ``ignore_index``;
+        smoothing outside [0, 1] (or above 1 with ``allow_negative``) or of the wrong length; a prior
+        that is not a distribution; an unknown ``reduction`` or ``weight_mode``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> from labelsmooth import cross_entropy
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> y = torch.tensor([0, 2])
+    >>> round(cross_entropy(z, y, label_smoothing=0.1).item(), 4)
+    0.3455
+    >>> ours = cross_entropy(z, y, label_smoothing=0.1)
+    >>> bool(torch.allclose(ours, F.cross_entropy(z, y, label_smoothing=0.1)))
+    True
+
+    References
+    ----------
+    Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016.
+    """
+    args = prepare_cross_entropy_args(
+        input, target, weight, ignore_index, reduction, label_smoothing, prior, weight_mode, allow_negative
+    )
+    cdtype = _compute_dtype(input.dtype)
+    z = args.logits.to(cdtype)
+    a = args.label_smoothing
+    if isinstance(a, torch.Tensor):
+        a = a.to(device=z.device, dtype=cdtype)
+    w = args.weight.to(device=z.device, dtype=cdtype) if args.weight is not None else None
+    u = args.prior.to(device=z.device, dtype=cdtype) if args.prior is not None else None
+
+    if args.index_target:
+        loss, denom = _index_loss(z, args.target, w, ignore_index, a, u, weight_mode)
+    else:
+        loss, denom = _prob_loss(z, args.target.to(cdtype), w, a, u)
+    return _reduce(loss, denom, reduction, args.out_shape).to(input.dtype)
+
+
+def _uz(z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+    """Row-wise sum_k u_k z_k, without building u for the uniform prior."""
+    if u is None:
+        return z.mean(-1)
+    if u.dim() == 1:
+        return z @ u
+    return (z * u).sum(-1)
+
+
+def _index_loss(z, target, w, ignore_index, a, u, weight_mode):
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target)).long()
+    lse = torch.logsumexp(z, dim=-1)
+    zy = z.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    wy = w[safe] if w is not None else None
+    if w is None or weight_mode == "row":
+        # One term: lse - (1 - a) z_y - a <u, z>, times w_y in row mode.
+        smooth = _uz(z, u) if (not isinstance(a, float) or a != 0.0) else None
+        row = lse - zy if smooth is None else lse - (1 - a) * zy - a * smooth
+        if wy is not None:
+            row = wy * row
+    else:
+        # PyTorch's weighting: (1 - a) w_y (lse - z_y) + a sum_k u_k w_k (lse - z_k).
+        uw = w / w.shape[0] if u is None else u * w
+        s = uw.sum(-1)
+        row = (1 - a) * wy * (lse - zy)
+        if not isinstance(a, float) or a != 0.0:
+            row = row + a * (s * lse - _uz(z, uw))
+    zero = torch.zeros((), dtype=row.dtype, device=row.device)
+    loss = torch.where(valid, row, zero)
+    denom = wy.masked_fill(~valid, 0).sum() if wy is not None else valid.sum().to(row.dtype)
+    return loss, denom
+
+
+def _prob_loss(z, p, w, a, u):
+    logq = torch.log_softmax(z, dim=-1)
+    k = z.shape[-1]
+    if isinstance(a, torch.Tensor):
+        a = a.unsqueeze(-1)
+    if not isinstance(a, float) or a != 0.0:
+        p = (1 - a) * p + a * (u if u is not None else torch.full_like(p[..., :1], 1.0 / k))
+    terms = p * logq if w is None else p * w * logq
+    loss = -terms.sum(-1)
+    denom = torch.tensor(float(loss.shape[0]), dtype=loss.dtype, device=loss.device)
+    return loss, denom
+
+
+class CrossEntropyLoss(nn.Module):
+    """Module form of :func:`cross_entropy`; a drop-in for :class:`torch.nn.CrossEntropyLoss`.
+
+    Stores the options (``weight`` and ``prior`` as buffers, so ``.to(device)`` moves them) and calls
+    :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import CrossEntropyLoss
+    >>> loss_fn = CrossEntropyLoss(label_smoothing=0.1)
+    >>> round(loss_fn(torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([0])).item(), 4)
+    0.3913
+    """
+
+    weight: torch.Tensor | None
+    prior: torch.Tensor | None
+
+    def __init__(
+        self,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        prior: torch.Tensor | None = None,
+        weight_mode: str = "torch",
+        allow_negative: bool = False,
+    ) -> None:
+        super().__init__()
+        check_reduction(reduction)
+        check_choice("weight_mode", weight_mode, WEIGHT_MODES)
+        check_smoothing(label_smoothing, allow_negative=allow_negative)
+        self.register_buffer("weight", weight)
+        self.register_buffer("prior", prior)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.label_smoothing = label_smoothing
+        self.weight_mode = weight_mode
+        self.allow_negative = allow_negative
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(
+            input,
+            target,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
+            self.label_smoothing,
+            prior=self.prior,
+            weight_mode=self.weight_mode,
+            allow_negative=self.allow_negative,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"label_smoothing={self.label_smoothing}, reduction={self.reduction!r}, "
+            f"weight_mode={self.weight_mode!r}"
+        )
+
+
+# --------------------------------------------------------------------------- binary
+def binary_cross_entropy_with_logits(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    *,
+    one_sided: bool = False,
+) -> torch.Tensor:
+    """Binary / multi-label cross-entropy with smoothed targets.
+
+    Each target ``t`` in [0, 1] is smoothed toward 1/2 (the chapter's formula with K = 2, the same as
+    Keras), or only on the positive side:
+
+    .. math::
+
+        t' = (1 - a)\\,t + a/2 \\quad\\text{(two-sided)}, \\qquad
+        t' = (1 - a)\\,t \\quad\\text{(one\\_sided=True: 1 \\to 1 - a, 0 stays 0)}
+
+    and the loss is :func:`torch.nn.functional.binary_cross_entropy_with_logits` against ``t'``. One-sided
+    smoothing is how GAN discriminators use it (Salimans et al. 2016).
+
+    Parameters
+    ----------
+    input : Tensor of any shape
+        Logits. Half inputs are computed in float32 and cast back.
+    target : Tensor of the same shape
+        Targets in [0, 1].
+    weight, reduction, pos_weight
+        As in PyTorch.
+    label_smoothing : float
+        ``a`` in [0, 1].
+    one_sided : bool
+        Smooth only the positives.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatch, smoothing outside [0, 1], unknown reduction.
+    TypeError
+        Integer logits or targets.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import binary_cross_entropy_with_logits as bce
+    >>> x, t = torch.tensor([3.0, -2.0]), torch.tensor([1.0, 0.0])
+    >>> round(bce(x, t, label_smoothing=0.2).item(), 4)
+    0.3378
+    >>> round(bce(x, t, label_smoothing=0.2, one_sided=True).item(), 4)
+    0.3878
+    """
+    check_float_tensor("input", input)
+    check_float_tensor("target", target)
+    check_reduction(reduction)
+    a = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(expected("target", f"of shape {tuple(input.shape)}", target))
+    cdtype = _compute_dtype(input.dtype)
+    t = target.to(cdtype)
+    if a:
+        t = (1 - a) * t if one_sided else (1 - a) * t + a / 2
+    out = nn.functional.binary_cross_entropy_with_logits(
+        input.to(cdtype),
+        t,
+        weight=weight.to(cdtype) if weight is not None else None,
+        reduction=reduction,
+        pos_weight=pos_weight.to(cdtype) if pos_weight is not None else None,
+    )
+    return out.to(input.dtype)
+
+
+class BCEWithLogitsLoss(nn.Module):
+    """Module form of :func:`binary_cross_entropy_with_logits`."""
+
+    weight: torch.Tensor | None
+    pos_weight: torch.Tensor | None
+
+    def __init__(
+        self,
+        weight: torch.Tensor | None = None,
+        reduction: str = "mean",
+        pos_weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        *,
+        one_sided: bool = False,
+    ) -> None:
+        super().__init__()
+        check_reduction(reduction)
+        check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+        self.reduction = reduction
+        self.label_smoothing = label_smoothing
+        self.one_sided = one_sided
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return binary_cross_entropy_with_logits(
+            input,
+            target,
+            self.weight,
+            self.reduction,
+            self.pos_weight,
+            self.label_smoothing,
+            one_sided=self.one_sided,
+        )
+
+
+# --------------------------------------------------------------------------- alternatives
+def _index_rows(input, target, weight, ignore_index, reduction):
+    """Validated rows for the index-target alternatives (confidence penalty, focal)."""
+    args = prepare_cross_entropy_args(
+        input, target, weight, ignore_index, reduction, 0.0, None, "torch", False
+    )
+    if not args.index_target:
+        raise TypeError(expected("target", "to hold integer class indices", target.dtype))
+    z = args.logits.to(_compute_dtype(input.dtype))
+    valid = args.target != ignore_index
+    safe = torch.where(valid, args.target, torch.zeros_like(args.target)).long()
+    logq = torch.log_softmax(z, dim=-1)
+    logq_y = logq.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    wy = weight.to(z)[safe] if weight is not None else torch.ones_like(logq_y)
+    wy = wy.masked_fill(~valid, 0)
+    return args, logq, logq_y, wy
+
+
+def confidence_penalty(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    beta: float = 0.1,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy minus a bonus for predictive entropy (Pereyra et al. 2017).
+
+    .. math::
+
+        \\ell = w_y\\,[-\\log q_y - \\beta\\,H(q)], \\qquad H(q) = -\\sum_k q_k \\log q_k
+
+    Where label smoothing pulls the prediction toward a fixed target, the confidence penalty rewards
+    spread-out predictions directly (it is label smoothing with the KL's arguments swapped, up to a
+    constant). Rows with ``ignore_index`` are dropped; ``"mean"`` divides by ``sum w_y``.
+
+    Parameters
+    ----------
+    input : Tensor ``(N, C)`` or ``(N, C, d1, ...)`` or ``(C,)``
+        Logits.
+    target : LongTensor
+        Class indices, shaped as for :func:`cross_entropy`.
+    beta : float
+        Strength, >= 0.
+    weight, ignore_index, reduction
+        As in :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import confidence_penalty
+    >>> round(confidence_penalty(torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([0]), beta=0.1).item(), 4)
+    0.1792
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+        raise ValueError(expected("beta", ">= 0", beta))
+    args, logq, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
+    entropy = -(logq.exp() * logq).sum(-1)
+    loss = wy * (-logq_y - beta * entropy)
+    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+
+
+FLSD53 = ("flsd-53", "flsd53")
+
+
+def flsd53_gamma(prob_true: torch.Tensor) -> torch.Tensor:
+    """The sample-dependent focal gamma FLSD-53 (Mukhoti et al. 2020): 5 if q_y < 0.2, else 3.
+
+    >>> import torch
+    >>> from labelsmooth.losses import flsd53_gamma
+    >>> flsd53_gamma(torch.tensor([0.1, 0.2, 0.9]))
+    tensor([5., 3., 3.])
+    """
+    return torch.where(prob_true < 0.2, 5.0, 3.0).to(prob_true.dtype)
+
+
+def focal_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float | str | torch.Tensor = 2.0,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017), with the FLSD-53 schedule of Mukhoti et al. 2020.
+
+    .. math::
+
+        \\ell = -w_y\\,(1 - q_y)^{\\gamma}\\,\\log q_y
+
+    ``gamma = 0`` is cross-entropy. ``gamma="flsd-53"`` picks gamma per sample from the (detached)
+    predicted probability of the true class: 5 where ``q_y < 0.2``, 3 otherwise, which Mukhoti et al.
+    found to calibrate well. Computed in log space; half inputs in float32.
+
+    Parameters
+    ----------
+    input, target, weight, ignore_index, reduction
+        As in :func:`cross_entropy` (index targets only).
+    gamma : float >= 0, Tensor of per-row gammas, or ``"flsd-53"``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import focal_loss
+    >>> z, y = torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([0])
+    >>> round(focal_loss(z, y, gamma=2.0).item(), 5)
+    0.01109
+    >>> round(focal_loss(z, y, gamma=0.0).item(), 4)  # cross-entropy
+    0.2413
+    """
+    args, _, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
+    q_y = logq_y.exp()
+    if isinstance(gamma, str):
+        if gamma.lower() not in FLSD53:
+            raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
+        g = flsd53_gamma(q_y.detach())
+    elif isinstance(gamma, torch.Tensor):
+        g = gamma.to(q_y).reshape(-1) if gamma.dim() else gamma.to(q_y)
+        if g.dim() and g.shape[0] != q_y.shape[0]:
+            raise ValueError(expected("gamma", f"to be a scalar or of shape ({q_y.shape[0]},)", gamma))
+        if bool((g < 0).any()):
+            raise ValueError(expected("gamma", ">= 0", gamma))
+    else:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
+            raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
+        g = float(gamma)
+    # (1 - q_y)^gamma, kept away from 0 so that gamma < 1 has a finite gradient at q_y = 1.
+    one_minus = (-torch.expm1(logq_y)).clamp_min(torch.finfo(q_y.dtype).tiny)
+    loss = -wy * one_minus.pow(g) * logq_y
+    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+
+
+class ConfidencePenaltyLoss(nn.Module):
+    """Module form of :func:`confidence_penalty`."""
+
+    def __init__(self, beta: float = 0.1, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+            raise ValueError(expected("beta", ">= 0", beta))
+        check_reduction(reduction)
+        self.register_buffer("weight", weight)
+        self.beta, self.ignore_index, self.reduction = beta, ignore_index, reduction
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return confidence_penalty(
+            input,
+            target,
+            self.beta,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+class FocalLoss(nn.Module):
+    """Module form of :func:`focal_loss`."""
+
+    def __init__(self, gamma=2.0, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        check_reduction(reduction)
+        self.register_buffer("weight", weight)
+        self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return focal_loss(
+            input,
+            target,
+            self.gamma,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )

@@ -1,0 +1,259 @@
+"""Smoothed targets, priors, and the converter between the two smoothing conventions.
+
+The smoothed target of the chapter (Szegedy et al. 2016) mixes the one-hot label with a prior u:
+
+.. math::
+
+    p_k = (1 - \\alpha)\\,[k = y] + \\alpha\\,u_k,
+
+with u uniform (u_k = 1/K) unless a prior is given. Mass alpha/K lands on *every* class, the true
+one included: this is the convention of PyTorch, timm, Keras and optax, and the one used everywhere in
+labelsmooth. The losses never build this tensor for index labels; :func:`smooth_labels` exists for
+teaching, for soft-target pipelines, and for tests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from ._validation import (
+    check_choice,
+    check_distribution,
+    check_labels,
+    check_num_classes,
+    check_smoothing,
+    expected,
+)
+
+__all__ = ["class_prior", "convert_smoothing", "smooth_labels"]
+
+Convention = Literal["uniform", "off_target"]
+CONVENTIONS = ("uniform", "off_target")
+
+
+def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
+    """A prior is a (K,) distribution or one distribution per sample, (N, K)."""
+    if not isinstance(prior, torch.Tensor):
+        raise TypeError(expected(name, "to be a torch.Tensor", type(prior).__name__))
+    check_distribution(name, prior)
+    ok = prior.dim() == 1 and prior.shape[0] == num_classes
+    ok = ok or (prior.dim() == 2 and prior.shape[1] == num_classes and (n is None or prior.shape[0] == n))
+    if not ok:
+        rows = "N" if n is None else str(n)
+        raise ValueError(expected(name, f"of shape ({num_classes},) or ({rows}, {num_classes})", prior))
+    return prior
+
+
+def smooth_labels(
+    target: torch.Tensor,
+    num_classes: int,
+    label_smoothing: float | torch.Tensor,
+    *,
+    prior: torch.Tensor | None = None,
+    allow_negative: bool = False,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Build the smoothed target ``p = (1 - a) * onehot(y) + a * u``.
+
+    .. math::
+
+        p_{ik} = (1 - \\alpha_i)\\,[k = y_i] + \\alpha_i\\,u_{ik}
+
+    where ``y_i`` is the label of sample ``i``, ``alpha_i`` its smoothing factor, and ``u_i`` the prior:
+    uniform ``1/K`` by default, a ``(K,)`` distribution (for example the class frequencies from
+    :func:`class_prior`) or one distribution per sample ``(N, K)``.
+
+    Parameters
+    ----------
+    target : LongTensor of shape ``(N,)`` or any shape ``(*)``
+        Class indices in ``[0, num_classes)``.
+    num_classes : int
+        K, at least 2.
+    label_smoothing : float or Tensor of shape ``(N,)``
+        alpha in [0, 1] (or <= 1 with ``allow_negative=True``); a tensor gives one value per sample and
+        needs a 1-D ``target``.
+    prior : Tensor of shape ``(K,)`` or ``(N, K)``, optional
+        The distribution the label is smoothed toward. Must sum to 1 (tolerance 1e-4).
+    allow_negative : bool
+        Permit alpha < 0 (negative label smoothing, Wei et al. 2022), which yields negative entries.
+    dtype : torch.dtype, optional
+        Output dtype; defaults to the prior's, the smoothing tensor's, or the default float dtype.
+
+    Returns
+    -------
+    Tensor of shape ``(*, K)``
+        Class dimension last, like :func:`torch.nn.functional.one_hot`. Rows sum to 1.
+
+    Raises
+    ------
+    ValueError
+        ``num_classes < 2``, labels outside ``[0, K)``, smoothing out of range or of the wrong length,
+        a prior that is not a distribution or has the wrong shape.
+    TypeError
+        Non-integer labels, non-float smoothing tensor or prior.
+
+    Examples
+    --------
+    The chapter's example: K = 5, true class 3 (index 2), alpha = 0.1.
+
+    >>> import torch
+    >>> from labelsmooth import smooth_labels
+    >>> smooth_labels(torch.tensor([2]), num_classes=5, label_smoothing=0.1)
+    tensor([[0.0200, 0.0200, 0.9200, 0.0200, 0.0200]])
+    """
+    num_classes = check_num_classes(num_classes)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
+    check_labels("target", target, num_classes)
+    n = target.shape[0] if target.dim() == 1 else None
+    a = check_smoothing(label_smoothing, n=n, allow_negative=allow_negative)
+    if isinstance(a, torch.Tensor) and target.dim() != 1:
+        raise ValueError(expected("target", "to be 1-D when `label_smoothing` is a tensor", target))
+    if prior is not None:
+        _check_prior(prior, num_classes, n)
+        if prior.dim() == 2 and target.dim() != 1:
+            raise ValueError(expected("target", "to be 1-D when `prior` is given per sample", target))
+    if dtype is None:
+        if prior is not None:
+            dtype = prior.dtype
+        elif isinstance(a, torch.Tensor):
+            dtype = a.dtype
+        else:
+            dtype = torch.get_default_dtype()
+    onehot = torch.nn.functional.one_hot(target.long(), num_classes).to(dtype)
+    if prior is None:
+        u = torch.full((num_classes,), 1.0 / num_classes, dtype=dtype, device=target.device)
+    else:
+        u = prior.to(dtype=dtype, device=target.device)
+    if isinstance(a, torch.Tensor):
+        a = a.to(dtype=dtype, device=target.device).unsqueeze(-1)
+    return (1 - a) * onehot + a * u
+
+
+def convert_smoothing(
+    value: float | torch.Tensor,
+    num_classes: int,
+    *,
+    from_convention: Convention,
+    to_convention: Convention,
+) -> float | torch.Tensor:
+    """Convert a smoothing factor between the two conventions in use.
+
+    Two libraries that both say ``label_smoothing=0.1`` can mean different targets:
+
+    ================  ==========================  =====================  ================================
+    convention        true class gets             every other class      used by
+    ================  ==========================  =====================  ================================
+    ``"uniform"``     ``1 - a + a/K``             ``a/K``                PyTorch, timm, Keras, optax,
+                                                                         labelsmooth (this library)
+    ``"off_target"``  ``1 - a'``                  ``a'/(K - 1)``         Megatron-LM, NeMo, OpenNMT
+    ================  ==========================  =====================  ================================
+
+    ``torch.nn.functional.cross_entropy(label_smoothing=a)`` is the ``"uniform"`` convention. The two
+    describe the same target when ``a' = a (K - 1) / K``, i.e. ``a = a' K / (K - 1)``.
+
+    Parameters
+    ----------
+    value : float or Tensor
+        The smoothing factor in ``from_convention``; must lie in [0, 1].
+    num_classes : int
+        K, at least 2.
+    from_convention, to_convention : {"uniform", "off_target"}
+
+    Returns
+    -------
+    float or Tensor
+        The factor giving the same target in ``to_convention``.
+
+    Raises
+    ------
+    ValueError
+        A value outside [0, 1], or one whose target cannot be written in the other convention
+        (``a' > (K - 1)/K`` puts less mass on the true class than on the others' average, which
+        needs ``a > 1`` in the uniform convention).
+
+    Examples
+    --------
+    >>> from labelsmooth import convert_smoothing
+    >>> round(convert_smoothing(0.1, 5, from_convention="off_target", to_convention="uniform"), 6)
+    0.125
+    >>> round(convert_smoothing(0.125, 5, from_convention="uniform", to_convention="off_target"), 6)
+    0.1
+    """
+    num_classes = check_num_classes(num_classes)
+    check_choice("from_convention", from_convention, CONVENTIONS)
+    check_choice("to_convention", to_convention, CONVENTIONS)
+    check_smoothing(value, name="value")
+    k = num_classes
+    if from_convention == to_convention:
+        return value
+    if from_convention == "uniform":
+        return value * (k - 1) / k
+    out = value * k / (k - 1)
+    too_big = bool((out > 1).any()) if isinstance(out, torch.Tensor) else out > 1
+    if too_big:
+        limit = (k - 1) / k
+        raise ValueError(
+            expected("value", f"<= {limit:g} = (K-1)/K to be expressible in the uniform convention", value)
+        )
+    return out
+
+
+def class_prior(
+    target: torch.Tensor,
+    num_classes: int,
+    *,
+    ignore_index: int | None = -100,
+    eps: float = 0.0,
+) -> torch.Tensor:
+    """Class frequencies of ``target``, a prior to smooth toward instead of uniform.
+
+    .. math::
+
+        u_k = \\frac{n_k + \\epsilon}{\\sum_j (n_j + \\epsilon)}
+
+    where ``n_k`` counts the labels equal to ``k`` (``ignore_index`` excluded).
+
+    Parameters
+    ----------
+    target : LongTensor of any shape
+        Class indices in ``[0, num_classes)`` or ``ignore_index``.
+    num_classes : int
+        K, at least 2.
+    ignore_index : int or None
+        Labels equal to it are not counted.
+    eps : float
+        Additive (Laplace) count, >= 0; keeps unseen classes above zero.
+
+    Returns
+    -------
+    Tensor of shape ``(K,)``, float32 (or the default dtype), summing to 1.
+
+    Raises
+    ------
+    ValueError
+        No label left to count and ``eps = 0``; labels out of range; ``eps < 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import class_prior
+    >>> class_prior(torch.tensor([0, 0, 1, 2]), num_classes=3)
+    tensor([0.5000, 0.2500, 0.2500])
+    """
+    num_classes = check_num_classes(num_classes)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
+    check_labels("target", target, num_classes, ignore_index)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+        raise ValueError(expected("eps", ">= 0", eps))
+    flat = target.reshape(-1)
+    if ignore_index is not None:
+        flat = flat[flat != ignore_index]
+    counts = torch.bincount(flat.long(), minlength=num_classes).to(torch.get_default_dtype()) + eps
+    total = counts.sum()
+    if float(total) == 0:
+        raise ValueError(expected("target", "to hold at least one label (or pass eps > 0)", target))
+    return counts / total

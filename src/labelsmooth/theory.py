@@ -1,0 +1,254 @@
+"""The chapter's mechanisms as executable, tested formulas.
+
+With K classes, smoothing ``a`` and uniform prior, the smoothed target is
+``p = (1 - a) onehot(y) + a/K``. The cross-entropy ``H(p, q) = H(p) + KL(p || q)`` is minimised at
+``q* = p`` (the KL term vanishes), so the best achievable loss is ``H(p)``, the gradient with respect to
+the logits is ``softmax(z) - p``, and at the optimum the true logit exceeds every other one by
+
+.. math::
+
+    \\Delta^* = \\log\\frac{p_y}{p_k} = \\log\\Bigl(1 + \\frac{K(1 - a)}{a}\\Bigr),
+
+finite for every ``a > 0`` and infinite for hard targets: that is why hard targets drive logits apart
+without bound, and smoothing does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validation import check_float_tensor, check_num_classes, check_smoothing, expected
+from .targets import smooth_labels
+
+__all__ = [
+    "cross_entropy_decomposition",
+    "descend_logit_gap",
+    "entropy",
+    "gradient",
+    "kl_divergence",
+    "max_confidence",
+    "minimal_loss",
+    "optimal_logit_gap",
+    "optimal_prediction",
+]
+
+
+def optimal_prediction(
+    target: torch.Tensor,
+    num_classes: int,
+    label_smoothing: float | torch.Tensor,
+    *,
+    prior: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The minimiser of the smoothed cross-entropy over predictions q: ``q* = p`` itself.
+
+    Because ``H(p, q) = H(p) + KL(p || q)`` and ``KL >= 0`` with equality only at ``q = p``.
+
+    >>> import torch
+    >>> from labelsmooth.theory import optimal_prediction
+    >>> optimal_prediction(torch.tensor([2]), 5, 0.1)
+    tensor([[0.0200, 0.0200, 0.9200, 0.0200, 0.0200]])
+    """
+    return smooth_labels(target, num_classes, label_smoothing, prior=prior)
+
+
+def optimal_logit_gap(label_smoothing: float, num_classes: int) -> float:
+    """Gap between the true logit and every other logit at the optimum, ``log(1 + K(1 - a)/a)``.
+
+    At ``q = p`` the softmax ratio ``q_y / q_k = exp(z_y - z_k)`` equals
+    ``(1 - a + a/K) / (a/K) = 1 + K(1 - a)/a``.
+
+    Parameters
+    ----------
+    label_smoothing : float
+        ``a`` <= 1. For ``a <= 0`` (hard or negative smoothing) there is no finite optimum and the
+        result is ``inf``.
+    num_classes : int
+        K, at least 2.
+
+    Returns
+    -------
+    float
+        ``inf`` at ``a = 0``, ``0`` at ``a = 1``.
+
+    Examples
+    --------
+    >>> from labelsmooth.theory import optimal_logit_gap
+    >>> round(optimal_logit_gap(0.1, 10), 4)
+    4.5109
+    >>> optimal_logit_gap(0.0, 10)
+    inf
+    """
+    num_classes = check_num_classes(num_classes)
+    a = check_smoothing(label_smoothing, allow_negative=True)
+    if isinstance(a, torch.Tensor):
+        raise TypeError(expected("label_smoothing", "to be a float", label_smoothing))
+    if a <= 0:
+        return math.inf
+    return math.log1p(num_classes * (1 - a) / a)
+
+
+def max_confidence(label_smoothing: float, num_classes: int) -> float:
+    """Largest confidence the optimum allows: ``1 - a (K - 1)/K`` (= ``p_y``).
+
+    >>> from labelsmooth.theory import max_confidence
+    >>> round(max_confidence(0.1, 5), 4)
+    0.92
+    """
+    num_classes = check_num_classes(num_classes)
+    a = check_smoothing(label_smoothing)
+    if isinstance(a, torch.Tensor):
+        raise TypeError(expected("label_smoothing", "to be a float", label_smoothing))
+    return 1 - a * (num_classes - 1) / num_classes
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy ``H(p) = -sum_k p_k log p_k`` over the last dimension (0 log 0 = 0), in nats.
+
+    >>> import torch
+    >>> from labelsmooth.theory import entropy
+    >>> round(entropy(torch.tensor([0.5, 0.5])).item(), 4)
+    0.6931
+    """
+    check_float_tensor("p", p)
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q) = sum_k p_k (log p_k - log q_k)`` over the last dimension, in nats.
+
+    >>> import torch
+    >>> from labelsmooth.theory import kl_divergence
+    >>> round(kl_divergence(torch.tensor([0.5, 0.5]), torch.tensor([0.9, 0.1])).item(), 4)
+    0.5108
+    """
+    check_float_tensor("p", p)
+    check_float_tensor("q", q)
+    if p.shape != q.shape:
+        raise ValueError(expected("q", f"of shape {tuple(p.shape)} like p", q))
+    return (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(-1)
+
+
+def minimal_loss(label_smoothing: float, num_classes: int) -> float:
+    """The smallest achievable smoothed cross-entropy, ``H(p)`` for the uniform prior.
+
+    .. math::
+
+        H(p) = -(1 - a + a/K)\\log(1 - a + a/K) - (K - 1)\\frac{a}{K}\\log\\frac{a}{K}
+
+    >>> from labelsmooth.theory import minimal_loss
+    >>> round(minimal_loss(0.1, 5), 4)
+    0.3897
+    >>> minimal_loss(0.0, 5)
+    0.0
+    """
+    num_classes = check_num_classes(num_classes)
+    a = check_smoothing(label_smoothing)
+    if isinstance(a, torch.Tensor):
+        raise TypeError(expected("label_smoothing", "to be a float", label_smoothing))
+    k = num_classes
+    top, rest = 1 - a + a / k, a / k
+
+    def xlogx(x: float) -> float:
+        return x * math.log(x) if x > 0 else 0.0
+
+    return -(xlogx(top) + (k - 1) * xlogx(rest))
+
+
+def gradient(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    label_smoothing: float | torch.Tensor,
+    *,
+    prior: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gradient of the per-row smoothed cross-entropy with respect to the logits: ``softmax(z) - p``.
+
+    Parameters
+    ----------
+    logits : Tensor ``(N, K)``
+    target : LongTensor ``(N,)``
+    label_smoothing : float or Tensor ``(N,)``
+    prior : Tensor ``(K,)`` or ``(N, K)``, optional
+
+    Returns
+    -------
+    Tensor ``(N, K)``; each row sums to 0. It vanishes exactly when ``softmax(z) = p``.
+
+    >>> import torch
+    >>> from labelsmooth.theory import gradient
+    >>> gradient(torch.zeros(1, 4), torch.tensor([1]), 0.2)
+    tensor([[ 0.2000, -0.6000,  0.2000,  0.2000]])
+    """
+    check_float_tensor("logits", logits)
+    if logits.dim() != 2:
+        raise ValueError(expected("logits", "of shape (N, K)", logits))
+    p = smooth_labels(target, logits.shape[1], label_smoothing, prior=prior, dtype=logits.dtype)
+    return torch.softmax(logits, dim=-1) - p
+
+
+def cross_entropy_decomposition(p: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``CE(p, softmax(z))`` into ``H(p)`` (fixed by the target) and ``KL(p || q)`` (learnable).
+
+    Returns ``(H(p), KL(p || q))`` per row; their sum is the cross-entropy.
+
+    >>> import torch
+    >>> from labelsmooth.theory import cross_entropy_decomposition
+    >>> h, kl = cross_entropy_decomposition(torch.tensor([[0.9, 0.1]]), torch.tensor([[2.0, 0.0]]))
+    >>> round(h.item(), 4), round(kl.item(), 4)
+    (0.3251, 0.0018)
+    """
+    check_float_tensor("p", p)
+    check_float_tensor("logits", logits)
+    if p.shape != logits.shape:
+        raise ValueError(expected("p", f"of shape {tuple(logits.shape)} like logits", p))
+    logq = torch.log_softmax(logits, dim=-1)
+    h = entropy(p)
+    kl = (torch.special.xlogy(p, p) - p * logq).sum(-1)
+    return h, kl
+
+
+def descend_logit_gap(
+    label_smoothing: float,
+    num_classes: int,
+    *,
+    steps: int = 2000,
+    lr: float = 1.0,
+    true_class: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Drive one sample's free logits by gradient descent on the smoothed loss; return the gap per step.
+
+    Starting from zero logits, each step applies ``z <- z - lr * (softmax(z) - p)``. The gap
+    ``z_y - max_{k != y} z_k`` grows toward :func:`optimal_logit_gap` and stops there for ``a > 0``;
+    for ``a = 0`` it keeps growing (logarithmically), the overconfidence of hard targets.
+
+    Returns
+    -------
+    Tensor of shape ``(steps + 1,)``: the gap before each step and after the last.
+
+    >>> from labelsmooth.theory import descend_logit_gap, optimal_logit_gap
+    >>> gaps = descend_logit_gap(0.1, 10, steps=3000)
+    >>> round(gaps[-1].item(), 3), round(optimal_logit_gap(0.1, 10), 3)
+    (4.511, 4.511)
+    """
+    num_classes = check_num_classes(num_classes)
+    check_smoothing(label_smoothing)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(expected("steps", "to be an int >= 0", steps))
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(expected("lr", "> 0", lr))
+    if not 0 <= true_class < num_classes:
+        raise ValueError(expected("true_class", f"in [0, {num_classes})", true_class))
+    y = torch.tensor([true_class])
+    p = smooth_labels(y, num_classes, label_smoothing, dtype=dtype)
+    z = torch.zeros(1, num_classes, dtype=dtype)
+    others = [k for k in range(num_classes) if k != true_class]
+    gaps = torch.empty(steps + 1, dtype=dtype)
+    for t in range(steps + 1):
+        gaps[t] = z[0, true_class] - z[0, others].max()
+        if t < steps:
+            z = z - lr * (torch.softmax(z, dim=-1) - p)
+    return gaps
