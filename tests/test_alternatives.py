@@ -125,3 +125,7 @@ def test_focal_errors():
         ls.focal_loss(x, y, torch.tensor([1.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"`reduction`"):
         ls.FocalLoss(reduction="bad")
+    with pytest.raises(ValueError, match=r"`gamma` to be a float >= 0.*got -2"):
+        ls.FocalLoss(gamma=-2)
+    with pytest.raises(ValueError, match=r"got 'focal'"):
+        ls.FocalLoss(gamma="focal")

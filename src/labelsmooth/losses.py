@@ -149,14 +149,14 @@ def prepare_cross_entropy_args(
 
     a = check_smoothing(label_smoothing, n=n if n is not None else None, allow_negative=allow_negative)
     if isinstance(a, torch.Tensor):
-        if not batched:
+        if n is None:
             raise ValueError(expected("label_smoothing", "to be a float for unbatched input", a))
         a = _expand_per_sample(a, n, spatial)
 
     if prior is not None:
         _check_prior(prior, num_classes, n)
         if prior.dim() == 2:
-            if not batched:
+            if n is None:
                 raise ValueError(expected("prior", f"of shape ({num_classes},) for unbatched input", prior))
             prior = _expand_per_sample(prior, n, spatial)
 
@@ -528,6 +528,11 @@ def _index_rows(input, target, weight, ignore_index, reduction):
     return args, logq, logq_y, wy
 
 
+def _check_beta(beta: float) -> None:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+        raise ValueError(expected("beta", ">= 0", beta))
+
+
 def confidence_penalty(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -565,8 +570,7 @@ def confidence_penalty(
     >>> round(confidence_penalty(torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([0]), beta=0.1).item(), 4)
     0.1792
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-        raise ValueError(expected("beta", ">= 0", beta))
+    _check_beta(beta)
     args, logq, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
     entropy = -(logq.exp() * logq).sum(-1)
     loss = wy * (-logq_y - beta * entropy)
@@ -574,6 +578,17 @@ def confidence_penalty(
 
 
 FLSD53 = ("flsd-53", "flsd53")
+
+
+def _check_gamma(gamma: object) -> float:
+    """A scalar focal gamma: a float >= 0 (strings and tensors are handled by the caller)."""
+    if isinstance(gamma, str):
+        if gamma.lower() not in FLSD53:
+            raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
+        return 0.0
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
+        raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
+    return float(gamma)
 
 
 def flsd53_gamma(prob_true: torch.Tensor) -> torch.Tensor:
@@ -624,9 +639,9 @@ def focal_loss(
     """
     args, _, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
     q_y = logq_y.exp()
+    g: float | torch.Tensor
     if isinstance(gamma, str):
-        if gamma.lower() not in FLSD53:
-            raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
+        _check_gamma(gamma)
         g = flsd53_gamma(q_y.detach())
     elif isinstance(gamma, torch.Tensor):
         g = gamma.to(q_y).reshape(-1) if gamma.dim() else gamma.to(q_y)
@@ -635,9 +650,7 @@ def focal_loss(
         if bool((g < 0).any()):
             raise ValueError(expected("gamma", ">= 0", gamma))
     else:
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-            raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
-        g = float(gamma)
+        g = _check_gamma(gamma)
     # (1 - q_y)^gamma, kept away from 0 so that gamma < 1 has a finite gradient at q_y = 1.
     one_minus = (-torch.expm1(logq_y)).clamp_min(torch.finfo(q_y.dtype).tiny)
     loss = -wy * one_minus.pow(g) * logq_y
@@ -647,10 +660,11 @@ def focal_loss(
 class ConfidencePenaltyLoss(nn.Module):
     """Module form of :func:`confidence_penalty`."""
 
+    weight: torch.Tensor | None
+
     def __init__(self, beta: float = 0.1, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise ValueError(expected("beta", ">= 0", beta))
+        _check_beta(beta)
         check_reduction(reduction)
         self.register_buffer("weight", weight)
         self.beta, self.ignore_index, self.reduction = beta, ignore_index, reduction
@@ -669,8 +683,12 @@ class ConfidencePenaltyLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Module form of :func:`focal_loss`."""
 
+    weight: torch.Tensor | None
+
     def __init__(self, gamma=2.0, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
+        if not isinstance(gamma, torch.Tensor):
+            _check_gamma(gamma)
         check_reduction(reduction)
         self.register_buffer("weight", weight)
         self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
