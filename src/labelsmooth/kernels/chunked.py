@@ -1,0 +1,190 @@
+"""Fused label-smoothed cross-entropy on logits: loss and gradient in one streaming pass.
+
+PyTorch's ``F.cross_entropy(label_smoothing=a)`` keeps an N x V log-softmax for backward and builds
+several N x V temporaries there. :func:`fused_cross_entropy` computes the loss *and* the gradient in
+forward, one block of rows at a time (the block's temporaries stay in cache), and saves only the
+gradient, which is the one N x V tensor it creates; with ``inplace=True`` it writes the gradient into
+the logits' storage and creates none.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_choice, expected
+from . import _dispatch
+from ._core import prepare, reduce_loss
+
+BACKENDS = ("auto", "torch", "triton")
+
+
+class _FusedCrossEntropy(torch.autograd.Function):
+    """Forward computes loss and gradient; backward scales the saved gradient by ``grad_output``."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        prior,
+        inplace,
+        backend,
+        block_bytes,
+    ):
+        args, params = prepare(input, target, weight, ignore_index, reduction, label_smoothing, prior)
+        rows = args.logits
+        if not rows.is_contiguous():
+            rows = rows.contiguous()
+        aliased = rows.data_ptr() == input.data_ptr() and rows.numel() == input.numel()
+        spatial = input.dim() > 2
+        grad_rows = rows if inplace else torch.empty_like(rows, memory_format=torch.contiguous_format)
+        losses = _dispatch.loss_grad(rows, grad_rows, params, backend, block_bytes)
+        if input.dim() == 1:
+            grad = grad_rows.view(input.shape)
+        elif spatial:
+            grad = grad_rows.view(input.shape[0], *input.shape[2:], input.shape[1]).movedim(-1, 1)
+        else:
+            grad = grad_rows
+        if inplace and not aliased:
+            input.copy_(grad)  # the logits' storage receives the gradient, as documented
+            grad = input
+        ctx.save_for_backward(grad)
+        ctx.reduction = reduction
+        ctx.consumed = False
+        return reduce_loss(losses, params, reduction, args.out_shape, input.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        if ctx.consumed:
+            raise RuntimeError(
+                "fused_cross_entropy's saved gradient was already scaled in place by an earlier backward "
+                "(grad_output != 1); it cannot run backward twice. Use labelsmooth.cross_entropy for "
+                "retain_graph / repeated backward with grad_output != 1."
+            )
+        (grad,) = ctx.saved_tensors
+        go = grad_output.to(grad.dtype)
+        if ctx.reduction == "none" and go.dim() > 0:
+            go = go.unsqueeze(1)
+        if not bool((go == 1).all()):
+            grad.mul_(go)
+            ctx.consumed = True
+        return grad.detach(), None, None, None, None, None, None, None, None, None
+
+
+@torch.compiler.disable
+def fused_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    inplace: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy whose forward also computes the gradient, streaming over rows.
+
+    Same value and gradient as :func:`labelsmooth.cross_entropy` (``weight_mode="torch"``), which equals
+    :func:`torch.nn.functional.cross_entropy` for the uniform prior. For a row with logits ``z``
+    (``V`` classes), label ``y``, smoothing ``a``, prior ``u`` (uniform ``1/V`` unless given), class
+    weights ``w`` (ones unless given) and ``lse = log sum_k exp(z_k)``:
+
+    .. math::
+
+        \\ell = (1-a)\\,w_y\\,(\\mathrm{lse} - z_y) + a \\sum_k u_k w_k\\,(\\mathrm{lse} - z_k)
+
+        \\frac{\\partial \\ell}{\\partial z} = (1-a)\\,w_y\\,(\\mathrm{softmax}(z) - e_y)
+            + a\\,\\Big(\\big(\\textstyle\\sum_k u_k w_k\\big)\\,\\mathrm{softmax}(z) - u \\odot w\\Big)
+
+    which is ``softmax(z) - p`` with ``p = (1-a) e_y + a u`` when ``w = 1``. ``"mean"`` divides the sum
+    over rows not ignored by ``sum w_y`` over those rows (an all-ignored batch gives ``nan``, as in
+    PyTorch, and a zero gradient); ``"sum"`` sums; ``"none"`` returns per-row losses, 0 on ignored rows.
+
+    The forward pass walks over blocks of rows (about 4 MB of float32 logits each). Per block it
+    computes the row max, ``z_y``, ``sum_k u_k w_k z_k``, ``exp(z - max)`` written straight into the
+    gradient's rows, its sum, and then turns that buffer into the gradient in place. Only the gradient
+    (the input's dtype, already scaled for ``"mean"``) is saved for backward, which multiplies it by
+    ``grad_output`` (per row for ``"none"``) in place. Half inputs are computed in float32 per block and
+    the target's ``-(1-a) w_y`` is folded in float32 before rounding, so confident rows keep their bits.
+    CUDA tensors use a Triton kernel when Triton is importable.
+
+    Parameters
+    ----------
+    input : Tensor ``(N, V)``, ``(V,)`` or ``(N, V, d1, ...)``
+        Logits, float16/bfloat16/float32/float64. ``(N, V)`` (contiguous) is the fast, copy-free layout;
+        ``(N, V, d1, ...)`` is accepted with PyTorch's meaning (class dim 1) but costs a copy to move
+        the classes last. For language models pass ``logits.view(-1, V)`` and ``target.view(-1)``.
+    target : LongTensor ``(N,)``, ``()`` or ``(N, d1, ...)``
+        Class indices in ``[0, V)`` or ``ignore_index``. (Probability targets: use
+        :func:`labelsmooth.cross_entropy`.)
+    weight : Tensor ``(V,)``, optional
+        Class weights ``w`` (PyTorch's weighting of both terms).
+    ignore_index : int, default -100
+        Rows with this label add nothing to the loss, the gradient or the mean's denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+    label_smoothing : float or Tensor ``(N,)``, default 0.0
+        ``a`` in [0, 1], or one value per sample.
+    prior : Tensor ``(V,)`` or ``(N, V)``, optional
+        The distribution ``u`` smoothed toward.
+    inplace : bool, default False
+        Write the gradient into ``input``'s storage: the logits are *consumed* (overwritten by the
+        gradient during this call) and no N x V tensor is allocated. Use it only when nothing else
+        reads the logits afterwards (e.g. logits straight out of the output projection).
+    backend : {"auto", "torch", "triton"}, default "auto"
+        ``"auto"`` picks Triton for CUDA tensors when it is importable and the torch row-block loop
+        otherwise; ``"triton"`` forces the Triton kernel (on CPU only under ``TRITON_INTERPRET=1``).
+
+    Returns
+    -------
+    Tensor
+        Scalar, or ``target.shape`` for ``"none"``; the input's dtype.
+
+    Notes
+    -----
+    Because the gradient is computed in forward, the call costs the full forward+backward time even
+    when no backward follows. Backward may run once with ``grad_output != 1`` (the saved gradient is
+    scaled in place); a second backward then raises. No gradient flows to ``weight``, ``prior`` or
+    ``label_smoothing``. Double backward is not supported.
+
+    Raises
+    ------
+    TypeError
+        Non-float logits, weight or prior; probability (floating) targets; non-bool ``inplace``.
+    ValueError
+        Everything :func:`labelsmooth.cross_entropy` rejects (shapes, labels out of range, smoothing
+        outside [0, 1], a prior that is not a distribution, unknown reduction), and an unknown
+        ``backend``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth.kernels import fused_cross_entropy
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], requires_grad=True)
+    >>> y = torch.tensor([0, 2])
+    >>> loss = fused_cross_entropy(z, y, label_smoothing=0.1)
+    >>> round(loss.item(), 4)
+    0.3455
+    >>> loss.backward()
+    >>> z.grad
+    tensor([[-0.0739,  0.0710,  0.0029],
+            [ 0.0080,  0.0106, -0.0186]])
+    """
+    if not isinstance(inplace, bool):
+        raise TypeError(expected("inplace", "to be a bool", inplace))
+    check_choice("backend", backend, BACKENDS)
+    return _apply(input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend)
+
+
+def _apply(
+    input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend, block_bytes=None
+):
+    return _FusedCrossEntropy.apply(
+        input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend, block_bytes
+    )

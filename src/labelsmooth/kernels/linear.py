@@ -1,0 +1,252 @@
+"""Fused output projection + label-smoothed cross-entropy: the N x V logits never exist.
+
+For hidden states ``x`` (N, D), the projection ``W`` (V, D) and a bias ``b`` (V,), the loss is
+``cross_entropy(x @ W.T + b, target, ...)``. :func:`linear_cross_entropy` walks over chunks of tokens;
+for each chunk ``c`` it forms ``logits_c = x_c @ W.T + b`` (chunk x V), turns it in place into the
+loss's gradient ``g_c`` (the row-block pass of :mod:`labelsmooth.kernels._core`), and accumulates
+
+.. math::
+
+    \\nabla_{x_c} = g_c W, \\qquad \\nabla_W \\mathrel{+}= g_c^\\top x_c, \\qquad
+    \\nabla_b \\mathrel{+}= \\textstyle\\sum_{rows} g_c .
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_float_tensor, expected
+from ._core import compute_dtype, prepare, reduce_loss
+from ._dispatch import loss_grad
+
+# Bytes of logits (input dtype) per token chunk when chunk_size is None.
+CHUNK_BYTES = 32 << 20
+
+
+def default_chunk_size(num_classes: int, dtype: torch.dtype, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Tokens per chunk so that the chunk's logits take about ``chunk_bytes`` (32 MB): at least 1.
+
+    >>> default_chunk_size(32000, torch.float32), default_chunk_size(128256, torch.bfloat16)
+    (262, 130)
+    """
+    item = torch.empty((), dtype=dtype).element_size()
+    return max(1, chunk_bytes // (item * max(1, num_classes)))
+
+
+def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
+    """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``."""
+    M, D = x.shape
+    V = W.shape[0]
+    dt = x.dtype
+    acc = compute_dtype(dt)
+    losses = torch.empty(M, dtype=acc, device=x.device)
+    gx = torch.empty_like(x) if need_x else None
+    gW = torch.zeros((V, D), dtype=acc, device=x.device) if need_W else None
+    gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
+    buf = torch.empty((min(chunk, M), V), dtype=dt, device=x.device)
+    Wt = W.t()
+    for s in range(0, M, chunk):
+        e = min(M, s + chunk)
+        xc, lc = x[s:e], buf[: e - s]
+        if b is None:
+            torch.mm(xc, Wt, out=lc)
+        else:
+            torch.addmm(b, xc, Wt, out=lc)
+        losses[s:e] = loss_grad(lc, lc, p.rows(s, e), backend)  # lc now holds the gradient
+        if need_x:
+            torch.mm(lc, W, out=gx[s:e])
+        if need_W:
+            if acc == dt:
+                gW.addmm_(lc.t(), xc)
+            else:  # half: the chunk's product in half (fp32 accumulation inside the matmul), summed in fp32
+                gW.add_(torch.mm(lc.t(), xc))
+        if need_b:
+            gb.add_(lc.sum(0, dtype=acc))
+    if gW is not None:
+        gW = gW.to(W.dtype)
+    if gb is not None:
+        gb = gb.to(b.dtype)
+    return losses, gx, gW, gb
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, W, b, target, p, reduction, out_shape, chunk, needs, backend):
+        need_x, need_W, need_b = needs
+        x2 = x.reshape(-1, x.shape[-1])
+        ctx.reduction, ctx.chunk, ctx.needs, ctx.x_shape, ctx.backend = (
+            reduction,
+            chunk,
+            needs,
+            x.shape,
+            backend,
+        )
+        ctx.consumed = False
+        if reduction == "none" or not any(needs):
+            # "none": the per-row grad_output is needed before the g^T x products, so backward
+            # recomputes the chunks with it; only x, W, b (already live) are kept.
+            losses = _linear_pass(x2, W, b, p, chunk, False, False, False, backend)[0]
+            ctx.p = p
+            ctx.save_for_backward(x, W, b)
+        else:
+            losses, gx, gW, gb = _linear_pass(x2, W, b, p, chunk, need_x, need_W, need_b, backend)
+            ctx.save_for_backward(gx, gW, gb)
+        return reduce_loss(losses, p, reduction, out_shape, x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        need_x, need_W, need_b = ctx.needs
+        if ctx.reduction == "none":
+            x, W, b = ctx.saved_tensors
+            p = ctx.p.with_scale(grad_output.reshape(-1).to(ctx.p.scale.dtype))
+            x2 = x.reshape(-1, x.shape[-1])
+            _, gx, gW, gb = _linear_pass(x2, W, b, p, ctx.chunk, need_x, need_W, need_b, ctx.backend)
+        else:
+            if ctx.consumed:
+                raise RuntimeError(
+                    "linear_cross_entropy's saved gradients were already scaled in place by an earlier "
+                    "backward (grad_output != 1); it cannot run backward twice."
+                )
+            gx, gW, gb = ctx.saved_tensors
+            if not bool((grad_output == 1).all()):
+                for g in (gx, gW, gb):
+                    if g is not None:
+                        g.mul_(grad_output.to(g.dtype))
+                ctx.consumed = True
+        if gx is not None:
+            gx = gx.view(ctx.x_shape)
+        return gx, gW, gb, None, None, None, None, None, None, None
+
+
+@torch.compiler.disable
+def linear_cross_entropy(
+    input: torch.Tensor,
+    linear_weight: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy of ``input @ linear_weight.T + bias`` without the N x V logits.
+
+    Equals ``labelsmooth.cross_entropy(input @ linear_weight.T + bias, target, weight, ignore_index,
+    reduction, label_smoothing, prior=prior)`` in value and in the gradients of ``input``,
+    ``linear_weight`` and ``bias``. Per row, with ``z = W x + b``, ``lse = log sum_k exp(z_k)``, class
+    weights ``w`` and prior ``u`` (uniform ``1/V`` by default):
+
+    .. math::
+
+        \\ell = (1-a)\\,w_y\\,(\\mathrm{lse} - z_y) + a \\sum_k u_k w_k\\,(\\mathrm{lse} - z_k), \\qquad
+        g = \\partial\\ell/\\partial z,\\quad
+        \\nabla_x = g W,\\ \\nabla_W = \\textstyle\\sum_{rows} g x^\\top,\\ \\nabla_b = \\sum_{rows} g .
+
+    Memory model: tokens are processed in chunks of ``chunk_size`` rows; a chunk's logits (``chunk_size
+    x V`` in the input's dtype) are turned into their gradient in place, multiplied into the gradients
+    of ``x`` (N x D), ``W`` (V x D, float32 for half inputs until the end) and ``b``, and dropped. Peak
+    extra memory is about one chunk of logits plus those gradients, against several N x V tensors for
+    the unfused computation. For ``"mean"``/``"sum"`` the gradients are computed in forward and scaled
+    by ``grad_output`` in backward; for ``"none"`` backward recomputes the chunks with the per-row
+    ``grad_output`` (one more pass of matmuls). Only the gradients of the tensors that require grad are
+    computed.
+
+    Parameters
+    ----------
+    input : Tensor ``(N, D)`` or ``(..., D)``
+        Hidden states (float16/bfloat16/float32/float64).
+    linear_weight : Tensor ``(V, D)``
+        The output projection, same dtype and device as ``input``.
+    target : LongTensor ``(N,)`` or ``input.shape[:-1]``
+        Class indices in ``[0, V)`` or ``ignore_index``.
+    bias : Tensor ``(V,)``, optional
+    weight : Tensor ``(V,)``, optional
+        Class weights (PyTorch's weighting).
+    ignore_index : int, default -100
+    reduction : {"mean", "sum", "none"}, default "mean"
+    label_smoothing : float or Tensor ``(N,)`` (or ``target.shape``), default 0.0
+    prior : Tensor ``(V,)`` or ``(N, V)``, optional
+    chunk_size : int, optional
+        Tokens per chunk. Default: as many as keep a chunk's logits near 32 MB
+        (``32 MiB // (V * itemsize)``, e.g. 262 tokens for V = 32000 in float32).
+    backend : {"auto", "torch", "triton"}
+        Kernel for each chunk's loss and gradient (see :func:`fused_cross_entropy`).
+
+    Returns
+    -------
+    Tensor
+        Scalar, or ``target.shape`` for ``"none"``; the input's dtype.
+
+    Raises
+    ------
+    TypeError
+        Non-float ``input``/``linear_weight``/``bias``, mismatched dtypes, probability targets.
+    ValueError
+        Shape mismatches, a non-positive ``chunk_size``, and everything :func:`labelsmooth.cross_entropy`
+        rejects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth.kernels import linear_cross_entropy
+    >>> from labelsmooth.losses import cross_entropy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x, W = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g)
+    >>> y = torch.tensor([0, 6, 2, -100, 3])
+    >>> round(linear_cross_entropy(x, W, y, label_smoothing=0.1, chunk_size=2).item(), 4)
+    3.1311
+    >>> round(cross_entropy(x @ W.T, y, label_smoothing=0.1).item(), 4)
+    3.1311
+    """
+    check_float_tensor("input", input)
+    check_float_tensor("linear_weight", linear_weight)
+    if input.dim() == 0:
+        raise ValueError(expected("input", "to have shape (N, D) or (..., D)", input))
+    if linear_weight.dim() != 2 or linear_weight.shape[1] != input.shape[-1]:
+        raise ValueError(expected("linear_weight", f"of shape (V, {input.shape[-1]})", linear_weight))
+    if linear_weight.dtype != input.dtype:
+        raise TypeError(
+            expected("linear_weight", f"to have the input's dtype {input.dtype}", linear_weight.dtype)
+        )
+    V = linear_weight.shape[0]
+    if bias is not None:
+        check_float_tensor("bias", bias)
+        if tuple(bias.shape) != (V,):
+            raise ValueError(expected("bias", f"of shape ({V},)", bias))
+        if bias.dtype != input.dtype:
+            raise TypeError(expected("bias", f"to have the input's dtype {input.dtype}", bias.dtype))
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
+    if tuple(target.shape) != tuple(input.shape[:-1]):
+        raise ValueError(expected("target", f"of shape {tuple(input.shape[:-1])}", target))
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(expected("chunk_size", "to be a positive int", chunk_size))
+    from .._validation import check_choice
+    from .chunked import BACKENDS
+
+    check_choice("backend", backend, BACKENDS)
+    M = target.numel()
+    rows_target = target.reshape(M)
+    if isinstance(label_smoothing, torch.Tensor) and label_smoothing.dim() > 1:
+        if tuple(label_smoothing.shape) == tuple(target.shape):
+            label_smoothing = label_smoothing.reshape(M)
+    # The reference's validation, on a zero-stride stand-in for the (M, V) logits (allocates nothing).
+    fake = torch.empty((), dtype=input.dtype, device=input.device).expand(M, V)
+    _, p = prepare(fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior)
+    chunk = chunk_size or default_chunk_size(V, input.dtype)
+    grad_on = torch.is_grad_enabled()
+    needs = (
+        grad_on and input.requires_grad,
+        grad_on and linear_weight.requires_grad,
+        grad_on and bias is not None and bias.requires_grad,
+    )
+    return _LinearCrossEntropy.apply(
+        input, linear_weight, bias, target, p, reduction, tuple(target.shape), chunk, needs, backend
+    )
