@@ -64,3 +64,33 @@ def cross_entropy_loop(
     if reduction == "sum":
         return out.sum()
     return out.sum() / denom if denom else torch.tensor(float("nan"), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- kernels
+def cross_entropy_dense64(logits, target, alpha=0.0, weight=None, ignore_index=-100, reduction="mean", prior=None):
+    """PyTorch-weighted smoothed CE in float64 with the explicit (N, K) weighted target, differentiable.
+
+    P_ik = (1 - a_i) w_{y_i} [k = y_i] + a_i u_k w_k;  loss_i = -sum_k P_ik log_softmax(z_i)_k;
+    "mean" divides by sum_i w_{y_i} over rows not ignored. Returns a float64 tensor with autograd
+    history back to ``logits`` (which should be a float64 leaf).
+    """
+    z = logits
+    n, k = z.shape
+    w = weight.double() if weight is not None else torch.ones(k, dtype=torch.float64)
+    if prior is None:
+        u = torch.full((n, k), 1.0 / k, dtype=torch.float64)
+    else:
+        u = prior.double().expand(n, k)
+    a = alpha.double() if isinstance(alpha, torch.Tensor) else torch.full((n,), float(alpha), dtype=torch.float64)
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target))
+    onehot = torch.zeros(n, k, dtype=torch.float64)
+    onehot[torch.arange(n), safe] = 1.0
+    P = (1 - a)[:, None] * w[safe][:, None] * onehot + a[:, None] * u * w[None, :]
+    P = P * valid[:, None].double()
+    loss = -(P * torch.log_softmax(z, dim=1)).sum(1)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / (w[safe] * valid.double()).sum()
