@@ -1,0 +1,173 @@
+r"""Logit geometry: the gap between the target logit and the rest, against its closed form.
+
+With one-hot targets cross-entropy keeps pushing :math:`z_y - z_k` up (the gradient :math:`q - p` never
+vanishes); with label smoothing :math:`\alpha` over :math:`K` classes the optimum is the finite gap
+
+.. math::
+    \Delta^*(\alpha, K) = \log\Big(1 + \frac{K(1 - \alpha)}{\alpha}\Big)
+
+(:func:`labelsmooth.theory.optimal_logit_gap`). These functions measure the gaps a model actually
+produces, so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from labelsmooth._validation import check_scalar_range
+from labelsmooth.metrics._inputs import as_tensor, check_scores, prepare
+
+__all__ = ["LogitGapSummary", "logit_gap", "logit_gap_summary", "top2_gap"]
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def logit_gap(logits: Any, target: Any) -> torch.Tensor:
+    r"""Per-sample gap between the target logit and the largest other logit.
+
+    .. math:: \Delta_i = z_{i y_i} - \max_{k \ne y_i} z_{ik}
+
+    Positive when the sample is classified correctly (with margin :math:`\Delta_i`), negative otherwise.
+
+    Parameters
+    ----------
+    logits : Tensor or ndarray, shape (N, K), floating point, K >= 2
+    target : Tensor or ndarray, shape (N,), integer in ``[0, K)``
+
+    Returns
+    -------
+    Tensor, shape (N,), float64
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`~labelsmooth.metrics.expected_calibration_error` with ``from_logits=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logit_gap(torch.tensor([[3.0, 1.0, 0.5], [0.0, 2.0, 1.0]]), torch.tensor([0, 2])).tolist()
+    [2.0, -1.0]
+    """
+    z, t = prepare(logits, target, from_logits=True, input_name="logits")
+    z = z.double()
+    zy = z.gather(1, t[:, None]).squeeze(1)
+    others = z.scatter(1, t[:, None], -math.inf)
+    return zy - others.max(dim=1).values
+
+
+def top2_gap(logits: Any) -> torch.Tensor:
+    r"""Per-sample gap between the largest and the second-largest logit, :math:`z_{(1)} - z_{(2)} \ge 0`.
+
+    Label-free: the margin of the model's own prediction.
+
+    Parameters
+    ----------
+    logits : Tensor or ndarray, shape (N, K), floating point, K >= 2
+
+    Returns
+    -------
+    Tensor, shape (N,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> top2_gap(torch.tensor([[3.0, 1.0, 0.5], [0.0, 2.0, 1.0]])).tolist()
+    [2.0, 1.0]
+    """
+    z = check_scores("logits", as_tensor("logits", logits), from_logits=True).double()
+    top = z.topk(2, dim=1).values
+    return top[:, 0] - top[:, 1]
+
+
+@dataclass(frozen=True)
+class LogitGapSummary:
+    r"""Summary of the per-sample logit gaps :math:`\Delta_i` (see :func:`logit_gap_summary`).
+
+    Attributes
+    ----------
+    n : int
+    mean, median, std : float
+        ``std`` is the population standard deviation (divides by N).
+    quantiles : dict[float, float]
+        The 5, 25, 50, 75 and 95 % quantiles (linear interpolation).
+    label_smoothing : float or None
+    optimal_gap : float or None
+        :math:`\Delta^*(\alpha, K)`; ``inf`` for :math:`\alpha = 0`.
+    relative_deviation : float or None
+        :math:`\frac1N \sum_i |\Delta_i - \Delta^*| / \Delta^*`; NaN when :math:`\Delta^*` is 0 or inf.
+    """
+
+    n: int
+    mean: float
+    median: float
+    std: float
+    quantiles: dict[float, float] = field(default_factory=dict)
+    label_smoothing: float | None = None
+    optimal_gap: float | None = None
+    relative_deviation: float | None = None
+
+
+def logit_gap_summary(logits: Any, target: Any, label_smoothing: float | None = None) -> LogitGapSummary:
+    r"""Mean, median, spread and quantiles of :math:`\Delta_i = z_{iy_i} - \max_{k \ne y_i} z_{ik}`.
+
+    When ``label_smoothing`` :math:`\alpha` is given, also the optimum
+    :math:`\Delta^* = \log(1 + K(1 - \alpha)/\alpha)` that a model trained with it reaches at
+    :math:`q = p_{LS}` and the mean relative deviation
+    :math:`\frac1N \sum_i |\Delta_i - \Delta^*| / \Delta^*`.
+    On the training set of a converged, expressive model the deviation is small; with hard targets the
+    gaps keep growing with training (:math:`\Delta^* = \infty`).
+
+    Parameters
+    ----------
+    logits : Tensor or ndarray, shape (N, K)
+    target : Tensor or ndarray, shape (N,), integer
+    label_smoothing : float in [0, 1], optional
+
+    Returns
+    -------
+    LogitGapSummary
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`logit_gap`; ``label_smoothing`` outside [0, 1].
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> K, a = 4, 0.1
+    >>> gap = math.log(1 + K * (1 - a) / a)
+    >>> z = torch.tensor([[gap, 0.0, 0.0, 0.0], [0.0, 1.1 * gap, 0.0, 0.0]])
+    >>> s = logit_gap_summary(z, torch.tensor([0, 1]), label_smoothing=a)
+    >>> round(s.optimal_gap, 4), round(s.relative_deviation, 4)
+    (3.6109, 0.05)
+    """
+    gaps = logit_gap(logits, target)
+    num_classes = as_tensor("logits", logits).shape[1]
+    q = torch.tensor(QUANTILES, dtype=torch.float64, device=gaps.device)
+    qs = torch.quantile(gaps, q) if gaps.numel() <= 16_000_000 else torch.quantile(gaps.float(), q.float())
+    optimal = rel = None
+    if label_smoothing is not None:
+        from labelsmooth.theory import optimal_logit_gap
+
+        a = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
+        optimal = float(optimal_logit_gap(a, num_classes))
+        if optimal == 0.0 or math.isinf(optimal):
+            rel = math.nan
+        else:
+            rel = float(((gaps - optimal).abs() / optimal).mean())
+    return LogitGapSummary(
+        n=int(gaps.numel()),
+        mean=float(gaps.mean()),
+        median=float(qs[2]),
+        std=float(gaps.std(correction=0)),
+        quantiles={p: float(v) for p, v in zip(QUANTILES, qs.tolist())},
+        label_smoothing=None if label_smoothing is None else float(label_smoothing),
+        optimal_gap=optimal,
+        relative_deviation=rel,
+    )

@@ -1,0 +1,244 @@
+r"""Proper scores and confidence statistics, and :func:`calibration_summary` (every scalar metric at once).
+
+Notation: :math:`p_{ik}` the predicted probability of class :math:`k` for sample :math:`i` (softmax of
+the logits when ``from_logits=True``), :math:`y_i` the label, :math:`c_i = \max_k p_{ik}` the confidence,
+:math:`\hat y_i = \arg\max_k p_{ik}` the prediction, :math:`N` samples and :math:`K` classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from labelsmooth.metrics._inputs import check_n_bins, log_probs, prepare, probs, top_label
+from labelsmooth.metrics.binned import (
+    bin_sums,
+    ce_from_bins,
+    classwise_bin_sums,
+    uniform_bin_index,
+)
+from labelsmooth.metrics.smooth import smece_from_top_label
+
+__all__ = [
+    "SUMMARY_KEYS",
+    "accuracy",
+    "brier_score",
+    "calibration_gap",
+    "calibration_summary",
+    "mean_confidence",
+    "negative_log_likelihood",
+    "predictive_entropy",
+]
+
+SUMMARY_KEYS = (
+    "accuracy",
+    "nll",
+    "brier",
+    "ece",
+    "rms_ce",
+    "mce",
+    "smece",
+    "classwise_ece",
+    "mean_confidence",
+    "calibration_gap",
+    "entropy",
+)
+"""Keys of :func:`calibration_summary`, in order."""
+
+
+# --------------------------------------------------------------------------- per-sample pieces (float64)
+def nll_terms(logp: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return -logp.gather(1, t[:, None]).squeeze(1)
+
+
+def brier_terms(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    # sum_k (p_k - 1[k = y])^2 = sum_k p_k^2 - 2 p_y + 1
+    return (p * p).sum(1) - 2.0 * p.gather(1, t[:, None]).squeeze(1) + 1.0
+
+
+def entropy_terms(p: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    # 0 log 0 = 0
+    return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(1)
+
+
+# --------------------------------------------------------------------------- public scalar metrics
+def negative_log_likelihood(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Mean negative log-likelihood of the labels, :math:`-\frac1N \sum_i \log p_{i y_i}`.
+
+    Computed in float64 with ``log_softmax`` for logits. With probabilities a zero probability on the
+    label gives ``inf`` (honestly: pass logits to avoid float32 saturation).
+
+    Parameters
+    ----------
+    input : Tensor or ndarray, shape (N, K)
+        Probabilities, or logits with ``from_logits=True``.
+    target : Tensor or ndarray, shape (N,), integer
+    from_logits : bool, default False
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`~labelsmooth.metrics.expected_calibration_error`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(negative_log_likelihood(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
+    0.4581
+    """
+    x, t = prepare(input, target, from_logits=from_logits)
+    return float(nll_terms(log_probs(x, from_logits=from_logits), t).mean())
+
+
+def brier_score(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Multiclass Brier score, :math:`\frac1N \sum_i \sum_k (p_{ik} - 1[k = y_i])^2`, in :math:`[0, 2]`.
+
+    The sum over classes follows Brier (1950); divide by 2 for a score in [0, 1]. It is a proper scoring
+    rule: it rewards both accuracy and calibration.
+
+    Parameters
+    ----------
+    input, target, from_logits
+        As :func:`negative_log_likelihood`; errors as there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(brier_score(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
+    0.29
+    """
+    x, t = prepare(input, target, from_logits=from_logits)
+    return float(brier_terms(probs(x, from_logits=from_logits), t).mean())
+
+
+def accuracy(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Top-1 accuracy, :math:`\frac1N \sum_i 1[\hat y_i = y_i]` (ties go to the lowest index).
+
+    Parameters
+    ----------
+    input, target, from_logits
+        As :func:`negative_log_likelihood`; errors as there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> accuracy(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1]))
+    0.5
+    """
+    x, t = prepare(input, target, from_logits=from_logits)
+    return float(top_label(x, t, from_logits=from_logits)[1].double().mean())
+
+
+def mean_confidence(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Mean top-label confidence, :math:`\frac1N \sum_i \max_k p_{ik}`.
+
+    ``target`` is only validated (it keeps the signature uniform across metrics).
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(mean_confidence(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
+    0.7
+    """
+    x, t = prepare(input, target, from_logits=from_logits)
+    return float(top_label(x, t, from_logits=from_logits)[0].mean())
+
+
+def calibration_gap(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Signed confidence gap, :math:`\frac1N \sum_i c_i - \frac1N \sum_i 1[\hat y_i = y_i]`.
+
+    Positive: the model is **overconfident** on average (typical of hard one-hot targets). Negative:
+    **underconfident**, the signature of too much label smoothing on a clean, separable problem. Unlike
+    ECE it is signed, so over- and underconfidence in different confidence ranges cancel: read it
+    together with ECE.
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(calibration_gap(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
+    0.2
+    """
+    x, t = prepare(input, target, from_logits=from_logits)
+    conf, correct = top_label(x, t, from_logits=from_logits)
+    return float(conf.mean() - correct.double().mean())
+
+
+def predictive_entropy(input: Any, target: Any, *, from_logits: bool = False) -> float:
+    r"""Mean entropy of the predictive distribution, :math:`-\frac1N \sum_i \sum_k p_{ik} \log p_{ik}` (nats).
+
+    With :math:`0 \log 0 = 0`; in :math:`[0, \log K]`. Label smoothing with factor :math:`\alpha` drives
+    it towards the entropy of the smoothed target. ``target`` is only validated.
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(predictive_entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([0, 0])), 4)
+    0.3466
+    """
+    x, _ = prepare(input, target, from_logits=from_logits)
+    return float(
+        entropy_terms(probs(x, from_logits=from_logits), log_probs(x, from_logits=from_logits)).mean()
+    )
+
+
+def calibration_summary(input: Any, target: Any, *, from_logits: bool, n_bins: int = 15) -> dict[str, float]:
+    r"""Every scalar calibration metric at once, from one validation and one softmax.
+
+    Keys (see :data:`SUMMARY_KEYS`): ``accuracy``, ``nll``, ``brier``, ``ece`` (l1, uniform bins),
+    ``rms_ce`` (l2), ``mce`` (max), ``smece``, ``classwise_ece``, ``mean_confidence``, ``calibration_gap``
+    (mean confidence - accuracy; > 0 overconfident, < 0 underconfident), ``entropy`` (mean predictive
+    entropy, nats). Each equals the corresponding function with default arguments and ``n_bins``.
+
+    Parameters
+    ----------
+    input : Tensor or ndarray, shape (N, K)
+    target : Tensor or ndarray, shape (N,), integer
+    from_logits : bool
+        Required: whether ``input`` holds logits.
+    n_bins : int, default 15
+        Uniform bins for ``ece``, ``rms_ce``, ``mce`` and ``classwise_ece``.
+
+    Returns
+    -------
+    dict[str, float]
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`~labelsmooth.metrics.expected_calibration_error`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    >>> s = calibration_summary(z, y, from_logits=True)
+    >>> {k: round(v, 3) for k, v in s.items() if k in ("accuracy", "nll", "calibration_gap")}
+    {'accuracy': 0.5, 'nll': 0.72, 'calibration_gap': 0.306}
+    """
+    n_bins = check_n_bins(n_bins)
+    x, t = prepare(input, target, from_logits=from_logits)
+    logp = log_probs(x, from_logits=from_logits)
+    p = logp.exp() if from_logits else x.double()
+    conf, correct = top_label(x, t, from_logits=from_logits)
+    sums = bin_sums(uniform_bin_index(conf, n_bins), conf, correct, n_bins)
+    _, cw_p, cw_y = classwise_bin_sums(p, t, n_bins, False)
+    acc = float(correct.double().mean())
+    mconf = float(conf.mean())
+    return {
+        "accuracy": acc,
+        "nll": float(nll_terms(logp, t).mean()),
+        "brier": float(brier_terms(p, t).mean()),
+        "ece": ce_from_bins(*sums, "l1"),
+        "rms_ce": ce_from_bins(*sums, "l2"),
+        "mce": ce_from_bins(*sums, "max"),
+        "smece": smece_from_top_label(conf, correct)[0],
+        "classwise_ece": float((cw_y - cw_p).abs().sum() / (p.shape[0] * p.shape[1])),
+        "mean_confidence": mconf,
+        "calibration_gap": mconf - acc,
+        "entropy": float(entropy_terms(p, logp).mean()),
+    }

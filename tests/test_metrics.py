@@ -1,0 +1,430 @@
+"""Binned calibration errors, scores and logit geometry: golden values, references, properties, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labelsmooth import metrics as M
+from reference import (
+    bin_counts_loop,
+    classwise_ece_loop,
+    ece_loop,
+    logit_gap_loop,
+    nll_brier_entropy_loop,
+)
+
+
+def _data(n=500, k=5, seed=0, scale=2.0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
+    y = torch.randint(0, k, (n,), generator=g)
+    return z.to(dtype), torch.softmax(z, 1).to(dtype), y
+
+
+def _calibrated(n=20000, k=4, seed=0):
+    """Labels drawn from the model's own softmax: perfectly calibrated in expectation."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64) * 2.0
+    p = torch.softmax(z, 1)
+    y = torch.multinomial(p, 1, generator=g).squeeze(1)
+    return z, p, y
+
+
+# --------------------------------------------------------------------------- golden values
+def test_golden_three_bins():
+    # torchmetrics' documented example; by hand: bins (1/3, 2/3]: conf 0.55, 0.55, 0.60 (1 of 3 right),
+    # [2/3, 1]: conf 0.90 (right). ECE = (|1 - 1.70| + |1 - 0.90|) / 4 = 0.2.
+    p = torch.tensor([[0.25, 0.20, 0.55], [0.55, 0.05, 0.40], [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
+    y = torch.tensor([0, 1, 2, 0])
+    assert M.expected_calibration_error(p, y, n_bins=3) == pytest.approx(0.2, abs=1e-7)
+    rms = math.sqrt(3 / 4 * (1 / 3 - 1.7 / 3) ** 2 + 1 / 4 * 0.1**2)
+    assert M.expected_calibration_error(p, y, n_bins=3, norm="l2") == pytest.approx(rms, abs=1e-7)
+    assert M.expected_calibration_error(p, y, n_bins=3, norm="max") == pytest.approx(0.7 / 3, abs=1e-7)
+
+
+def test_golden_one_hot_predictions_land_in_last_bin():
+    # Confidence exactly 1.0: half right, half wrong -> ECE = |0.5 - 1| = 0.5 in the last bin.
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    assert M.expected_calibration_error(p, y, n_bins=10) == 0.5
+    bins = M.calibration_bins(p, y, n_bins=10)
+    assert bins.counts.tolist() == [0] * 9 + [4]
+    assert bins.counts.sum() == 4
+
+
+def test_confidence_one_differs_from_torchmetrics_hidden_bin():
+    torchmetrics = pytest.importorskip("torchmetrics.functional.classification")
+    # Two samples at conf 1.0 (one right) and two at 0.95 (both right), all in the last of 10 bins.
+    p = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.95, 0.05], [0.95, 0.05]])
+    y = torch.tensor([0, 1, 0, 0])
+    ours = M.expected_calibration_error(p, y, n_bins=10)
+    assert ours == pytest.approx(abs(3 - 3.9) / 4)  # one bin: |sum correct - sum conf| / N
+    theirs = float(torchmetrics.multiclass_calibration_error(p, y, num_classes=2, n_bins=10))
+    assert theirs == pytest.approx((1.0 + 0.1) / 4)  # 1.0 sits alone in their hidden 11th bin
+    assert ours != pytest.approx(theirs)
+
+
+def test_agrees_with_torchmetrics_without_confidence_one():
+    torchmetrics = pytest.importorskip("torchmetrics.functional.classification")
+    _, p, y = _data(n=3000, k=6, seed=3, dtype=torch.float64)
+    for norm in ("l1", "l2", "max"):
+        theirs = float(torchmetrics.multiclass_calibration_error(p, y, num_classes=6, n_bins=15, norm=norm))
+        assert M.expected_calibration_error(p, y, norm=norm) == pytest.approx(theirs, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- against the naive loop
+@pytest.mark.parametrize("norm", ["l1", "l2", "max"])
+@pytest.mark.parametrize("right_closed", [False, True])
+@pytest.mark.parametrize(
+    "k,n_bins,dtype", [(2, 10, torch.float32), (5, 15, torch.float64), (10, 7, torch.float32)]
+)
+def test_ece_equals_loop_on_random_probabilities(norm, right_closed, k, n_bins, dtype):
+    _, p, y = _data(n=400, k=k, seed=k + n_bins, dtype=dtype)
+    got = M.expected_calibration_error(p, y, n_bins=n_bins, norm=norm, right_closed=right_closed)
+    assert got == pytest.approx(ece_loop(p, y, n_bins, norm, right_closed), abs=1e-12)
+
+
+def test_ece_from_logits_equals_loop_on_float64_softmax():
+    z, _, y = _data(n=300, k=4, seed=7)
+    p64 = torch.softmax(z.double(), 1)
+    assert M.expected_calibration_error(z, y, from_logits=True) == pytest.approx(ece_loop(p64, y), abs=1e-12)
+
+
+def test_ece_edge_values_on_bin_edges_and_saturation():
+    # Confidences exactly on edges j/10 (and 1.0), float32 saturated softmax, K = 2 ties at 0.5.
+    rows = [[0.5, 0.5], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.1, 0.9], [1.0, 0.0], [0.0, 1.0], [0.25, 0.75]]
+    sat = torch.softmax(torch.tensor([[200.0, 0.0], [0.0, 120.0], [-50.0, 60.0]]), 1)  # float32: exactly 1/0
+    assert sat.max().item() == 1.0
+    for dtype in (torch.float32, torch.float64):
+        p = torch.cat([torch.tensor(rows, dtype=dtype), sat.to(dtype)])
+        y = torch.tensor([1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0])
+        for rc in (False, True):
+            for nb in (1, 2, 4, 5, 10):
+                got = M.expected_calibration_error(p, y, n_bins=nb, right_closed=rc)
+                assert got == pytest.approx(ece_loop(p, y, nb, "l1", rc), abs=1e-12), (dtype, rc, nb)
+                assert M.calibration_bins(
+                    p, y, n_bins=nb, right_closed=rc
+                ).counts.tolist() == bin_counts_loop(p, y, nb, rc)
+
+
+def test_tie_at_maximum_takes_first_index():
+    # [0.5, 0.5] predicts class 0 (first maximal index), like torch.argmax.
+    p = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    assert M.accuracy(p, torch.tensor([0, 1])) == 0.5
+    p3 = torch.tensor([[0.4, 0.4, 0.2], [0.2, 0.4, 0.4]])
+    assert M.accuracy(p3, torch.tensor([1, 1])) == 0.5
+    assert M.accuracy(p3, torch.tensor([0, 2])) == 0.5
+
+
+def test_empty_bins_single_sample_and_one_bin():
+    p = torch.tensor([[0.7, 0.2, 0.1]])
+    assert M.expected_calibration_error(p, torch.tensor([0]), n_bins=100) == pytest.approx(0.3)
+    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100) == pytest.approx(0.7)
+    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100, norm="max") == pytest.approx(0.7)
+    _, p, y = _data(n=50, k=3, seed=1)
+    # One bin: ECE is |accuracy - mean confidence|.
+    one = M.expected_calibration_error(p, y, n_bins=1)
+    assert one == pytest.approx(abs(M.calibration_gap(p, y)), abs=1e-12)
+    bins = M.calibration_bins(p, y, n_bins=100)
+    assert np.isnan(bins.accuracy[bins.counts == 0]).all()
+    assert bins.calibration_error("l1") == pytest.approx(M.expected_calibration_error(p, y, n_bins=100))
+
+
+def test_numpy_and_torch_inputs_agree():
+    z, p, y = _data(n=200, k=3, seed=2)
+    assert M.expected_calibration_error(p.numpy(), y.numpy()) == M.expected_calibration_error(p, y)
+    assert M.calibration_summary(
+        z.numpy(), y.numpy().astype(np.int32), from_logits=True
+    ) == M.calibration_summary(z, y, from_logits=True)
+
+
+def test_chunked_path_equals_whole_array(monkeypatch):
+    from labelsmooth.metrics import _inputs
+
+    _, p, y = _data(n=1000, k=4, seed=5)
+    whole = M.expected_calibration_error(p, y, norm="l2")
+    monkeypatch.setattr(_inputs, "CHUNK_ROWS", 7)
+    assert M.expected_calibration_error(p, y, norm="l2") == pytest.approx(whole, abs=1e-14)
+
+
+# --------------------------------------------------------------------------- scikit-learn, quantile bins
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+def test_right_closed_bins_match_sklearn_calibration_curve(strategy):
+    from sklearn.calibration import calibration_curve
+
+    _, p, y = _data(n=2000, k=3, seed=11, dtype=torch.float64)
+    conf = p.max(1).values.numpy()
+    correct = (p.argmax(1) == y).numpy().astype(int)
+    n_bins = 10
+    prob_true, prob_pred = calibration_curve(correct, conf, n_bins=n_bins, strategy=strategy, pos_label=1)
+    # scikit-learn's own bin assignment, to weight its per-bin numbers
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        edges = np.percentile(conf, np.linspace(0, 100, n_bins + 1))
+    ids = np.searchsorted(edges[1:-1], conf)
+    counts = np.bincount(ids, minlength=n_bins)
+    sk_ece = float(np.sum(counts[counts > 0] / len(conf) * np.abs(prob_true - prob_pred)))
+
+    bins = M.calibration_bins(p, y, n_bins=n_bins, strategy=strategy, right_closed=True)
+    nz = bins.counts > 0
+    np.testing.assert_allclose(bins.accuracy[nz], prob_true, atol=1e-12)
+    np.testing.assert_allclose(bins.confidence[nz], prob_pred, atol=1e-12)
+    assert bins.counts.tolist() == counts.tolist()
+    ours = M.expected_calibration_error(p, y, n_bins=n_bins, strategy=strategy, right_closed=True)
+    assert ours == pytest.approx(sk_ece, abs=1e-12)
+
+
+def test_quantile_bins_have_equal_mass_and_keep_ties_together():
+    _, p, y = _data(n=1000, k=4, seed=4, dtype=torch.float64)
+    bins = M.calibration_bins(p, y, n_bins=10, strategy="quantile")
+    assert bins.counts.tolist() == [100] * 10
+    assert bins.edges[0] == pytest.approx(p.max(1).values.min().item())
+    # all-equal confidences: one bin holds everything, others are empty
+    q = torch.tensor([[0.8, 0.2]] * 10)
+    yq = torch.tensor([0] * 8 + [1] * 2)
+    b = M.calibration_bins(q, yq, n_bins=4, strategy="quantile")
+    assert sorted(b.counts.tolist()) == [0, 0, 0, 10]
+    assert M.expected_calibration_error(q, yq, n_bins=4, strategy="quantile") == pytest.approx(0.0, abs=1e-7)
+
+
+# --------------------------------------------------------------------------- properties
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    k=st.integers(2, 5),
+    n_bins=st.integers(1, 20),
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([0.1, 1.0, 5.0, 50.0]),
+    rc=st.booleans(),
+)
+def test_property_ece_matches_loop_and_norm_order(n, k, n_bins, seed, scale, rc):
+    _, p, y = _data(n=n, k=k, seed=seed, scale=scale)
+    ece = M.expected_calibration_error(p, y, n_bins=n_bins, right_closed=rc)
+    rms = M.expected_calibration_error(p, y, n_bins=n_bins, norm="l2", right_closed=rc)
+    mce = M.expected_calibration_error(p, y, n_bins=n_bins, norm="max", right_closed=rc)
+    assert ece == pytest.approx(ece_loop(p, y, n_bins, "l1", rc), abs=1e-12)
+    assert 0.0 <= ece <= rms + 1e-12 <= mce + 2e-12 <= 1.0 + 2e-12  # power-mean inequality
+    assert 0.0 <= M.classwise_calibration_error(p, y, n_bins=n_bins) <= 1.0
+
+
+def test_calibrated_data_has_small_ece_and_overconfident_data_large():
+    z, p, y = _calibrated()
+    assert M.expected_calibration_error(p, y, n_bins=10) < 0.02
+    assert M.classwise_calibration_error(p, y, n_bins=10) < 0.01
+    assert abs(M.calibration_gap(p, y)) < 0.01
+    # sharpen the logits: overconfident, positive gap; flatten: underconfident, negative gap
+    assert M.calibration_gap(z * 3, y, from_logits=True) > 0.05
+    assert M.calibration_gap(z / 3, y, from_logits=True) < -0.05
+    assert M.expected_calibration_error(z * 3, y, from_logits=True) > 0.05
+
+
+# --------------------------------------------------------------------------- classwise
+@pytest.mark.parametrize("k", [2, 3, 6])
+def test_classwise_equals_loop(k):
+    _, p, y = _data(n=300, k=k, seed=k, dtype=torch.float64)
+    assert M.classwise_calibration_error(p, y, n_bins=8) == pytest.approx(
+        classwise_ece_loop(p, y, 8), abs=1e-12
+    )
+
+
+def test_classwise_golden_with_zero_probabilities():
+    # class 0: p = 1.0 (bin 1, y=1), 0.0 (bin 0, y=0): perfect; class 1 mirrors it: cw-ECE = 0.
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert M.classwise_calibration_error(p, torch.tensor([0, 1]), n_bins=2) == 0.0
+    # swap the labels: every bin off by 1 -> (1 + 1 + 1 + 1) / (N K) = 1
+    assert M.classwise_calibration_error(p, torch.tensor([1, 0]), n_bins=2) == 1.0
+
+
+# --------------------------------------------------------------------------- scores
+def test_scores_equal_loops_and_logits_agree_with_probabilities():
+    z, _, y = _data(n=200, k=4, seed=9, dtype=torch.float64)
+    p = torch.softmax(z, 1)
+    nll, brier, ent = nll_brier_entropy_loop(p, y)
+    for x, fl in ((p, False), (z, True)):
+        assert M.negative_log_likelihood(x, y, from_logits=fl) == pytest.approx(nll, rel=1e-12)
+        assert M.brier_score(x, y, from_logits=fl) == pytest.approx(brier, rel=1e-12)
+        assert M.predictive_entropy(x, y, from_logits=fl) == pytest.approx(ent, rel=1e-12)
+        assert M.accuracy(x, y, from_logits=fl) == pytest.approx(float((p.argmax(1) == y).double().mean()))
+        conf = float(p.max(1).values.mean())
+        assert M.mean_confidence(x, y, from_logits=fl) == pytest.approx(conf, rel=1e-12)
+        assert M.calibration_gap(x, y, from_logits=fl) == pytest.approx(conf - M.accuracy(p, y), rel=1e-12)
+
+
+def test_scores_golden_values():
+    p = torch.tensor([[0.5, 0.5], [0.8, 0.2]])
+    y = torch.tensor([0, 0])
+    assert M.negative_log_likelihood(p, y) == pytest.approx(-(math.log(0.5) + math.log(0.8)) / 2)
+    assert M.brier_score(p, y) == pytest.approx((0.25 + 0.25 + 0.04 + 0.04) / 2, abs=1e-7)
+    assert M.predictive_entropy(torch.tensor([[1.0, 0.0]]), torch.tensor([0])) == 0.0
+    assert M.negative_log_likelihood(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == math.inf
+    # logits never saturate: finite NLL where float32 probabilities would give inf
+    assert math.isfinite(
+        M.negative_log_likelihood(torch.tensor([[200.0, 0.0]]), torch.tensor([1]), from_logits=True)
+    )
+
+
+def test_calibration_summary_keys_and_values():
+    z, _, y = _data(n=300, k=5, seed=12)
+    s = M.calibration_summary(z, y, from_logits=True, n_bins=10)
+    assert tuple(s) == M.SUMMARY_KEYS
+    assert set(s) == {
+        "accuracy", "nll", "brier", "ece", "rms_ce", "mce", "smece",
+        "classwise_ece", "mean_confidence", "calibration_gap", "entropy",
+    }  # fmt: skip
+    kw = {"from_logits": True}
+    assert s["accuracy"] == M.accuracy(z, y, **kw)
+    assert s["nll"] == pytest.approx(M.negative_log_likelihood(z, y, **kw), rel=1e-14)
+    assert s["brier"] == pytest.approx(M.brier_score(z, y, **kw), rel=1e-14)
+    assert s["ece"] == pytest.approx(M.expected_calibration_error(z, y, n_bins=10, **kw), rel=1e-12)
+    assert s["rms_ce"] == pytest.approx(
+        M.expected_calibration_error(z, y, n_bins=10, norm="l2", **kw), rel=1e-12
+    )
+    assert s["mce"] == pytest.approx(
+        M.expected_calibration_error(z, y, n_bins=10, norm="max", **kw), rel=1e-12
+    )
+    assert s["smece"] == pytest.approx(M.smooth_calibration_error(z, y, **kw), rel=1e-12)
+    assert s["classwise_ece"] == pytest.approx(
+        M.classwise_calibration_error(z, y, n_bins=10, **kw), rel=1e-12
+    )
+    assert s["mean_confidence"] == pytest.approx(M.mean_confidence(z, y, **kw), rel=1e-14)
+    assert s["calibration_gap"] == pytest.approx(M.calibration_gap(z, y, **kw), rel=1e-12)
+    assert s["entropy"] == pytest.approx(M.predictive_entropy(z, y, **kw), rel=1e-14)
+    assert all(isinstance(v, float) for v in s.values())
+
+
+# --------------------------------------------------------------------------- logit geometry
+def test_logit_gap_and_top2_gap():
+    z, _, y = _data(n=100, k=5, seed=13, dtype=torch.float64)
+    np.testing.assert_allclose(M.logit_gap(z, y).numpy(), logit_gap_loop(z, y), rtol=0, atol=1e-12)
+    top = torch.sort(z, 1, descending=True).values
+    torch.testing.assert_close(M.top2_gap(z), top[:, 0] - top[:, 1])
+    assert M.logit_gap(z, y).dtype == torch.float64
+    correct = z.argmax(1) == y
+    assert bool((M.logit_gap(z, y)[correct] > 0).all())
+    assert bool((M.logit_gap(z, y)[~correct] <= 0).all())
+
+
+def test_logit_gap_summary_against_theory():
+    from labelsmooth.theory import optimal_logit_gap
+
+    k, a = 10, 0.1
+    gap = optimal_logit_gap(a, k)
+    z = torch.zeros(8, k, dtype=torch.float64)
+    y = torch.arange(8)
+    z[torch.arange(8), y] = gap  # exactly at the smoothed optimum
+    s = M.logit_gap_summary(z, y, label_smoothing=a)
+    assert s.optimal_gap == pytest.approx(math.log(1 + k * (1 - a) / a))
+    assert s.relative_deviation == pytest.approx(0.0, abs=1e-12)
+    assert (
+        s.mean == pytest.approx(gap)
+        and s.median == pytest.approx(gap)
+        and s.std == pytest.approx(0, abs=1e-12)
+    )
+    assert set(s.quantiles) == {0.05, 0.25, 0.5, 0.75, 0.95}
+    s0 = M.logit_gap_summary(z, y, label_smoothing=0.0)
+    assert s0.optimal_gap == math.inf and math.isnan(s0.relative_deviation)
+    plain = M.logit_gap_summary(z, y)
+    assert plain.optimal_gap is None and plain.relative_deviation is None and plain.n == 8
+
+
+# --------------------------------------------------------------------------- bad input
+P = torch.tensor([[0.7, 0.3], [0.4, 0.6]])
+Y = torch.tensor([0, 1])
+SCALAR_METRICS = [
+    M.expected_calibration_error,
+    M.classwise_calibration_error,
+    M.smooth_calibration_error,
+    M.negative_log_likelihood,
+    M.brier_score,
+    M.accuracy,
+    M.mean_confidence,
+    M.calibration_gap,
+    M.predictive_entropy,
+    M.calibration_bins,
+]
+
+BAD_DATA = [
+    # (input, target, exception, fragment of the message)
+    (torch.tensor([[0.7, 0.2], [0.4, 0.6]]), Y, ValueError, "rows to sum to 1"),
+    (torch.tensor([[1.2, -0.2], [0.4, 0.6]]), Y, ValueError, "in [0, 1]"),
+    (torch.tensor([[float("nan"), 0.3], [0.4, 0.6]]), Y, ValueError, "finite"),
+    (torch.tensor([[float("inf"), 0.3], [0.4, 0.6]]), Y, ValueError, "finite"),
+    (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), ValueError, "at least one sample"),
+    (torch.tensor([[1.0], [1.0]]), Y, ValueError, "at least 2 classes"),
+    (torch.tensor([0.7, 0.3]), Y, ValueError, "shape (N, K)"),
+    (P, torch.tensor([0, 2]), ValueError, "class indices in [0, 2)"),
+    (P, torch.tensor([-1, 0]), ValueError, "class indices in [0, 2)"),
+    (P, torch.tensor([0, 1, 1]), ValueError, "length 2"),
+    (P, torch.tensor([[0], [1]]), ValueError, "shape (N,)"),
+    (torch.tensor([[1, 0], [0, 1]]), Y, TypeError, "floating-point"),
+    (P, torch.tensor([0.0, 1.0]), TypeError, "integer class indices"),
+    (np.array([["a", "b"]], dtype=object), Y, TypeError, "numeric array"),
+    (["a", "b"], Y, TypeError, "torch.Tensor or a numpy array"),
+]
+
+
+@pytest.mark.parametrize("fn", SCALAR_METRICS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("bad", BAD_DATA, ids=lambda b: b[3])
+def test_bad_data_raises_naming_the_argument(fn, bad):
+    x, t, exc, fragment = bad
+    with pytest.raises(exc, match=r"Expected `(input|target)`") as info:
+        fn(x, t)
+    assert fragment in str(info.value)
+
+
+def test_logits_are_not_checked_as_probabilities_but_must_be_finite():
+    z = torch.tensor([[5.0, -3.0], [0.2, 0.1]])
+    assert M.expected_calibration_error(z, Y, from_logits=True) >= 0.0
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] \(pass from_logits=True for logits\)"):
+        M.expected_calibration_error(z, Y)
+    with pytest.raises(ValueError, match="Expected `input` to be finite"):
+        M.expected_calibration_error(torch.tensor([[math.inf, 0.0], [0.0, 0.0]]), Y, from_logits=True)
+    with pytest.raises(ValueError, match="Expected `logits` to be finite"):
+        M.logit_gap(torch.tensor([[math.nan, 0.0], [0.0, 0.0]]), Y)
+    with pytest.raises(ValueError, match="Expected `logits` to hold at least 2 classes"):
+        M.top2_gap(torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,fragment",
+    [
+        ({"n_bins": 0}, ValueError, "Expected `n_bins` >= 1, got 0."),
+        ({"n_bins": -3}, ValueError, "Expected `n_bins` >= 1, got -3."),
+        ({"n_bins": 2.5}, TypeError, "Expected `n_bins` to be an int"),
+        ({"n_bins": True}, TypeError, "Expected `n_bins` to be an int"),
+        (
+            {"strategy": "equal"},
+            ValueError,
+            "Expected `strategy` to be one of 'uniform', 'quantile', got 'equal'.",
+        ),
+        ({"norm": "l3"}, ValueError, "Expected `norm` to be one of 'l1', 'l2', 'max', got 'l3'."),
+        ({"from_logits": "yes"}, TypeError, "Expected `from_logits` to be True or False"),
+        ({"right_closed": 1}, TypeError, "Expected `right_closed` to be True or False"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, exc, fragment):
+    with pytest.raises(exc) as info:
+        M.expected_calibration_error(P, Y, **kwargs)
+    assert fragment in str(info.value)
+
+
+def test_bad_arguments_of_other_functions():
+    with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
+        M.classwise_calibration_error(P, Y, n_bins=0)
+    with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
+        M.calibration_summary(P, Y, from_logits=False, n_bins=0)
+    with pytest.raises(ValueError, match="Expected `strategy`"):
+        M.calibration_bins(P, Y, strategy="kmeans")
+    with pytest.raises(ValueError, match="Expected `norm`"):
+        M.calibration_bins(P, Y).calibration_error("l0")
+    with pytest.raises(ValueError, match=r"Expected `label_smoothing` in \[0, 1\], got 1.5."):
+        M.logit_gap_summary(P, Y, label_smoothing=1.5)
+    with pytest.raises(TypeError, match="Expected `label_smoothing` to be a float"):
+        M.logit_gap_summary(P, Y, label_smoothing="0.1")
