@@ -172,7 +172,7 @@ def logit_gap_loop(logits, target):
     return out
 
 
-def smece_sigma_direct(conf, correct, sigma, n_grid=20001, images=4):
+def smece_sigma_direct(conf, correct, sigma, n_grid=8001, images=5):
     """smECE at a fixed bandwidth: the reflected Gaussian kernel summed explicitly, trapezoid integral."""
     f = torch.as_tensor(conf, dtype=torch.float64)
     r = torch.as_tensor(correct, dtype=torch.float64) - f

@@ -20,6 +20,15 @@ from reference import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One intra-op thread: many tiny tensor ops, and 2-thread sync stalls badly on a loaded 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _data(n=500, k=5, seed=0, scale=2.0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
