@@ -1,0 +1,426 @@
+"""The study's configuration: frozen dataclasses, TOML loading, and every check in one place.
+
+Why one place: a study validates its whole configuration (and loads its data) before it creates the
+output folder, so that a typo never leaves a half-written folder behind. Every error names the key,
+in the library's one template (``Expected `train.epochs` >= 1, got 0.``).
+
+Layering: defaults <- TOML file (``--config``) <- explicit flags / ``--set key=value``. The resolved
+configuration is saved with the results (``config.toml`` and the database's ``meta`` table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labelsmooth._validation import expected
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DATASETS = ("digits", "synthetic", "npz", "csv", "images", "cifar10")
+NOISE_KINDS = ("symmetric", "pairflip", "matrix")
+MODEL_KINDS = ("logreg", "mlp", "cnn")
+FOCAL_SCHEDULES = ("flsd-53",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, and how it is split. ``datasets`` is one axis of the grid."""
+
+    datasets: tuple[str, ...] = ("digits",)
+    path: str = ""  # file or folder for npz / csv / images / cifar10
+    label_column: str = "label"  # csv only
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    separation: float = 3.0  # synthetic: distance between class means, in noise standard deviations
+    n_samples: int = 1500  # synthetic
+    n_features: int = 16  # synthetic
+    n_classes: int = 10  # synthetic
+    max_samples: int = 0  # 0 = all; otherwise a seeded, stratified subsample (large user data)
+    download: bool = False  # cifar10 only
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Label noise on the training split only. ``rates`` is one axis of the grid.
+
+    symmetric: a label flips with probability r to one of the K-1 other classes, uniformly.
+    pairflip: a label flips with probability r to the next class, (y + 1) mod K.
+    matrix: rows of ``(1 - r) I + r M`` with the user's K x K row-stochastic ``matrix`` M (rate 1 = M itself).
+    """
+
+    kind: str = "symmetric"
+    rates: tuple[float, ...] = (0.0, 0.3)
+    matrix: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class MethodsConfig:
+    """The training methods compared. Each list is expanded into one method per value."""
+
+    hard: bool = True  # one-hot targets (a = 0), the baseline every verdict compares against
+    label_smoothing: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)  # uniform smoothing, a in (0, 1)
+    prior: tuple[float, ...] = (0.1,)  # smoothing toward the training class frequencies
+    negative: tuple[float, ...] = (-0.1,)  # negative smoothing, a < 0
+    confidence_penalty: tuple[float, ...] = (0.1,)  # beta in CE - beta * H(q)
+    focal: tuple[float | str, ...] = ("flsd-53",)  # gamma >= 0, or the "flsd-53" schedule
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model trained in every run (ignored when the API is given a ``model_fn``)."""
+
+    kind: str = "mlp"
+    width: int = 128  # hidden width (mlp), penultimate width (cnn)
+    depth: int = 2  # hidden layers (mlp)
+    channels: int = 16  # first conv layer's channels (cnn)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: Adam, full-batch by default, no weight decay so nothing masks smoothing's effect."""
+
+    epochs: int = 300
+    lr: float = 0.002
+    batch_size: int = 0  # 0 = full batch; otherwise seeded minibatches
+    weight_decay: float = 0.0
+    eval_every: int = 10  # epochs between points of the stored curves
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: the grid datasets x noise rates x methods x seeds, and how to run it."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    workers: int = 0  # 0 = auto: min(cpu count, 8); results do not depend on it
+    n_bins: int = 15
+    out: str = "labelsmooth-study"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON/TOML-ready mapping (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        """A copy with dotted keys changed, validated: ``cfg.replace(**{"train.epochs": 5})``."""
+        return apply_overrides(self, changes)
+
+    def resolved_workers(self, n_runs: int | None = None) -> int:
+        """The number of worker processes actually used."""
+        w = self.workers or min(os.cpu_count() or 1, 8)
+        return max(1, min(w, n_runs)) if n_runs else max(1, w)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "noise": NoiseConfig,
+    "methods": MethodsConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+}
+_TOP_KEYS = ("seeds", "workers", "n_bins", "out")
+
+
+def _unknown(section: str, key: str, known: list[str]) -> ValueError:
+    hint = difflib.get_close_matches(key, known, n=1)
+    what = "to be a known key" + (f" (did you mean `{hint[0]}`?)" if hint else "")
+    what += "; known: " + ", ".join(known)
+    return ValueError(expected(section, what, key))
+
+
+def from_mapping(mapping: Mapping[str, Any]) -> StudyConfig:
+    """Build and validate a config from a nested mapping (the TOML layout)."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(expected("config", "to be a mapping", type(mapping).__name__))
+    kwargs: dict[str, Any] = {}
+    known_top = list(SECTIONS) + list(_TOP_KEYS)
+    for key, value in mapping.items():
+        if key in SECTIONS:
+            cls = SECTIONS[key]
+            if not isinstance(value, Mapping):
+                raise TypeError(expected(key, "to be a table of keys", value))
+            names = [f.name for f in dataclasses.fields(cls)]
+            for sub in value:
+                if sub not in names:
+                    raise _unknown(key, sub, names)
+            kwargs[key] = cls(**{k: _coerce(f"{key}.{k}", cls, k, v) for k, v in value.items()})
+        elif key in _TOP_KEYS:
+            kwargs[key] = _coerce(key, StudyConfig, key, value)
+        else:
+            raise _unknown("config", key, known_top)
+    cfg = StudyConfig(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
+    """Normalise a raw value (lists -> tuples, seed counts -> seed lists) and check its type."""
+    default = next(f for f in dataclasses.fields(cls) if f.name == name)
+    ref = (
+        default.default if default.default is not dataclasses.MISSING else default.default_factory()  # type: ignore[misc]
+    )
+    if dotted == "seeds":
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(expected("seeds", ">= 1 (a count) or a list of ints", value))
+            return tuple(range(value))
+        return _tuple_of(dotted, value, (int,))
+    if dotted == "noise.matrix":
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(expected(dotted, "to be a list of rows", value))
+        return tuple(_tuple_of(dotted, row, (int, float), to_float=True) for row in value)
+    if dotted == "methods.focal":
+        return _tuple_of(dotted, value, (int, float, str))
+    if isinstance(ref, tuple):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]
+        kinds = (str,) if dotted == "data.datasets" else (int, float)
+        return _tuple_of(dotted, value, kinds, to_float=kinds != (str,))
+    if isinstance(ref, bool):
+        if not isinstance(value, bool):
+            raise TypeError(expected(dotted, "to be true or false", value))
+        return value
+    if isinstance(ref, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(expected(dotted, "to be an int", value))
+        return value
+    if isinstance(ref, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(expected(dotted, "to be a number", value))
+        return float(value)
+    if isinstance(ref, str):
+        if not isinstance(value, str):
+            raise TypeError(expected(dotted, "to be a string", value))
+        return value
+    return value  # pragma: no cover
+
+
+def _tuple_of(dotted: str, value: Any, kinds: tuple[type, ...], *, to_float: bool = False) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(expected(dotted, "to be a list", value))
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise TypeError(expected(dotted, f"to hold only {names} values", item))
+        out.append(float(item) if to_float and not isinstance(item, str) else item)
+    return tuple(out)
+
+
+def _check_unique(dotted: str, values: tuple) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(expected(dotted, "to hold distinct values", list(values)))
+
+
+def validate(cfg: StudyConfig) -> StudyConfig:
+    """Check every value of a config; raise naming the first offending key. Returns ``cfg``."""
+
+    def rng(dotted: str, v: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
+        bad = math.isnan(v) or (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi)
+        if bad:
+            interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
+            raise ValueError(expected(dotted, f"in {interval}", v))
+
+    def at_least(dotted: str, v: int, lo: int):
+        if v < lo:
+            raise ValueError(expected(dotted, f">= {lo}", v))
+
+    d, n, m, mo, t = cfg.data, cfg.noise, cfg.methods, cfg.model, cfg.train
+    if not d.datasets:
+        raise ValueError(expected("data.datasets", "to name at least one dataset", []))
+    _check_unique("data.datasets", d.datasets)
+    for name in d.datasets:
+        if name not in DATASETS:
+            raise ValueError(expected("data.datasets", "to hold only " + ", ".join(DATASETS), name))
+        if name in ("npz", "csv", "images", "cifar10") and not d.path:
+            raise ValueError(expected("data.path", f"to name a file or folder for dataset {name!r}", ""))
+    if sum(name in ("npz", "csv", "images", "cifar10") for name in d.datasets) > 1:
+        raise ValueError(
+            expected("data.datasets", "to use at most one file dataset (one data.path)", d.datasets)
+        )
+    rng("data.val_fraction", d.val_fraction, 0, 1, lo_open=True, hi_open=True)
+    rng("data.test_fraction", d.test_fraction, 0, 1, lo_open=True, hi_open=True)
+    if d.val_fraction + d.test_fraction >= 0.9:
+        raise ValueError(
+            expected("data.val_fraction", "+ data.test_fraction < 0.9", d.val_fraction + d.test_fraction)
+        )
+    rng("data.separation", d.separation, 0, math.inf, lo_open=False, hi_open=True)
+    at_least("data.n_samples", d.n_samples, 20)
+    at_least("data.n_features", d.n_features, 1)
+    at_least("data.n_classes", d.n_classes, 2)
+    if d.max_samples != 0:
+        at_least("data.max_samples", d.max_samples, 20)
+
+    if n.kind not in NOISE_KINDS:
+        raise ValueError(expected("noise.kind", "to be one of " + ", ".join(NOISE_KINDS), n.kind))
+    if not n.rates:
+        raise ValueError(expected("noise.rates", "to hold at least one rate", []))
+    _check_unique("noise.rates", n.rates)
+    for r in n.rates:
+        rng("noise.rates", r, 0, 1, hi_open=n.kind != "matrix")
+    if n.kind == "matrix":
+        _check_matrix(n.matrix)
+    elif n.matrix:
+        raise ValueError(expected("noise.matrix", 'to be empty unless noise.kind = "matrix"', "a matrix"))
+
+    for a in m.label_smoothing:
+        rng("methods.label_smoothing", a, 0, 1, lo_open=True, hi_open=True)
+    for a in m.prior:
+        rng("methods.prior", a, 0, 1, lo_open=True, hi_open=True)
+    for a in m.negative:
+        rng("methods.negative", a, -1, 0, hi_open=True)
+    for b in m.confidence_penalty:
+        rng("methods.confidence_penalty", b, 0, 10, lo_open=True)
+    for g in m.focal:
+        if isinstance(g, str):
+            if g not in FOCAL_SCHEDULES:
+                raise ValueError(expected("methods.focal", "to hold gammas >= 0 or 'flsd-53'", g))
+        else:
+            rng("methods.focal", g, 0, 20)
+    for key in ("label_smoothing", "prior", "negative", "confidence_penalty", "focal"):
+        _check_unique(f"methods.{key}", getattr(m, key))
+    if not (m.hard or m.label_smoothing or m.prior or m.negative or m.confidence_penalty or m.focal):
+        raise ValueError(expected("methods", "to enable at least one method", "none"))
+
+    if mo.kind not in MODEL_KINDS:
+        raise ValueError(expected("model.kind", "to be one of " + ", ".join(MODEL_KINDS), mo.kind))
+    at_least("model.width", mo.width, 1)
+    at_least("model.depth", mo.depth, 1)
+    at_least("model.channels", mo.channels, 1)
+
+    at_least("train.epochs", t.epochs, 1)
+    rng("train.lr", t.lr, 0, 10, lo_open=True)
+    at_least("train.batch_size", t.batch_size, 0)
+    rng("train.weight_decay", t.weight_decay, 0, 1)
+    at_least("train.eval_every", t.eval_every, 1)
+
+    if not cfg.seeds:
+        raise ValueError(expected("seeds", "to hold at least one seed", []))
+    _check_unique("seeds", cfg.seeds)
+    for s in cfg.seeds:
+        if s < 0:
+            raise ValueError(expected("seeds", "to hold non-negative ints", s))
+    at_least("workers", cfg.workers, 0)
+    at_least("n_bins", cfg.n_bins, 2)
+    if not cfg.out:
+        raise ValueError(expected("out", "to be a folder path", cfg.out))
+    return cfg
+
+
+def _check_matrix(matrix: tuple[tuple[float, ...], ...]) -> None:
+    k = len(matrix)
+    if k < 2 or any(len(row) != k for row in matrix):
+        raise ValueError(
+            expected("noise.matrix", "to be a square K x K list of rows, K >= 2", _shape(matrix))
+        )
+    for i, row in enumerate(matrix):
+        if any(v < 0 or math.isnan(v) for v in row):
+            raise ValueError(expected("noise.matrix", "to hold non-negative entries", list(row)))
+        if abs(sum(row) - 1.0) > 1e-6:
+            raise ValueError(expected(f"noise.matrix[{i}]", "to sum to 1 (rows are distributions)", sum(row)))
+
+
+def _shape(matrix: Any) -> str:
+    return f"{len(matrix)} rows of lengths {sorted({len(r) for r in matrix})}"
+
+
+def _merge(base: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(expected("key", "to be `name` or `section.name`", dotted))
+    if len(parts) == 2:
+        section, key = parts
+        if section not in SECTIONS:
+            raise _unknown("config", section, list(SECTIONS) + list(_TOP_KEYS))
+        sub = base.setdefault(section, {})
+        if not isinstance(sub, dict):
+            raise TypeError(expected(section, "to be a table of keys", sub))
+        sub[key] = value
+    else:
+        base[parts[0]] = value
+
+
+def apply_overrides(cfg: StudyConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> StudyConfig:
+    """Apply dotted-key overrides (``{"train.epochs": 5}``) on top of a config and validate the result."""
+    base = _as_mapping(cfg)
+    for key, value in overrides.items():
+        _merge(base, key, value)
+    return from_mapping(base)
+
+
+def _as_mapping(cfg: StudyConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    if cfg is None:
+        return {}
+    if isinstance(cfg, StudyConfig):
+        return cfg.to_dict()
+    return json.loads(json.dumps(cfg))
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> StudyConfig:
+    """Read a TOML config (or the defaults when ``path`` is None), apply ``overrides`` and validate.
+
+    Raises ValueError naming the key for unknown keys and out-of-range values, FileNotFoundError for a
+    missing file.
+    """
+    base: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(expected("config", "to be an existing TOML file", str(p)))
+        try:
+            base = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(expected("config", f"to be valid TOML ({exc})", str(p))) from None
+    return apply_overrides(base, overrides or {})
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` right-hand side with TOML's rules (``5``, ``0.1``, ``[0, 0.3]``,
+    ``"mlp"``);
+    a bare word that is not TOML is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def to_toml(cfg: StudyConfig) -> str:
+    """Render a config as TOML (the file written next to the results; ``--config`` reads it back)."""
+    d = cfg.to_dict()
+    lines = ["# labelsmooth study: resolved configuration", ""]
+    for key in _TOP_KEYS:
+        lines.append(f"{key} = {_toml_value(d[key])}")
+    for section in SECTIONS:
+        lines += ["", f"[{section}]"]
+        for key, value in d[section].items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(expected("value", "to be TOML-representable", v))  # pragma: no cover

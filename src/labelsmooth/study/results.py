@@ -1,0 +1,64 @@
+"""The results table: a list of flat records (one dict per run), convertible to pandas when it is installed.
+
+pandas is not a dependency of labelsmooth; ``Results.to_pandas()`` imports it on demand, and
+``pandas.DataFrame(results)`` works just as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labelsmooth.study.grid import Method
+from labelsmooth.study.store import StoredRun
+
+ID_COLUMNS = ("dataset", "noise_kind", "noise_rate", "method", "param", "label", "alpha", "seed")
+
+
+def flatten(run: StoredRun) -> dict[str, Any]:
+    """One stored run as a flat record: the grid axes, then every scalar metric, then its identity."""
+    s = run.spec
+    method = Method(s["method"], s["param"])
+    rec: dict[str, Any] = {
+        "dataset": s["dataset"],
+        "noise_kind": s["noise_kind"],
+        "noise_rate": s["noise_rate"],
+        "method": s["method"],
+        "param": s["param"],
+        "label": method.label,
+        "alpha": method.alpha,
+        "seed": s["seed"],
+    }
+    rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
+    rec["run_hash"] = run.run_hash
+    rec["library_version"] = run.library_version
+    return rec
+
+
+class Results(list):
+    """A list of per-run records (dicts) with a few conveniences. ``folder`` is where the study lives."""
+
+    def __init__(self, records: list[dict[str, Any]] = (), folder: str | None = None) -> None:  # type: ignore[assignment]
+        super().__init__(records)
+        self.folder = folder
+
+    @property
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for rec in self:
+            cols += [k for k in rec if k not in cols]
+        return cols
+
+    def where(self, **equal: Any) -> Results:
+        """The records whose fields equal the given values: ``results.where(method="ls", noise_rate=0.3)``."""
+        return Results([r for r in self if all(r.get(k) == v for k, v in equal.items())], self.folder)
+
+    def column(self, name: str) -> list[Any]:
+        return [r.get(name) for r in self]
+
+    def to_pandas(self):  # -> pandas.DataFrame
+        """The table as a ``pandas.DataFrame`` (needs pandas, which labelsmooth does not install)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - environment dependent
+            raise ImportError("Results.to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame(list(self), columns=self.columns)
