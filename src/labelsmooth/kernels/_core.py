@@ -244,9 +244,12 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
     return loss
 
 
-# Bytes of compute-dtype logits per row block. Measured on the 2-core dev machine (AMD EPYC, 1 MB L2 per
-# core, 32 MB L3): 2-8 MB blocks are fastest for V = 32k..256k; see docs/kernels.md.
-BLOCK_BYTES = 4 << 20
+# Bytes of compute-dtype logits per row block. On the 2-core dev machine (AMD EPYC, 1 MB L2 per core,
+# 32 MB L3) 2-8 MB blocks were fastest when the machine was quiet (the passes are bound by exp, not by
+# memory), and small blocks slow down most when other processes compete for the cores (each large op is
+# an OpenMP region whose threads must all be scheduled). 8 MB balances the two; for half inputs it is
+# also the size of the one float32 buffer. See docs/kernels.md.
+BLOCK_BYTES = 8 << 20
 
 
 def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
