@@ -1,0 +1,235 @@
+"""Figures: the compute halves return the right numbers, the render halves draw what they claim."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.container import BarContainer
+
+import labelsmooth
+from labelsmooth import metrics as M
+from labelsmooth import plots as P
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_and_close():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    plt.close("all")
+
+
+def _data(n=600, k=4, seed=0, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
+    y = torch.multinomial(torch.softmax(z, 1), 1, generator=g).squeeze(1)
+    return z, y
+
+
+def _bars(ax):
+    return [c for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+# --------------------------------------------------------------------------- reliability
+def test_reliability_data_matches_metrics():
+    z, y = _data()
+    d = P.reliability_data(z, y, n_bins=10, from_logits=True, label="a = 0")
+    bins = M.calibration_bins(z, y, n_bins=10, from_logits=True)
+    assert d.counts.tolist() == bins.counts.tolist() and d.n == 600
+    np.testing.assert_allclose(d.accuracy, bins.accuracy, equal_nan=True)
+    assert d.ece == pytest.approx(M.expected_calibration_error(z, y, n_bins=10, from_logits=True))
+    meter = M.CalibrationMeter(n_bins=10, from_logits=True)
+    meter.update(z, y)
+    assert P.ReliabilityData.from_bins(meter.bins()).ece == pytest.approx(d.ece)
+
+
+def test_plot_reliability_single_model():
+    z, y = _data()
+    d = P.reliability_data(z * 3, y, n_bins=10, from_logits=True)
+    ax = P.plot_reliability(d)
+    nonempty = int((d.counts > 0).sum())
+    acc_bars, gap_bars = _bars(ax)
+    assert len(acc_bars.patches) == len(gap_bars.patches) == nonempty
+    heights = [p.get_height() for p in acc_bars.patches]
+    np.testing.assert_allclose(heights, d.accuracy[d.counts > 0])
+    tops = [p.get_y() + p.get_height() for p in gap_bars.patches]  # each gap bar ends at the confidence
+    np.testing.assert_allclose(tops, d.confidence[d.counts > 0])
+    texts = _legend_texts(ax)
+    assert any(f"ECE = {d.ece:.4f}" in t for t in texts)
+    assert "perfect calibration" in texts and "gap to confidence" in texts
+    diagonal = [line for line in ax.get_lines() if list(line.get_xdata()) == [0, 1]]
+    assert len(diagonal) == 1
+    counts_ax = ax.figure.axes[-1]
+    assert counts_ax is not ax and counts_ax.get_ylabel() == "samples per bin"
+    assert ax.get_xlabel() == "confidence" and ax.get_ylabel() == "accuracy"
+
+
+def test_plot_reliability_overlays_models_on_given_axes():
+    z, y = _data()
+    hard = P.reliability_data(z * 3, y, n_bins=8, from_logits=True, label="α = 0")
+    smooth = P.reliability_data(z, y, n_bins=8, from_logits=True, label="α = 0.1")
+    _fig, ax = plt.subplots()
+    out = P.plot_reliability([hard, smooth], ax=ax)
+    assert out is ax
+    assert len(_bars(ax)) == 4
+    texts = _legend_texts(ax)
+    assert any(t.startswith("α = 0 (ECE = ") for t in texts)
+    assert any(t.startswith("α = 0.1 (ECE = ") for t in texts)
+    assert sum("gap" in t for t in texts) == 1
+    # side by side: the second model's bars start half a bin later
+    first, second = _bars(ax)[0].patches[0], _bars(ax)[2].patches[0]
+    assert first.get_width() == pytest.approx(1 / 16)
+    assert second.get_x() - first.get_x() == pytest.approx(1 / 16)
+
+
+# --------------------------------------------------------------------------- confidence histogram
+def test_confidence_histogram():
+    z, y = _data()
+    d = P.confidence_histogram_data(z, y, n_bins=20, from_logits=True, label="model")
+    assert d.counts.sum() == 600 and len(d.edges) == 21
+    assert d.accuracy == M.accuracy(z, y, from_logits=True)
+    ax = P.plot_confidence_histogram(d)
+    (bars,) = _bars(ax)
+    assert len(bars.patches) == 20
+    assert sum(p.get_height() for p in bars.patches) == pytest.approx(1.0)
+    vlines = {round(line.get_xdata()[0], 6) for line in ax.get_lines()}
+    assert round(d.accuracy, 6) in vlines and round(d.mean_confidence, 6) in vlines
+    texts = _legend_texts(ax)
+    assert any("accuracy = " in t for t in texts) and any("mean confidence = " in t for t in texts)
+    two = P.plot_confidence_histogram([d, P.confidence_histogram_data(z * 3, y, from_logits=True)])
+    assert len(_bars(two)) == 2 and len(two.get_lines()) == 4
+
+
+# --------------------------------------------------------------------------- logit gaps
+def test_logit_gap_histogram_with_theory_line():
+    from labelsmooth.theory import optimal_logit_gap
+
+    z, y = _data(k=10)
+    d = P.logit_gap_histogram_data(z, y, label_smoothing=0.1, n_bins=30, label="α = 0.1")
+    assert d.counts.sum() == 600 and d.num_classes == 10
+    assert d.optimal_gap == pytest.approx(optimal_logit_gap(0.1, 10))
+    ax = P.plot_logit_gap_histogram(d)
+    (bars,) = _bars(ax)
+    assert len(bars.patches) == 30
+    xs = [line.get_xdata()[0] for line in ax.get_lines()]
+    assert any(x == pytest.approx(d.optimal_gap) for x in xs)
+    assert any(x == pytest.approx(d.mean) for x in xs)
+    assert any("theory: log(1 + K(1-α)/α) = 4.51" in t for t in _legend_texts(ax))
+    # hard targets: infinite optimum, no theory line
+    hard = P.logit_gap_histogram_data(z, y, label_smoothing=0.0)
+    ax2 = P.plot_logit_gap_histogram(hard)
+    assert len(ax2.get_lines()) == 1 and not any("theory" in t for t in _legend_texts(ax2))
+    assert P.logit_gap_histogram_data(z, y).optimal_gap is None
+
+
+# --------------------------------------------------------------------------- penultimate projection
+def test_penultimate_projection_geometry():
+    g = torch.Generator().manual_seed(0)
+    d_feat, k = 16, 5
+    w = torch.randn(k, d_feat, generator=g, dtype=torch.float64)
+    y = torch.randint(0, k, (900,), generator=g)
+    x = w[y] + 0.05 * torch.randn(900, d_feat, generator=g, dtype=torch.float64)  # clusters at templates
+    data = P.penultimate_projection(x, y, w, classes=(1, 3, 4), max_points=200)
+    assert data.points.shape == (200, 2) and set(data.labels.tolist()) <= {1, 3, 4}
+    assert data.classes == (1, 3, 4)
+    np.testing.assert_allclose(data.templates[0], [0.0, 0.0], atol=1e-12)
+    # distances between projected templates are the true distances (the plane contains them)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        true = float((w[(1, 3, 4)[i]] - w[(1, 3, 4)[j]]).norm())
+        assert np.linalg.norm(data.templates[i] - data.templates[j]) == pytest.approx(true)
+    # each projected cluster sits on its template
+    for i, c in enumerate(data.classes):
+        centre = data.points[data.labels == c].mean(0)
+        assert np.linalg.norm(centre - data.templates[i]) < 0.05
+    every = P.penultimate_projection(x.numpy(), y.numpy(), w.numpy(), classes=(1, 3, 4), max_points=10_000)
+    assert every.points.shape[0] == int(((y == 1) | (y == 3) | (y == 4)).sum())
+    again = P.penultimate_projection(x, y, w, classes=(1, 3, 4), max_points=200)
+    np.testing.assert_array_equal(again.points, data.points)  # seeded
+
+    ax = P.plot_penultimate_projection(data)
+    assert len(ax.collections) == 3
+    assert [c.get_label() for c in ax.collections] == ["class 1", "class 3", "class 4"]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 200
+    assert "templates" in _legend_texts(ax)
+
+
+def test_penultimate_projection_errors():
+    w = torch.eye(3, 4)
+    x = torch.ones(6, 4)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(
+        ValueError, match=r"Expected `classes` to be three distinct class indices in \[0, 3\)"
+    ):
+        P.penultimate_projection(x, y, w, classes=(0, 0, 1))
+    with pytest.raises(ValueError, match="Expected `classes`"):
+        P.penultimate_projection(x, y, w, classes=(0, 1, 3))
+    with pytest.raises(ValueError, match=r"Expected `last_layer_weight` to have shape \(K, 4\)"):
+        P.penultimate_projection(x, y, torch.eye(3, 5))
+    with pytest.raises(ValueError, match="to span a plane"):
+        P.penultimate_projection(x, y, torch.tensor([[0.0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="Expected `target` to contain examples of classes"):
+        P.penultimate_projection(x, torch.full((6,), 2), torch.eye(4), classes=(0, 1, 3))
+    with pytest.raises(ValueError, match=r"Expected `target` to have shape \(6,\)"):
+        P.penultimate_projection(x, y[:5], w)
+    with pytest.raises(TypeError, match="Expected `target` to hold integer class indices"):
+        P.penultimate_projection(x, y.float(), w)
+    with pytest.raises(TypeError, match="Expected `features` to be a floating-point"):
+        P.penultimate_projection(x.long(), y, w)
+    with pytest.raises(ValueError, match="Expected `features` to have 2 dimensions"):
+        P.penultimate_projection(torch.ones(6), y, w)
+    with pytest.raises(ValueError, match="Expected `max_points` to be an int >= 1"):
+        P.penultimate_projection(x, y, w, max_points=0)
+
+
+# --------------------------------------------------------------------------- render-side errors, optional dep
+def test_render_functions_reject_wrong_data():
+    with pytest.raises(TypeError, match="Expected `data` to be a ReliabilityData or a non-empty list"):
+        P.plot_reliability([])
+    with pytest.raises(TypeError, match="Expected `data` to be a ReliabilityData"):
+        P.plot_reliability("diagram")
+    with pytest.raises(TypeError, match="Expected `data` to be a ConfidenceHistogramData"):
+        P.plot_confidence_histogram([1, 2])
+    with pytest.raises(TypeError, match="Expected `data` to be a LogitGapHistogramData"):
+        P.plot_logit_gap_histogram(None)
+    with pytest.raises(TypeError, match="Expected `data` to be a ProjectionData"):
+        P.plot_penultimate_projection([])
+    with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
+        P.logit_gap_histogram_data(torch.zeros(2, 3), torch.tensor([0, 1]), n_bins=0)
+
+
+def test_missing_matplotlib_raises_with_install_hint(monkeypatch):
+    z, y = _data(n=20)
+    d = P.reliability_data(z, y, from_logits=True)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install labelsmooth\[plots\]"):
+        P.plot_reliability(d)
+
+
+def test_module_imports_and_computes_without_matplotlib():
+    src = str(Path(labelsmooth.__file__).resolve().parent.parent)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "import torch, labelsmooth.plots as P\n"
+        "d = P.reliability_data(torch.tensor([[0.8, 0.2]]), torch.tensor([0]), from_logits=False)\n"
+        "try:\n    P.plot_reliability(d)\nexcept ImportError as e:\n    print('hint:', e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "hint: labelsmooth.plots needs matplotlib to draw: pip install labelsmooth[plots]" in out.stdout
