@@ -137,10 +137,12 @@ _TOP_KEYS = ("seeds", "workers", "n_bins", "out")
 
 
 def _unknown(section: str, key: str, known: list[str]) -> ValueError:
+    """The error for an unknown key, naming it in full (``train.epoch``) with the closest known key."""
+    prefix = "" if section == "config" else f"{section}."
     hint = difflib.get_close_matches(key, known, n=1)
-    what = "to be a known key" + (f" (did you mean `{hint[0]}`?)" if hint else "")
+    what = "to be a known config key" + (f" (did you mean `{prefix}{hint[0]}`?)" if hint else "")
     what += "; known: " + ", ".join(known)
-    return ValueError(expected(section, what, key))
+    return ValueError(expected(prefix + key, what, key))
 
 
 def from_mapping(mapping: Mapping[str, Any]) -> StudyConfig:

@@ -73,85 +73,65 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
     return to_png(fig)
 
 
-def _merge_bins(bins: list[dict]) -> dict[str, np.ndarray]:
-    """Pool reliability bins over seeds (same edges): sums of counts, confidences and correct predictions."""
+def _pooled(bins: list[dict], label: str):
+    """Reliability numbers pooled over seeds (same edges: sums of counts, confidences, correct)."""
+    from labelsmooth.plots import ReliabilityData
+
     counts = np.sum([b["counts"] for b in bins], axis=0)
     sc = np.sum([b["sum_confidence"] for b in bins], axis=0)
     sk = np.sum([b["sum_correct"] for b in bins], axis=0)
-    return {"edges": np.asarray(bins[0]["edges"]), "counts": counts, "sum_confidence": sc, "sum_correct": sk}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.where(counts > 0, sc / counts, np.nan)
+        acc = np.where(counts > 0, sk / counts, np.nan)
+    n = counts.sum()
+    ece = float(np.abs(sk - sc).sum() / n) if n else math.nan
+    return ReliabilityData(np.asarray(bins[0]["edges"]), counts, acc, conf, ece, label)
 
 
 def reliability(panels: list[tuple[str, list[dict]]], title: str) -> bytes:
-    """Reliability diagrams, one panel per (label, per-seed bins); bins pooled over seeds."""
+    """Reliability diagrams overlaid (``labelsmooth.plots.plot_reliability``), bins pooled over seeds."""
+    from labelsmooth.plots import plot_reliability
+
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
-    for ax, (label, bins) in zip(axes[0], panels):
-        b = _merge_bins(bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            conf = b["sum_confidence"] / b["counts"]
-            acc = b["sum_correct"] / b["counts"]
-        edges = b["edges"]
-        centers = (edges[:-1] + edges[1:]) / 2
-        width = np.diff(edges)
-        ok = b["counts"] > 0
-        ax.bar(centers[ok], acc[ok], width=width[ok], edgecolor="k", alpha=0.7, label="accuracy")
-        ax.plot(conf[ok], acc[ok], "o", color="C3", ms=3, label="(confidence, accuracy)")
-        ax.plot([0, 1], [0, 1], ls="--", color="grey")
-        n = b["counts"].sum()
-        ece = float(np.abs(b["sum_correct"] - b["sum_confidence"]).sum() / n) if n else math.nan
-        ax.set_title(f"{label}\npooled ECE {ece:.3f}", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence")
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(title, fontsize=10)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_reliability([_pooled(bins, label) for label, bins in panels], ax=ax)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
 
 
-def logit_gaps(panels: list[tuple[str, dict, float | None]], title: str) -> bytes:
-    """Histograms of the training logit gap (target logit - largest other), one per method, with the
-    theoretical optimum log(1 + K(1 - a)/a) as a vertical line."""
+def logit_gaps(panels: list[tuple[str, dict, float | None, float | None, int]], title: str) -> bytes:
+    """Training logit-gap histograms (``labelsmooth.plots.plot_logit_gap_histogram``) with the theoretical
+    optimum log(1 + K(1 - a)/a); panels are (label, histogram, a, optimum, K)."""
+    from labelsmooth.plots import LogitGapHistogramData, plot_logit_gap_histogram
+
+    data = [
+        LogitGapHistogramData(np.asarray(h["edges"]), np.asarray(h["counts"]), h["mean"], opt, a, k, label)
+        for label, h, a, opt, k in panels
+        if h.get("counts")
+    ]
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, hist, optimum) in enumerate(panels):
-        if not hist.get("counts"):
-            continue
-        color = colors[i % len(colors)]
-        edges = np.asarray(hist["edges"])
-        ax.stairs(np.asarray(hist["counts"]), edges, color=color, label=label)
-        if optimum is not None:
-            ax.axvline(optimum, color=color, ls="--", lw=1)
-    ax.set_xlabel("training logit gap  z_y - max_{k != y} z_k   (dashed: theoretical optimum)")
-    ax.set_ylabel("training examples")
-    ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    if data:
+        plot_logit_gap_histogram(data, ax=ax)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
 
 
 def projection(panels: list[tuple[str, dict]], title: str) -> bytes:
-    """Penultimate-layer activations of three classes projected on the plane of their templates."""
+    """Penultimate-layer projections side by side (``labelsmooth.plots.plot_penultimate_projection``)."""
+    from labelsmooth.plots import ProjectionData, plot_penultimate_projection
+
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), squeeze=False)
     for ax, (label, p) in zip(axes[0], panels):
-        lab = np.asarray(p["label"])
-        for j, c in enumerate(p["classes"]):
-            m = lab == c
-            ax.scatter(
-                np.asarray(p["x"])[m],
-                np.asarray(p["y"])[m],
-                s=6,
-                alpha=0.6,
-                label=f"class {c}",
-                color=f"C{j}",
-            )
+        data = ProjectionData(
+            np.asarray(p["points"]).reshape(-1, 2), np.asarray(p["labels"]), np.asarray(p["templates"]),
+            tuple(p["classes"]),
+        )  # fmt: skip
+        plot_penultimate_projection(data, ax=ax)
         ax.set_title(label, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][0].legend(fontsize=7, markerscale=2)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)

@@ -7,12 +7,14 @@ dicts (per-bin reliability numbers, logit-gap histograms, a subsample of project
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from labelsmooth.metrics.binned import calibration_bins, expected_calibration_error
+from labelsmooth.calibration import CalibrationWarning, TemperatureScaler
+from labelsmooth.metrics import calibration_bins, calibration_summary, expected_calibration_error, logit_gap
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece", "smece", "calibration_gap", "mean_confidence", "entropy")
 GAP_BINS = 40
@@ -34,44 +36,23 @@ def quick(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> tuple[floa
 def summary(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict[str, float | None]:
     """Accuracy, NLL, Brier, binned and smooth ECE, signed gap (confidence - accuracy), mean confidence,
     entropy, through ``labelsmooth.metrics.calibration_summary``."""
-    from labelsmooth.metrics.scores import calibration_summary
-
     s = calibration_summary(logits, target, from_logits=True, n_bins=n_bins)
     return {key: _f(s[key]) for key in SUMMARY_KEYS}
 
 
 def temperature_scale(
     val_logits: torch.Tensor, val_target: torch.Tensor, test_logits: torch.Tensor
-) -> tuple[float, torch.Tensor]:
-    """Fit a temperature on the validation split, return it and the rescaled test logits."""
-    try:
-        from labelsmooth.calibration import TemperatureScaler
-    except ImportError:  # TEMPORARY until labelsmooth.calibration lands
-        t = _fit_temperature(val_logits, val_target)
-        return t, test_logits / t
-    scaler = TemperatureScaler().fit(val_logits, val_target)
-    return float(scaler.temperature_), torch.as_tensor(scaler.transform(test_logits)).float()
-
-
-def _fit_temperature(z: torch.Tensor, y: torch.Tensor) -> float:  # TEMPORARY
-    def nll(logt: float) -> float:
-        return float(torch.nn.functional.cross_entropy(z.double() / math.exp(logt), y))
-
-    lo, hi = -4.0, 4.0
-    g = (math.sqrt(5) - 1) / 2
-    for _ in range(80):
-        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-        if nll(a) < nll(b):
-            hi = b
-        else:
-            lo = a
-    return math.exp((lo + hi) / 2)
+) -> tuple[float, str | None, torch.Tensor]:
+    """Fit a temperature on the validation split; return it, the bound it was clamped to (or None; the
+    library's CalibrationWarning is recorded this way instead of printed), and the rescaled test logits."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        scaler = TemperatureScaler().fit(val_logits, val_target)
+    return float(scaler.temperature_), scaler.at_bound_, scaler.transform(test_logits).float()
 
 
 def logit_gaps(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """Per sample: the target's logit minus the largest other logit (``labelsmooth.metrics.logit_gap``)."""
-    from labelsmooth.metrics.geometry import logit_gap
-
     return torch.as_tensor(logit_gap(logits, target)).double().numpy()
 
 
@@ -86,13 +67,13 @@ def reliability(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict
     }
 
 
-def histogram(values: np.ndarray, bins: int = GAP_BINS) -> dict[str, list]:
-    """A histogram of per-sample values (edges and counts)."""
+def histogram(values: np.ndarray, bins: int = GAP_BINS) -> dict[str, Any]:
+    """A histogram of per-sample values (edges, counts, mean)."""
     v = values[np.isfinite(values)]
     if v.size == 0:
-        return {"edges": [], "counts": []}
+        return {"edges": [], "counts": [], "mean": None}
     counts, edges = np.histogram(v, bins=bins)
-    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "mean": float(v.mean())}
 
 
 def projection(
@@ -101,29 +82,19 @@ def projection(
     head_weight: torch.Tensor,
     max_points: int,
     classes=(0, 1, 2),
-) -> dict[str, Any]:
-    """Project penultimate features of the examples of three classes onto the plane through those classes'
-    templates (rows of the last layer's weight), as in Müller, Kornblith and Hinton (2019); keep a
-    deterministic subsample of at most ``max_points`` points."""
-    x, y, lab = _project(features, target, head_weight, classes)
-    if len(lab) > max_points:
-        keep = np.linspace(0, len(lab) - 1, max_points).round().astype(int)
-        x, y, lab = x[keep], y[keep], lab[keep]
+) -> dict[str, Any] | None:
+    """Penultimate features of three classes projected on the plane of their last-layer templates
+    (``labelsmooth.plots.penultimate_projection``, Müller et al. 2019), a seeded subsample of at most
+    ``max_points``. None when the projection is undefined (e.g. templates on a line)."""
+    from labelsmooth.plots import penultimate_projection
+
+    try:
+        d = penultimate_projection(features, target, head_weight, classes, max_points=max_points, seed=0)
+    except ValueError:
+        return None
     return {
-        "x": [float(v) for v in x],
-        "y": [float(v) for v in y],
-        "label": [int(v) for v in lab],
-        "classes": [int(c) for c in classes],
+        "points": d.points.round(5).tolist(),
+        "labels": d.labels.tolist(),
+        "templates": d.templates.round(5).tolist(),
+        "classes": list(d.classes),
     }
-
-
-def _project(features, target, w, classes):  # TEMPORARY until labelsmooth.plots lands
-    w = w.double()[list(classes)]
-    u1 = w[1] - w[0]
-    u2 = w[2] - w[0]
-    e1 = u1 / u1.norm()
-    u2 = u2 - (u2 @ e1) * e1
-    e2 = u2 / u2.norm()
-    mask = torch.isin(target, torch.tensor(classes))
-    f = features.double()[mask]
-    return (f @ e1).numpy(), (f @ e2).numpy(), target[mask].numpy()

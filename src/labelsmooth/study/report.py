@@ -124,7 +124,9 @@ def _figures(runs: list[StoredRun], records: list[dict], verdicts: list[SettingV
                 continue
             run = next((by_hash[r["run_hash"]] for r in rs if r["seed"] == first_seed), None)
             if run and run.arrays.get("gap_hist_train"):
-                gap_panels.append((label, run.arrays["gap_hist_train"], run.metrics.get("optimal_logit_gap")))
+                k = int(run.metrics.get("num_classes") or 0)
+                opt = run.metrics.get("optimal_logit_gap")
+                gap_panels.append((label, run.arrays["gap_hist_train"], rs[0]["alpha"], opt, k))
         if gap_panels:
             out.append(
                 Figure(

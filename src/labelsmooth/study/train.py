@@ -135,7 +135,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     model.eval()
     z_tr, z_va, z_te = _logits(model, Xtr), _logits(model, Xva), _logits(model, Xte)
     finite = all(bool(torch.isfinite(z).all()) for z in (z_tr, z_va, z_te))
-    metrics: dict[str, Any] = {"diverged": diverged or not finite, "epochs_run": epoch}
+    metrics: dict[str, Any] = {"diverged": diverged or not finite, "epochs_run": epoch, "num_classes": k}
     arrays: dict[str, Any] = {}
     if finite:
         metrics.update(
@@ -161,8 +161,8 @@ def _evaluate(
     out.update(test)
     out["val_nll"], out["val_accuracy"], out["val_ece"] = measure.quick(z_va, yva, n_bins)
 
-    temperature, z_te_ts = measure.temperature_scale(z_va, yva, z_te)
-    out["temperature"] = temperature
+    temperature, at_bound, z_te_ts = measure.temperature_scale(z_va, yva, z_te)
+    out["temperature"], out["temperature_at_bound"] = temperature, at_bound
     ts = measure.summary(z_te_ts, yte, n_bins)
     out.update({f"ts_{key}": v for key, v in ts.items()})
 
