@@ -153,13 +153,23 @@ def test_numpy_and_torch_inputs_agree():
     ) == M.calibration_summary(z, y, from_logits=True)
 
 
-def test_chunked_path_equals_whole_array(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunked_path_equals_whole_array(monkeypatch, threads):
     from labelsmooth.metrics import _inputs
 
     _, p, y = _data(n=1000, k=4, seed=5)
     whole = M.expected_calibration_error(p, y, norm="l2")
-    monkeypatch.setattr(_inputs, "CHUNK_ROWS", 7)
+    quantile = M.expected_calibration_error(p, y, strategy="quantile")
+    monkeypatch.setattr(_inputs, "CHUNK_ROWS", 7)  # 143 chunks, shared by a thread pool when threads > 1
+    torch.set_num_threads(threads)
     assert M.expected_calibration_error(p, y, norm="l2") == pytest.approx(whole, abs=1e-14)
+    assert M.expected_calibration_error(p, y, strategy="quantile") == pytest.approx(quantile, abs=1e-14)
+    assert torch.get_num_threads() == threads  # the pool's single-threaded section is undone
+    bad = p.clone()
+    bad[500, 1] = float("nan")  # an error in a chunk run by a worker reaches the caller
+    with pytest.raises(ValueError, match="Expected `input` to be finite"):
+        M.expected_calibration_error(bad, y)
+    assert torch.get_num_threads() == threads
 
 
 # --------------------------------------------------------------------------- scikit-learn, quantile bins

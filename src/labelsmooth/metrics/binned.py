@@ -44,10 +44,10 @@ from labelsmooth.metrics._inputs import (
     check_n_bins,
     check_norm,
     check_strategy,
+    map_top_label_chunks,
     prepare,
     prepare_shapes,
     probs,
-    top_label_chunks,
 )
 
 __all__ = [
@@ -103,7 +103,7 @@ def bin_sums(
 
 def top_label_all(x: torch.Tensor, t: torch.Tensor, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated top-label ``(confidence, correct)`` of every row, computed chunk by chunk."""
-    parts = list(top_label_chunks(x, t, from_logits=from_logits))
+    parts = map_top_label_chunks(lambda c, k: (c, k), x, t, from_logits=from_logits)
     return torch.cat([c for c, _ in parts]), torch.cat([k for _, k in parts])
 
 
@@ -112,14 +112,12 @@ def binned_sums(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(counts, sum_conf, sum_correct, edges)`` of validated inputs; uniform bins stream chunk by chunk."""
     if strategy == "uniform":
-        counts = torch.zeros(n_bins, dtype=torch.long, device=x.device)
-        sc = torch.zeros(n_bins, dtype=torch.float64, device=x.device)
-        sk = torch.zeros(n_bins, dtype=torch.float64, device=x.device)
-        for conf, correct in top_label_chunks(x, t, from_logits=from_logits):
-            c, s1, s2 = bin_sums(uniform_bin_index(conf, n_bins, right_closed), conf, correct, n_bins)
-            counts += c
-            sc += s1
-            sk += s2
+
+        def chunk_sums(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return bin_sums(uniform_bin_index(conf, n_bins, right_closed), conf, correct, n_bins)
+
+        parts = map_top_label_chunks(chunk_sums, x, t, from_logits=from_logits)
+        counts, sc, sk = (torch.stack(col).sum(0) for col in zip(*parts))
         edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=x.device)
         return counts, sc, sk, edges
     conf, correct = top_label_all(x, t, from_logits)
