@@ -117,7 +117,8 @@ def _dry_run(cfg) -> None:
     if (Path(cfg.out) / DB_NAME).is_file():
         with Store.open(cfg.out, create=False) as store:
             done = store.done_hashes()
-    click.echo(f"{len(grid)} runs, {len(grid) - len({h for _, h in grid} & done)} to train, in {cfg.out}:")
+    todo = len(grid) - len({h for _, h in grid} & done)
+    click.echo(f"{len(grid)} runs ({cfg.train.epochs} epochs each), {todo} to train, in {cfg.out}:")
     for i, (spec, h) in enumerate(grid, 1):
         status = "stored" if h in done else "todo"
         click.echo(

@@ -204,7 +204,8 @@ table{border-collapse:collapse;font-size:12px;margin:1em 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f0f0f0;cursor:pointer}td:nth-child(-n+3){text-align:left}img{max-width:100%}
 .verdict{background:#f7f7fb;border-left:4px solid #557;padding:.5em 1em;margin:.8em 0}
-.helps{border-color:#2a7}.hurts{border-color:#c33}figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}
+.helps{border-color:#2a7}.hurts{border-color:#c33}.trade-off{border-color:#d90}
+figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}
 """
 _JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){

@@ -8,9 +8,10 @@ For each setting (dataset x noise), the rules are:
   difference whose interval contains 0 is called "within noise", never an improvement;
 * the signed confidence gap (mean confidence - accuracy) is called underconfident / overconfident only
   when its interval excludes 0;
-* the bottom line is "helps" when accuracy rises significantly, or NLL falls significantly while accuracy
-  does not fall significantly; "hurts" when accuracy falls significantly, or NLL rises significantly
-  while accuracy does not rise significantly; else "within noise".
+* the bottom line is "helps" when accuracy rises significantly and NLL does not rise significantly, or
+  NLL falls significantly while accuracy does not fall significantly; "trade-off" when accuracy rises but
+  NLL rises too (underconfidence; temperature scaling is then recommended); "hurts" when accuracy falls
+  significantly, or NLL rises significantly while accuracy does not rise; else "within noise".
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class SettingVerdict:
     dataset: str
     noise_kind: str
     noise_rate: float
-    outcome: str  # "helps" | "hurts" | "within noise" | "no baseline"
+    outcome: str  # "helps" | "trade-off" | "hurts" | "within noise" | "no baseline"
     alpha: float | None
     sentences: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -147,8 +148,9 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
     alt = _best_alternative(by_label, hard)
     if alt:
         s.append(alt)
+    nll_up = d_nll.significant and d_nll.mean > 0
     if d_acc.significant and d_acc.mean > 0:
-        outcome = "helps"
+        outcome = "trade-off" if nll_up else "helps"
     elif d_acc.significant and d_acc.mean < 0:
         outcome = "hurts"
     elif d_nll.significant and d_nll.mean < 0:
@@ -160,6 +162,8 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
     s.append(
         {
             "helps": f"Verdict: smoothing helps here (a = {alpha:g}).",
+            "trade-off": f"Verdict: a = {alpha:g} buys accuracy at the cost of calibration (NLL rose); "
+            f"use it with temperature scaling (T = {temp.mean:.2f}) to get both.",
             "hurts": f"Verdict: smoothing hurts here (a = {alpha:g}); keep hard targets "
             "or use temperature scaling alone.",
             "within noise": "Verdict: no difference beyond seed-to-seed noise; smoothing is not needed here.",
