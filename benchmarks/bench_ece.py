@@ -6,8 +6,8 @@
 Both functions get the same float32 probability matrix and int64 targets, 15 uniform bins, L1 norm, their
 default argument validation on. Calls alternate (ours, theirs, ours, ...) after one warm-up call each, so
 machine noise hits both alike; the script prints the median of each and the ratio ours / theirs (target:
-<= 0.5). The two values differ slightly and explainably: torchmetrics sums in float32 and sends a confidence
-of exactly 1.0 to a hidden extra bin; labelsmooth bins and sums in float64 (see docs/calibration.md).
+<= 0.5). The two values differ slightly and explainably: torchmetrics accumulates its bin sums in float32
+(and would send a confidence of exactly 1.0 to a hidden extra bin); labelsmooth bins and sums in float64.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ trapezoid rule. The grid has :math:`m \ge 16/\sigma` intervals
 (a power of two, at least 256), and :math:`\sigma^*` is found by bisection on :math:`\log\sigma` over
 :math:`[10^{-4}, 1]` (if :math:`\mathrm{smECE}_{10^{-4}} \le 10^{-4}` the result is reported at
 :math:`\sigma = 10^{-4}`). The reference implementation, ``relplot``, folds the Gaussian once per side,
-uses a coarser grid and 10 bisection steps; values agree to about :math:`10^{-3}`.
+uses a coarser grid and 10 bisection steps; on synthetic data (N from 200 to 50 000, accuracy shifted by
+-0.1 to 0.2) the two agree within :math:`2.5 \cdot 10^{-4}` (relplot 1.0.3).
 
 Reference: Jarosław Błasiok and Preetum Nakkiran (2023), *Smooth ECE: Principled Reliability Diagrams via
 Kernel Smoothing*, ICLR 2024; https://github.com/apple/ml-calibration.
