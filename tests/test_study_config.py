@@ -218,3 +218,17 @@ def test_resolved_workers():
     assert StudyConfig(workers=3).resolved_workers(2) == 2
     assert StudyConfig(workers=3).resolved_workers(10) == 3
     assert StudyConfig(workers=0).resolved_workers(1) == 1
+
+
+def test_the_sample_config_lists_every_key_with_its_default():
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
+    assert load_config(sample) == StudyConfig()
+    text = sample.read_text()
+    for section, fields in StudyConfig().to_dict().items():
+        if isinstance(fields, dict):
+            for key in fields:
+                assert f"\n{key} = " in text, f"{section}.{key} missing from examples/study.toml"
+        else:
+            assert f"\n{section} = " in text or text.startswith(f"{section} = ")
