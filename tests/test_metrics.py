@@ -172,6 +172,21 @@ def test_chunked_path_equals_whole_array(monkeypatch, threads):
     assert torch.get_num_threads() == threads
 
 
+def test_concurrent_callers_restore_the_thread_count(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labelsmooth.metrics import _inputs
+
+    _, p, y = _data(n=400, k=3, seed=6)
+    want = M.expected_calibration_error(p, y)
+    monkeypatch.setattr(_inputs, "CHUNK_ROWS", 5)
+    torch.set_num_threads(2)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: M.expected_calibration_error(p, y), range(8)))
+    assert got == pytest.approx([want] * 8, abs=1e-14)
+    assert torch.get_num_threads() == 2
+
+
 # --------------------------------------------------------------------------- scikit-learn, quantile bins
 @pytest.mark.parametrize("strategy", ["uniform", "quantile"])
 def test_right_closed_bins_match_sklearn_calibration_curve(strategy):

@@ -11,6 +11,7 @@ validating ten million rows costs a fraction of the metric itself.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -167,15 +168,31 @@ def prepare_shapes(
     return x, t.to(device=x.device, dtype=torch.long), from_logits
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_depth = 0
+_threads_saved = 1
+
+
 @contextlib.contextmanager
 def _serial_intra_op() -> Iterator[None]:
-    """Intra-op threads set to 1 for the duration (restored after), like ``threadpoolctl`` limits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Intra-op threads set to 1 for the duration, like a ``threadpoolctl`` limit.
+
+    Re-entrant and safe when several threads call in at once: the first caller in saves the setting and
+    the last one out restores it.
+    """
+    global _threads_depth, _threads_saved
+    with _THREADS_LOCK:
+        if _threads_depth == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_depth += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_depth -= 1
+            if _threads_depth == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 def map_top_label_chunks(
