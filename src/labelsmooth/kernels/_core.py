@@ -25,6 +25,9 @@ shifted logits so that logits of magnitude 1e4 keep their precision.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -244,12 +247,10 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
     return loss
 
 
-# Bytes of compute-dtype logits per row block. On the 2-core dev machine (AMD EPYC, 1 MB L2 per core,
-# 32 MB L3) 2-8 MB blocks were fastest when the machine was quiet (the passes are bound by exp, not by
-# memory), and small blocks slow down most when other processes compete for the cores (each large op is
-# an OpenMP region whose threads must all be scheduled). 8 MB balances the two; for half inputs it is
-# also the size of the one float32 buffer. See docs/kernels.md.
-BLOCK_BYTES = 8 << 20
+# Bytes of compute-dtype logits per row block (and, for half inputs, of each worker's float32 buffer).
+# On the 2-core dev machine (AMD EPYC, 1 MB L2 per core, 32 MB L3) 2-8 MB blocks were fastest; the passes
+# are bound by exp on two cores rather than by memory bandwidth. See docs/kernels.md.
+BLOCK_BYTES = 4 << 20
 
 
 def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
@@ -258,31 +259,68 @@ def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = N
     return max(1, (block_bytes or BLOCK_BYTES) // (item * max(1, num_classes)))
 
 
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads for CPU row blocks, each running torch ops single-threaded.
+
+    Blocks are handed out dynamically to ``torch.get_num_threads()`` workers whose intra-op thread count
+    is 1 (set in each worker thread only; the caller's setting is untouched). Compared with running
+    each block's ops with OpenMP across all cores, this removes one barrier per op: the same speed on an
+    idle machine, and several times faster when other processes compete for the cores. Re-created after
+    a fork and when the caller's thread count changes.
+    """
+    global _POOL
+    n = max(1, torch.get_num_threads())
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != n:
+        if _POOL is not None and _POOL[0] == os.getpid():
+            _POOL[2].shutdown(wait=False)
+        pool = ThreadPoolExecutor(
+            max_workers=n, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix="labelsmooth"
+        )
+        _POOL = (os.getpid(), n, pool)
+    return _POOL[2]
+
+
 def stream_loss_grad(
     z: torch.Tensor, grad: torch.Tensor, p: RowParams, block_bytes: int | None = None
 ) -> torch.Tensor:
     """Stream over row blocks of ``z`` (M, V): per-row losses (M,), gradient written into ``grad``.
 
     ``grad`` has the dtype of ``z`` and may be ``z`` itself (in place). Half inputs go through one
-    float32 block buffer that is reused for every block; the only (M, V) tensor touched is ``grad``.
+    float32 block buffer per worker, reused for every block; the only (M, V) tensor touched is ``grad``.
+    On the CPU with more than one block and more than one thread, blocks run on worker threads
+    (:func:`_pool`); otherwise inline. The result does not depend on the block size or on the workers.
     """
     M, V = z.shape
     cdt = compute_dtype(z.dtype)
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
-    buf = None
-    if cdt != z.dtype:
-        buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
-    for s in range(0, M, rows):
-        e = min(M, s + rows)
-        pb = p.rows(s, e)
-        if buf is None:
-            losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb)
-        else:
+    local = threading.local()
+
+    def work(s: int, e: int) -> None:
+        with torch.no_grad():
+            pb = p.rows(s, e)
+            if cdt == z.dtype:
+                losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb)
+                return
+            buf = getattr(local, "buf", None)
+            if buf is None:
+                buf = local.buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
             b = buf[: e - s]
             b.copy_(z[s:e])
             losses[s:e] = block_loss_grad(b, b, pb)
             grad[s:e].copy_(b)
+
+    starts = range(0, M, rows)
+    if z.device.type != "cpu" or len(starts) < 2 or torch.get_num_threads() < 2:
+        for s in starts:
+            work(s, min(M, s + rows))
+    else:
+        futures = [_pool().submit(work, s, min(M, s + rows)) for s in starts]
+        for f in futures:
+            f.result()
     return losses
 
 

@@ -107,12 +107,13 @@ def fused_cross_entropy(
     over rows not ignored by ``sum w_y`` over those rows (an all-ignored batch gives ``nan``, as in
     PyTorch, and a zero gradient); ``"sum"`` sums; ``"none"`` returns per-row losses, 0 on ignored rows.
 
-    The forward pass walks over blocks of rows (about 8 MB of float32 logits each). Per block it
-    computes the row max, ``z_y``, ``sum_k u_k w_k z_k``, ``exp(z - max)`` written straight into the
-    gradient's rows, its sum, and then turns that buffer into the gradient in place. Only the gradient
-    (the input's dtype, already scaled for ``"mean"``) is saved for backward, which multiplies it by
-    ``grad_output`` (per row for ``"none"``) in place. Half inputs are computed in float32 per block and
-    the target's ``-(1-a) w_y`` is folded in float32 before rounding, so confident rows keep their bits.
+    The forward pass walks over blocks of rows (about 4 MB of float32 logits each, handed to one
+    single-threaded worker per core on the CPU). Per block it computes the row max, ``z_y``,
+    ``sum_k u_k w_k z_k``, ``exp(z - max)`` written straight into the gradient's rows, its sum, and
+    then turns that buffer into the gradient in place. Only the gradient (the input's dtype, already
+    scaled for ``"mean"``) is saved for backward, which multiplies it by ``grad_output`` (per row for
+    ``"none"``) in place. Half inputs are computed in float32 per block and the target's ``-(1-a) w_y``
+    is folded in float32 before rounding, so confident rows keep their bits.
     CUDA tensors use a Triton kernel when Triton is importable.
 
     Parameters
