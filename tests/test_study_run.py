@@ -177,6 +177,29 @@ def test_minibatches_are_seeded(tmp_path):
     assert _stable(a) == _stable(b)
 
 
-def test_torch_threads_restored_is_not_required():
-    # training sets one thread in the process that runs it (serial mode included), on purpose
-    assert torch.get_num_threads() >= 1
+def test_serial_runs_train_on_one_thread_and_restore_the_callers_threads(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run(tiny(seeds=1, noise={"rates": [0.0]}, methods={"focal": []}), out=tmp_path, report=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+class Exploding(nn.Module):
+    """Logits overflow to inf: the run is stored as diverged, without metrics, and the study goes on."""
+
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.lin = nn.Linear(int(np.prod(input_shape)), num_classes)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * 1e38 * 1e38
+
+
+def test_a_diverged_run_is_stored_and_reported(tmp_path):
+    res = run(tiny(seeds=1, noise={"rates": [0.0]}), model_fn=Exploding, out=tmp_path)
+    assert len(res) == 3 and all(r["diverged"] for r in res)
+    assert all("accuracy" not in r for r in res)
+    assert "Verdict" in (tmp_path / "report.html").read_text()

@@ -137,8 +137,14 @@ def _work(spec: RunSpec) -> dict[str, Any]:
 def _execute_all(ctx: RunContext, todo: list[RunSpec], workers: int) -> Iterator[dict[str, Any]]:
     """Yield the record of each run as it finishes (serially, or from spawned worker processes)."""
     if workers <= 1:
-        for spec in todo:
-            yield execute(spec, ctx)
+        import torch
+
+        threads = torch.get_num_threads()  # execute() trains on one thread; give the caller its threads back
+        try:
+            for spec in todo:
+                yield execute(spec, ctx)
+        finally:
+            torch.set_num_threads(threads)
         return
     mp = get_context("spawn")
     with ProcessPoolExecutor(

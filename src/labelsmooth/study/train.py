@@ -128,7 +128,11 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             break
         if epoch % tc.eval_every == 0 or epoch == tc.epochs:
             model.eval()
-            nll, acc, ece = measure.quick(_logits(model, Xva), yva, cfg.n_bins)
+            z_val = _logits(model, Xva)
+            if not bool(torch.isfinite(z_val).all()):  # logits overflowed (e.g. negative smoothing)
+                diverged = True
+                break
+            nll, acc, ece = measure.quick(z_val, yva, cfg.n_bins)
             for key, v in zip(curves, (epoch, train_loss, nll, acc, ece)):
                 curves[key].append(v)
 
