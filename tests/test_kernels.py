@@ -381,13 +381,17 @@ def test_linear_matches_reference(bias, reduction, variant):
 def test_linear_bf16_and_leading_dims():
     x, W, b, y, _ = _linear_problem(n=8, d=6, v=30, seed=2, dtype=torch.bfloat16)
     x3, y3 = x.view(2, 4, 6), y.view(2, 4)
-    xs = x3.clone().requires_grad_()
-    loss = linear_cross_entropy(xs, W, y3, b, label_smoothing=0.1, chunk_size=3)
+    xs, Ws, bs = x3.clone().requires_grad_(), W.clone().requires_grad_(), b.clone().requires_grad_()
+    loss = linear_cross_entropy(xs, Ws, y3, bs, label_smoothing=0.1, chunk_size=3)
     assert loss.dtype == torch.bfloat16
-    ref = cross_entropy_dense64(x.double() @ W.double().t() + b.double(), y, 0.1)
+    x64, W64, b64 = (t.double().requires_grad_() for t in (x, W, b))
+    ref = cross_entropy_dense64(x64 @ W64.t() + b64, y, 0.1)
     assert _rel(loss, ref) < 1e-2
     loss.backward()
-    assert xs.grad.shape == (2, 4, 6)
+    ref.backward()
+    assert xs.grad.shape == (2, 4, 6) and Ws.grad.dtype == torch.bfloat16
+    for got, want in [(xs.grad.view(8, 6), x64.grad), (Ws.grad, W64.grad), (bs.grad, b64.grad)]:
+        assert _rel(got, want) < 2e-2
     per_row = linear_cross_entropy(x3, W, y3, b, reduction="none", label_smoothing=0.1)
     assert per_row.shape == (2, 4)
 

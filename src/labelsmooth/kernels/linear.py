@@ -41,7 +41,9 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
     acc = compute_dtype(dt)
     losses = torch.empty(M, dtype=acc, device=x.device)
     gx = torch.empty_like(x) if need_x else None
-    gW = torch.zeros((V, D), dtype=acc, device=x.device) if need_W else None
+    # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would
+    # take 3x the size of W.grad (each chunk's product is still summed in float32 inside the matmul).
+    gW = torch.zeros((V, D), dtype=W.dtype, device=x.device) if need_W else None
     gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
     buf = torch.empty((min(chunk, M), V), dtype=dt, device=x.device)
     Wt = W.t()
@@ -56,14 +58,9 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
         if need_x:
             torch.mm(lc, W, out=gx[s:e])
         if need_W:
-            if acc == dt:
-                gW.addmm_(lc.t(), xc)
-            else:  # half: the chunk's product in half (fp32 accumulation inside the matmul), summed in fp32
-                gW.add_(torch.mm(lc.t(), xc))
+            gW.addmm_(lc.t(), xc)
         if need_b:
             gb.add_(lc.sum(0, dtype=acc))
-    if gW is not None:
-        gW = gW.to(W.dtype)
     if gb is not None:
         gb = gb.to(b.dtype)
     return losses, gx, gW, gb
@@ -149,7 +146,7 @@ def linear_cross_entropy(
 
     Memory model: tokens are processed in chunks of ``chunk_size`` rows; a chunk's logits (``chunk_size
     x V`` in the input's dtype) are turned into their gradient in place, multiplied into the gradients
-    of ``x`` (N x D), ``W`` (V x D, float32 for half inputs until the end) and ``b``, and dropped. Peak
+    of ``x`` (N x D), ``W`` (V x D, in W's dtype) and ``b`` (float32 until the end), and dropped. Peak
     extra memory is about one chunk of logits plus those gradients, against several N x V tensors for
     the unfused computation. For ``"mean"``/``"sum"`` the gradients are computed in forward and scaled
     by ``grad_output`` in backward; for ``"none"`` backward recomputes the chunks with the per-row
