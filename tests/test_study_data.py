@@ -143,3 +143,16 @@ def test_split_is_stratified_disjoint_and_seeded():
 def test_split_refuses_tiny_classes():
     with pytest.raises(ValueError, match="class 1"):
         split(np.array([0, 0, 0, 0, 0, 1, 1]), 0.2, 0.2, seed=0)
+
+
+def test_image_folder_of_png_with_pillow(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, size=(5, 5, 3), dtype=np.uint8)).save(
+                tmp_path / c / f"{i}.png"
+            )
+    ds = load("images", DataConfig(datasets=("images",), path=str(tmp_path)))
+    assert ds.X.shape == (6, 3, 5, 5) and 0.0 <= ds.X.min() and ds.X.max() <= 1.0

@@ -71,7 +71,7 @@ def study(config_path, out, datasets, data_path, label_column, noise, noise_kind
           quiet) -> None:  # fmt: skip
     """Train a grid of models with and without label smoothing, store every run, write a report.
 
-    With no options: the default study on scikit-learn's digits (about a minute on 2 cores).
+    With no options: the default study on scikit-learn's digits (90 runs; under 2 minutes on 2 idle cores).
     """
     from labelsmooth.study.config import load_config, parse_value
 
