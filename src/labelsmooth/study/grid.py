@@ -29,8 +29,10 @@ class Method:
     def label(self) -> str:
         if self.name == "hard":
             return "hard (a=0)"
-        if self.name in ("ls", "negative"):
+        if self.name == "ls":
             return f"ls a={self.param:g}"
+        if self.name == "negative":
+            return f"neg-ls a={self.param:g}"
         if self.name == "ls-prior":
             return f"ls-prior a={self.param:g}"
         if self.name == "confidence-penalty":

@@ -215,13 +215,14 @@ class Store:
 
 
 def grid_runs(store: Store) -> list[StoredRun]:
-    """The stored runs of the study's latest grid (meta ``grid``), in stable order."""
+    """The stored runs of the study's latest grid (meta ``grid``), in grid order (datasets, noise rates,
+    seeds, then methods as configured: hard, smoothing, prior, negative, penalty, focal)."""
     grid = store.get_meta("grid")
     runs = store.runs()
     if grid is None:
         return runs
-    wanted = set(grid.split(",")) if grid else set()
-    return [r for r in runs if r.run_hash in wanted]
+    order = {h: i for i, h in enumerate(grid.split(","))} if grid else {}
+    return sorted((r for r in runs if r.run_hash in order), key=lambda r: order[r.run_hash])
 
 
 def _clean(obj: Any) -> Any:
