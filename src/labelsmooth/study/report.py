@@ -74,99 +74,137 @@ def build(folder: str | Path) -> ReportData:
 
 
 def _figures(runs: list[StoredRun], records: list[dict], verdicts: list[SettingVerdict]) -> list[Figure]:
-    out: list[Figure] = []
+    """Every figure of the report: metrics against a per dataset, then four figures per setting."""
     if not runs:
-        return out
-    by_hash = {r.run_hash: r for r in runs}
-    for dataset in dict.fromkeys(r["dataset"] for r in records):
-        out.append(
-            Figure(
-                f"metrics_vs_alpha_{_slug(dataset)}",
-                f"{dataset}: accuracy, NLL, ECE and the signed gap against a (a = 0: hard targets; "
-                "a < 0: negative smoothing), one curve per noise level; error bars: 95% t-intervals over "
-                "seeds; dashed: after temperature scaling.",
-                figures.metrics_vs_alpha(records, dataset),
-            )
+        return []
+    out = [
+        Figure(
+            f"metrics_vs_alpha_{_slug(dataset)}",
+            f"{dataset}: accuracy, NLL, ECE and the signed gap against a (a = 0: hard targets; a < 0: "
+            "negative smoothing), one curve per noise level; error bars: 95% t-intervals over seeds; "
+            "dashed: after temperature scaling.",
+            figures.metrics_vs_alpha(records, dataset),
         )
+        for dataset in dict.fromkeys(r["dataset"] for r in records)
+    ]
+    by_hash = {r.run_hash: r for r in runs}
     for v in verdicts:
-        recs = [
-            r
-            for r in records
-            if (r["dataset"], r["noise_kind"], r["noise_rate"]) == (v.dataset, v.noise_kind, v.noise_rate)
-        ]
-        by_label = {k[0]: rs for k, rs in group(recs, ("label",)).items()}
-        slug = _slug(f"{v.dataset}_{v.noise_kind}_{v.noise_rate:g}")
-        where = f"{v.dataset}, {noise_phrase(v.noise_kind, v.noise_rate)}"
-        hard = by_label.get("hard (a=0)", [])
-        best_label = f"ls a={v.alpha:g}" if v.alpha is not None else None
-        best = by_label.get(best_label, []) if best_label else []
-        rel_panels = []
-        for label, rs, key in (("hard (a=0)", hard, "reliability"), (best_label, best, "reliability"),
-                               (f"{best_label}, after T", best, "reliability_ts")):  # fmt: skip
-            bins = [by_hash[r["run_hash"]].arrays.get(key) for r in rs]
-            bins = [b for b in bins if b]
-            if bins:
-                rel_panels.append((label, bins))
-        if rel_panels:
-            out.append(
-                Figure(
-                    f"reliability_{slug}",
-                    f"{where}: reliability diagrams of hard targets against the chosen a, and the chosen a "
-                    "after temperature scaling (test split, bins pooled over seeds). Bars below the "
-                    "diagonal: overconfident; above: underconfident.",
-                    figures.reliability(rel_panels, where),
-                )
-            )
-        first_seed = min((r["seed"] for r in recs), default=None)
-        gap_panels = []
-        for label, rs in by_label.items():
-            if rs[0]["method"] not in ("hard", "ls"):
-                continue
-            run = next((by_hash[r["run_hash"]] for r in rs if r["seed"] == first_seed), None)
-            if run and run.arrays.get("gap_hist_train"):
-                k = int(run.metrics.get("num_classes") or 0)
-                opt = run.metrics.get("optimal_logit_gap")
-                gap_panels.append((label, run.arrays["gap_hist_train"], rs[0]["alpha"], opt, k))
-        if gap_panels:
-            out.append(
-                Figure(
-                    f"logit_gap_{slug}",
-                    f"{where}: training logit gaps (seed {first_seed}); dashed lines mark "
-                    "log(1 + K(1 - a)/a), the gap at the optimum of the smoothed loss. Hard targets have "
-                    "no finite optimum.",
-                    figures.logit_gaps(gap_panels, where),
-                )
-            )
-        proj_panels = []
-        for label, rs in (("hard (a=0)", hard), (best_label, best)):
-            run = next((by_hash[r["run_hash"]] for r in rs if r["seed"] == first_seed), None)
-            if run and run.arrays.get("projection"):
-                proj_panels.append((label, run.arrays["projection"]))
-        if proj_panels:
-            out.append(
-                Figure(
-                    f"projection_{slug}",
-                    f"{where}: penultimate-layer activations of three classes (test split, seed "
-                    f"{first_seed}) projected on the plane through their last-layer templates (Müller et "
-                    "al., 2019). Smoothing pulls each class into a tighter cluster at equal distance from "
-                    "the others.",
-                    figures.projection(proj_panels, where),
-                )
-            )
-        curve_panels = []
-        for label, rs in (("hard (a=0)", hard), (best_label, best)):
-            run = next((by_hash[r["run_hash"]] for r in rs if r["seed"] == first_seed), None)
-            if run and run.curves.get("epoch"):
-                curve_panels.append((label, run.curves))
-        if curve_panels:
-            out.append(
-                Figure(
-                    f"curves_{slug}",
-                    f"{where}: per-epoch validation NLL and accuracy (seed {first_seed}).",
-                    figures.curves(curve_panels, where),
-                )
-            )
+        s = _SettingRuns.of(v, records, by_hash)
+        for make in (_reliability_figure, _logit_gap_figure, _projection_figure, _curves_figure):
+            fig = make(s)
+            if fig is not None:
+                out.append(fig)
     return out
+
+
+@dataclass
+class _SettingRuns:
+    """The runs of one setting, arranged for its figures: hard targets and the verdict's chosen a."""
+
+    slug: str
+    where: str
+    by_label: dict[str, list[dict]]
+    by_hash: dict[str, StoredRun]
+    best_label: str | None
+    first_seed: int | None
+
+    @classmethod
+    def of(cls, v: SettingVerdict, records: list[dict], by_hash: dict[str, StoredRun]) -> _SettingRuns:
+        key = (v.dataset, v.noise_kind, v.noise_rate)
+        recs = [r for r in records if (r["dataset"], r["noise_kind"], r["noise_rate"]) == key]
+        return cls(
+            slug=_slug(f"{v.dataset}_{v.noise_kind}_{v.noise_rate:g}"),
+            where=f"{v.dataset}, {noise_phrase(v.noise_kind, v.noise_rate)}",
+            by_label={k[0]: rs for k, rs in group(recs, ("label",)).items()},
+            by_hash=by_hash,
+            best_label=f"ls a={v.alpha:g}" if v.alpha is not None else None,
+            first_seed=min((r["seed"] for r in recs), default=None),
+        )
+
+    def runs(self, label: str | None) -> list[StoredRun]:
+        return [self.by_hash[r["run_hash"]] for r in self.by_label.get(label, [])] if label else []
+
+    def first(self, label: str | None) -> StoredRun | None:
+        return next((r for r in self.runs(label) if r.spec["seed"] == self.first_seed), None)
+
+    def pair(self) -> list[tuple[str, StoredRun]]:
+        """(label, first-seed run) for hard targets and the chosen a, where present."""
+        out = []
+        for label in ("hard (a=0)", self.best_label):
+            run = self.first(label)
+            if label and run is not None:
+                out.append((label, run))
+        return out
+
+
+def _reliability_figure(s: _SettingRuns) -> Figure | None:
+    panels = []
+    best = s.runs(s.best_label)
+    for label, runs, key in (("hard (a=0)", s.runs("hard (a=0)"), "reliability"),
+                             (s.best_label, best, "reliability"),
+                             (f"{s.best_label}, after T", best, "reliability_ts")):  # fmt: skip
+        bins = [r.arrays[key] for r in runs if r.arrays.get(key)]
+        if bins:
+            panels.append((label, bins))
+    if not panels:
+        return None
+    return Figure(
+        f"reliability_{s.slug}",
+        f"{s.where}: reliability diagrams of hard targets, the chosen a, and the chosen a after temperature "
+        "scaling (test split, bins pooled over seeds). Bars below the diagonal: overconfident; above: "
+        "underconfident.",
+        figures.reliability(panels, s.where),
+    )
+
+
+def _logit_gap_figure(s: _SettingRuns) -> Figure | None:
+    panels = []
+    for label, recs in s.by_label.items():
+        run = s.first(label) if recs[0]["method"] in ("hard", "ls") else None
+        if run is not None and run.arrays.get("gap_hist_train"):
+            k = int(run.metrics.get("num_classes") or 0)
+            panels.append(
+                (
+                    label,
+                    run.arrays["gap_hist_train"],
+                    recs[0]["alpha"],
+                    run.metrics.get("optimal_logit_gap"),
+                    k,
+                )
+            )
+    if not panels:
+        return None
+    return Figure(
+        f"logit_gap_{s.slug}",
+        f"{s.where}: training logit gaps (seed {s.first_seed}); solid lines mark log(1 + K(1 - a)/a), the "
+        "gap at the optimum of the smoothed loss, dashed lines the mean gap. Hard targets have no finite "
+        "optimum.",
+        figures.logit_gaps(panels, s.where),
+    )
+
+
+def _projection_figure(s: _SettingRuns) -> Figure | None:
+    panels = [(label, run.arrays["projection"]) for label, run in s.pair() if run.arrays.get("projection")]
+    if not panels:
+        return None
+    return Figure(
+        f"projection_{s.slug}",
+        f"{s.where}: penultimate-layer activations of three classes (test split, seed {s.first_seed}) "
+        "projected on the plane through their last-layer templates (Müller et al., 2019). Smoothing pulls "
+        "each class into a tighter cluster at equal distance from the others.",
+        figures.projection(panels, s.where),
+    )
+
+
+def _curves_figure(s: _SettingRuns) -> Figure | None:
+    panels = [(label, run.curves) for label, run in s.pair() if run.curves.get("epoch")]
+    if not panels:
+        return None
+    return Figure(
+        f"curves_{s.slug}",
+        f"{s.where}: per-epoch validation NLL and accuracy (seed {s.first_seed}).",
+        figures.curves(panels, s.where),
+    )
 
 
 def _slug(text: str) -> str:
