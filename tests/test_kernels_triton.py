@@ -69,6 +69,8 @@ def _child() -> None:
         err_l = ((loss_rows.double() - ref.detach()).abs().max() / ref.detach().abs().max()).item()
         err_g = ((grad.double() - ref_z.grad).abs().max() / ref_z.grad.abs().max()).item()
         assert err_l < tol and err_g < tol, (dtype, reduction, sorted(kw), err_l, err_g)
+        loss_only = triton_ce.loss_grad(zt, None, p, block=block)  # statistics kernel only
+        torch.testing.assert_close(loss_only, loss_rows)
 
     w = torch.rand(v, generator=g) + 0.1
     u = torch.softmax(torch.randn(v, generator=g), 0)

@@ -284,14 +284,15 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def stream_loss_grad(
-    z: torch.Tensor, grad: torch.Tensor, p: RowParams, block_bytes: int | None = None
+    z: torch.Tensor, grad: torch.Tensor | None, p: RowParams, block_bytes: int | None = None
 ) -> torch.Tensor:
     """Stream over row blocks of ``z`` (M, V): per-row losses (M,), gradient written into ``grad``.
 
-    ``grad`` has the dtype of ``z`` and may be ``z`` itself (in place). Half inputs go through one
-    float32 block buffer per worker, reused for every block; the only (M, V) tensor touched is ``grad``.
-    On the CPU with more than one block and more than one thread, blocks run on worker threads
-    (:func:`_pool`); otherwise inline. The result does not depend on the block size or on the workers.
+    ``grad`` has the dtype of ``z`` and may be ``z`` itself (in place), or ``None`` for the loss only
+    (then nothing of size M x V is written). Half inputs, and ``grad=None``, go through one float32 block
+    buffer per worker, reused for every block; the only (M, V) tensor touched is ``grad``. On the CPU
+    with more than one block and more than one thread, blocks run on worker threads (:func:`_pool`);
+    otherwise inline. The result does not depend on the block size or on the workers.
     """
     M, V = z.shape
     cdt = compute_dtype(z.dtype)
@@ -302,16 +303,20 @@ def stream_loss_grad(
     def work(s: int, e: int) -> None:
         with torch.no_grad():
             pb = p.rows(s, e)
-            if cdt == z.dtype:
+            if cdt == z.dtype and grad is not None:
                 losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb)
                 return
             buf = getattr(local, "buf", None)
             if buf is None:
                 buf = local.buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
             b = buf[: e - s]
+            if cdt == z.dtype:
+                losses[s:e] = block_loss_grad(z[s:e], b, pb)
+                return
             b.copy_(z[s:e])
             losses[s:e] = block_loss_grad(b, b, pb)
-            grad[s:e].copy_(b)
+            if grad is not None:
+                grad[s:e].copy_(b)
 
     starts = range(0, M, rows)
     if z.device.type != "cpu" or len(starts) < 2 or torch.get_num_threads() < 2:

@@ -21,9 +21,13 @@ def use_triton(z: torch.Tensor, backend: str) -> bool:
 
 
 def loss_grad(
-    z: torch.Tensor, grad: torch.Tensor, p: RowParams, backend: str = "auto", block_bytes: int | None = None
+    z: torch.Tensor,
+    grad: torch.Tensor | None,
+    p: RowParams,
+    backend: str = "auto",
+    block_bytes: int | None = None,
 ) -> torch.Tensor:
-    """Per-row losses of ``z`` (M, V); the scaled gradient is written into ``grad`` (may be ``z``)."""
+    """Per-row losses of ``z`` (M, V); the scaled gradient goes into ``grad`` (``z``; None: loss only)."""
     if use_triton(z, backend):
         from . import triton_ce
 

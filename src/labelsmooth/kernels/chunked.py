@@ -34,6 +34,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         inplace,
         backend,
         block_bytes,
+        need_grad,
     ):
         args, params = prepare(input, target, weight, ignore_index, reduction, label_smoothing, prior)
         rows = args.logits
@@ -41,6 +42,9 @@ class _FusedCrossEntropy(torch.autograd.Function):
             rows = rows.contiguous()
         aliased = rows.data_ptr() == input.data_ptr() and rows.numel() == input.numel()
         spatial = input.dim() > 2
+        if not need_grad:  # loss only: block-sized scratch, the logits untouched
+            losses = _dispatch.loss_grad(rows, None, params, backend, block_bytes)
+            return reduce_loss(losses, params, reduction, args.out_shape, input.dtype)
         grad_rows = rows if inplace else torch.empty_like(rows, memory_format=torch.contiguous_format)
         losses = _dispatch.loss_grad(rows, grad_rows, params, backend, block_bytes)
         if input.dim() == 1:
@@ -73,7 +77,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         if not bool((go == 1).all()):
             grad.mul_(go)
             ctx.consumed = True
-        return grad.detach(), None, None, None, None, None, None, None, None, None
+        return grad.detach(), None, None, None, None, None, None, None, None, None, None
 
 
 @torch.compiler.disable
@@ -149,10 +153,13 @@ def fused_cross_entropy(
 
     Notes
     -----
-    Because the gradient is computed in forward, the call costs the full forward+backward time even
-    when no backward follows. Backward may run once with ``grad_output != 1`` (the saved gradient is
-    scaled in place); a second backward then raises. No gradient flows to ``weight``, ``prior`` or
-    ``label_smoothing``. Double backward is not supported.
+    When no gradient is needed (``torch.no_grad()``, or ``input`` does not require grad) only the loss
+    is computed, in block-sized scratch memory, and ``input`` is left untouched even with
+    ``inplace=True``. Otherwise the gradient is computed in forward, so the call costs the full
+    forward+backward time even if no backward follows. Backward may run once with
+    ``grad_output != 1`` (the saved gradient is scaled in place); a second backward then raises.
+    No gradient flows to ``weight``, ``prior`` or ``label_smoothing``. Double backward is not
+    supported.
 
     Raises
     ------
@@ -186,6 +193,17 @@ def fused_cross_entropy(
 def _apply(
     input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend, block_bytes=None
 ):
+    need_grad = torch.is_grad_enabled() and isinstance(input, torch.Tensor) and input.requires_grad
     return _FusedCrossEntropy.apply(
-        input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend, block_bytes
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        prior,
+        inplace,
+        backend,
+        block_bytes,
+        need_grad,
     )

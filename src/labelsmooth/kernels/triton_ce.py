@@ -142,8 +142,12 @@ def _block(num_classes: int, block: int | None) -> int:
     return min(DEFAULT_BLOCK, triton.next_power_of_2(num_classes))
 
 
-def loss_grad(z: torch.Tensor, grad: torch.Tensor, p: RowParams, block: int | None = None) -> torch.Tensor:
+def loss_grad(
+    z: torch.Tensor, grad: torch.Tensor | None, p: RowParams, block: int | None = None
+) -> torch.Tensor:
     """Per-row losses of ``z`` (M, V) and the scaled gradient written into ``grad`` (may alias ``z``).
+
+    ``grad=None`` runs the statistics kernel only (the loss, no M x V write).
 
     float64 logits are sent to the torch row-block path (the kernels compute in float32).
     """
@@ -170,6 +174,8 @@ def loss_grad(z: torch.Tensor, grad: torch.Tensor, p: RowParams, block: int | No
         SMOOTH=bool(p.smooth), HAS_UW=has_uw, BLOCK=BLOCK,
     )  # fmt: skip
     loss, A, B, T = row_terms(m, S, zy, zu if p.smooth else None, p)
+    if grad is None:
+        return loss
     A, B, T = (t.to(torch.float32).expand(M).contiguous() for t in (A, B, T))
     grad_kernel[(M,)](
         z, z.stride(0), grad, grad.stride(0), safe, m, A, B, T, uw, uw_stride, V, 1.0 / V,
