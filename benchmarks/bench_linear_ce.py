@@ -6,7 +6,7 @@ this one run. Methods (forward + backward, gradients of ``x`` and ``W``):
 - ``eager``: ``F.cross_entropy(x @ W.T, y, label_smoothing=0.1)`` (the denominator);
 - ``compile``: ``torch.compile`` of the same (compile time excluded, reported apart);
 - ``fused``: ``labelsmooth.kernels.linear_cross_entropy(x, W, y, label_smoothing=0.1)`` (default
-  ``chunk_size``: chunks of about 32 MB of logits).
+  ``chunk_size``: about 32 MB of logits, at least 128 tokens).
 
 The peak extra memory includes the gradients returned (``x.grad`` N x D, ``W.grad`` V x D), which every
 method must produce; they are printed apart as the floor.
