@@ -546,3 +546,33 @@ def test_linear_errors():
     torch.autograd.grad(loss, xs, grad_outputs=torch.tensor(2.0, dtype=x.dtype), retain_graph=True)
     with pytest.raises(RuntimeError, match="backward twice"):
         torch.autograd.grad(loss, xs, retain_graph=True)
+
+
+# ---------------------------------------------------------------- worker threads
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_worker_threads_give_the_inline_result(dtype):
+    """With >1 intra-op threads the CPU blocks run on worker threads; the result is bit-identical."""
+    z, y, g = _problem(n=13, v=37, seed=21)
+    z = z.to(dtype)
+    kw = {
+        "label_smoothing": torch.rand(13, generator=g),
+        "prior": torch.softmax(torch.randn(37, generator=g), 0),
+    }
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            zz = z.clone().requires_grad_()
+            loss = _apply(
+                zz, y, None, -100, "sum", kw["label_smoothing"], kw["prior"], False, "torch", 4 * 37 * 2
+            )
+            loss.backward()
+            out[threads] = (loss, zz.grad)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(out[1][0], out[2][0]) and torch.equal(out[1][1], out[2][1])
+    ref = cross_entropy_dense64(
+        z.double(), y, kw["label_smoothing"].double(), None, -100, "sum", kw["prior"].double()
+    )
+    assert _rel(out[2][0], ref) < (1e-2 if dtype == torch.bfloat16 else 1e-5)
