@@ -350,3 +350,25 @@ def test_errors_name_argument_and_value(call, exc, fragment):
     with pytest.raises(exc) as info:
         call()
     assert fragment in str(info.value)
+
+
+def test_prior_within_tolerance_is_renormalised_for_reference_and_kernel():
+    x, y = _rand((6, 4), torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])
+    exact = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    loose = exact * (1 + 5e-5)  # sums to 1.00005: accepted (tolerance 1e-4), then renormalised
+    for mode in ("torch", "row"):
+        torch.testing.assert_close(
+            ls.cross_entropy(x, y, label_smoothing=0.3, prior=loose, weight_mode=mode),
+            ls.cross_entropy(x, y, label_smoothing=0.3, prior=exact, weight_mode=mode),
+            rtol=1e-14,
+            atol=1e-15,
+        )
+    torch.testing.assert_close(
+        ls.fused_cross_entropy(x, y, label_smoothing=0.3, prior=loose),
+        ls.cross_entropy(x, y, label_smoothing=0.3, prior=loose),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+    torch.testing.assert_close(
+        ls.smooth_labels(y, 4, 1.0, prior=loose).sum(-1), torch.ones(6, dtype=torch.float64)
+    )

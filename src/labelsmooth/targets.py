@@ -34,7 +34,11 @@ CONVENTIONS = ("uniform", "off_target")
 
 
 def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
-    """A prior is a (K,) distribution or one distribution per sample, (N, K)."""
+    """A prior is a (K,) distribution or one distribution per sample, (N, K).
+
+    Returns it renormalised to sum to 1 exactly (it was checked to within 1e-4), so that every formula
+    that relies on ``sum_k u_k = 1`` holds to rounding, in the reference and the kernels alike.
+    """
     if not isinstance(prior, torch.Tensor):
         raise TypeError(expected(name, "to be a torch.Tensor", type(prior).__name__))
     check_distribution(name, prior)
@@ -43,7 +47,7 @@ def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str
     if not ok:
         rows = "N" if n is None else str(n)
         raise ValueError(expected(name, f"of shape ({num_classes},) or ({rows}, {num_classes})", prior))
-    return prior
+    return prior / prior.sum(-1, keepdim=True)
 
 
 def smooth_labels(
@@ -75,7 +79,8 @@ def smooth_labels(
         alpha in [0, 1] (or <= 1 with ``allow_negative=True``); a tensor gives one value per sample and
         needs a 1-D ``target``.
     prior : Tensor of shape ``(K,)`` or ``(N, K)``, optional
-        The distribution the label is smoothed toward. Must sum to 1 (tolerance 1e-4).
+        The distribution the label is smoothed toward. Must sum to 1 (tolerance 1e-4); it is then
+        renormalised to sum to 1 exactly.
     allow_negative : bool
         Permit alpha < 0 (negative label smoothing, Wei et al. 2022), which yields negative entries.
     dtype : torch.dtype, optional
@@ -112,7 +117,7 @@ def smooth_labels(
     if isinstance(a, torch.Tensor) and target.dim() != 1:
         raise ValueError(expected("target", "to be 1-D when `label_smoothing` is a tensor", target))
     if prior is not None:
-        _check_prior(prior, num_classes, n)
+        prior = _check_prior(prior, num_classes, n)
         if prior.dim() == 2 and target.dim() != 1:
             raise ValueError(expected("target", "to be 1-D when `prior` is given per sample", target))
     if dtype is None:

@@ -144,7 +144,7 @@ def prepare_cross_entropy_args(
         a = _expand_per_sample(a, n, spatial)
 
     if prior is not None:
-        _check_prior(prior, num_classes, n)
+        prior = _check_prior(prior, num_classes, n)
         if prior.dim() == 2:
             if n is None:
                 raise ValueError(expected("prior", f"of shape ({num_classes},) for unbatched input", prior))
@@ -220,6 +220,7 @@ def cross_entropy(
         ``a`` in [0, 1], or one value per sample (broadcast over ``d1, ...``).
     prior : Tensor of shape ``(C,)`` or ``(N, C)``, optional
         The distribution smoothed toward, e.g. class frequencies (:func:`labelsmooth.class_prior`).
+        Checked to sum to 1 within 1e-4, then renormalised exactly.
     weight_mode : {"torch", "row"}
         ``"torch"`` reproduces PyTorch exactly: the smoothing term is weighted per class ``w_k``, which
         moves the optimum away from p toward up-weighted classes (PyTorch issue 104776). ``"row"``
