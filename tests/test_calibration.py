@@ -11,23 +11,12 @@ import torch
 
 from labelsmooth import metrics as M
 from labelsmooth.calibration import CalibrationWarning, NotFittedError, TemperatureScaler
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: many tiny tensor ops, and 2-thread sync stalls badly on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from metrics_fixtures import calibrated_logits
 
 
 def _calibrated(n=20000, k=10, seed=0, scale=2.0):
     """Logits of a calibrated model: labels are drawn from softmax(z)."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
-    y = torch.multinomial(torch.softmax(z, 1), 1, generator=g).squeeze(1)
-    return z, y
+    return calibrated_logits(n, k, seed, scale)
 
 
 def _nll(z, y, temperature):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelsmooth import metrics as M
+from metrics_fixtures import calibrated_logits, random_logits
 from reference import (
     bin_counts_loop,
     classwise_ece_loop,
@@ -20,29 +21,15 @@ from reference import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: many tiny tensor ops, and 2-thread sync stalls badly on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n=500, k=5, seed=0, scale=2.0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
-    y = torch.randint(0, k, (n,), generator=g)
+    z, y = random_logits(n, k, seed, scale)
     return z.to(dtype), torch.softmax(z, 1).to(dtype), y
 
 
 def _calibrated(n=20000, k=4, seed=0):
     """Labels drawn from the model's own softmax: perfectly calibrated in expectation."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * 2.0
-    p = torch.softmax(z, 1)
-    y = torch.multinomial(p, 1, generator=g).squeeze(1)
-    return z, p, y
+    z, y = calibrated_logits(n, k, seed)
+    return z, torch.softmax(z, 1), y
 
 
 # --------------------------------------------------------------------------- golden values

@@ -10,21 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelsmooth import metrics as M
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: many tiny tensor ops, and 2-thread sync stalls badly on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from metrics_fixtures import random_logits
 
 
 def _data(n=300, k=4, seed=0, scale=2.0):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
-    return z, torch.randint(0, k, (n,), generator=g)
+    return random_logits(n, k, seed, scale)
 
 
 def _expected(x, y, from_logits, n_bins, right_closed=False):

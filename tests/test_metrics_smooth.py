@@ -12,16 +12,8 @@ from hypothesis import strategies as st
 
 from labelsmooth import metrics as M
 from labelsmooth.metrics.smooth import smece_from_top_label
+from metrics_fixtures import random_logits
 from reference import smece_sigma_direct
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: many tiny tensor ops, and 2-thread sync stalls badly on a loaded 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _binary(conf, correct):
@@ -103,9 +95,7 @@ def test_tiny_and_perfect_inputs():
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 60), seed=st.integers(0, 10_000), k=st.integers(2, 4))
 def test_property_range_and_not_above_binned_limit(n, seed, k):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * 3
-    y = torch.randint(0, k, (n,), generator=g)
+    z, y = random_logits(n, k, seed, scale=3.0)
     value = M.smooth_calibration_error(z, y, from_logits=True)
     assert 0.0 <= value <= 1.0
     p = torch.softmax(z, 1)

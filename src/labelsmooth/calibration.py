@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import as_tensor, check_scores, prepare
+from labelsmooth.metrics._inputs import as_tensor, check_positive_int, check_scores, prepare
 
 __all__ = ["CalibrationWarning", "NotFittedError", "TemperatureScaler"]
 
@@ -129,12 +129,8 @@ class TemperatureScaler:
             raise TypeError(expected("bounds", "to be a pair of floats (T_min, T_max)", bounds)) from exc
         if not (0.0 < lo < hi < math.inf):
             raise ValueError(expected("bounds", "to satisfy 0 < T_min < T_max < inf", bounds))
-        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-            raise TypeError(expected("max_iter", "to be an int", max_iter))
-        if max_iter < 1:
-            raise ValueError(expected("max_iter", ">= 1", max_iter))
         self.bounds = (lo, hi)
-        self.max_iter = int(max_iter)
+        self.max_iter = check_positive_int("max_iter", max_iter)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, logits: Any, target: Any) -> TemperatureScaler:

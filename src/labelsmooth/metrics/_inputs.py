@@ -52,12 +52,22 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def is_int(value: Any) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1; TypeError for a non-int, ValueError below 1."""
+    if not is_int(value):
+        raise TypeError(expected(name, "to be an int", value))
+    if value < 1:
+        raise ValueError(expected(name, ">= 1", int(value)))
+    return int(value)
+
+
 def check_n_bins(n_bins: Any, name: str = "n_bins") -> int:
-    if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, (int, np.integer)):
-        raise TypeError(expected(name, "to be an int", n_bins))
-    if n_bins < 1:
-        raise ValueError(expected(name, ">= 1", int(n_bins)))
-    return int(n_bins)
+    return check_positive_int(name, n_bins)
 
 
 def check_strategy(strategy: Any) -> str:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from labelsmooth._validation import check_scalar_range, expected
@@ -15,7 +14,9 @@ from labelsmooth.metrics._inputs import (
     check_bool,
     check_n_bins,
     check_norm,
+    check_positive_int,
     check_strategy,
+    is_int,
     log_probs,
     prepare,
     top_label,
@@ -212,12 +213,9 @@ def bootstrap(
         fn = metric
     else:
         raise TypeError(expected("metric", "to be a callable or a metric name", type(metric).__name__))
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)):
-        raise TypeError(expected("n_resamples", "to be an int", n_resamples))
-    if n_resamples < 1:
-        raise ValueError(expected("n_resamples", ">= 1", n_resamples))
+    n_resamples = check_positive_int("n_resamples", n_resamples)
     confidence = check_scalar_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not is_int(seed):
         raise TypeError(expected("seed", "to be an int", seed))
 
     estimate = float(fn(input, target, **metric_kwargs))  # validates the data and the arguments

@@ -13,6 +13,7 @@ from labelsmooth.metrics._inputs import (
     check_bool,
     check_n_bins,
     check_strategy,
+    is_int,
     log_probs,
     prepare,
     top_label,
@@ -24,22 +25,11 @@ from labelsmooth.metrics.binned import (
     classwise_bin_sums,
     uniform_bin_index,
 )
-from labelsmooth.metrics.scores import brier_terms, entropy_terms, nll_terms
+from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms
 
 __all__ = ["METER_KEYS", "CalibrationMeter"]
 
-METER_KEYS = (
-    "accuracy",
-    "nll",
-    "brier",
-    "ece",
-    "rms_ce",
-    "mce",
-    "classwise_ece",
-    "mean_confidence",
-    "calibration_gap",
-    "entropy",
-)
+METER_KEYS = tuple(key for key in SUMMARY_KEYS if key != "smece")
 """Keys of :meth:`CalibrationMeter.compute`: those of ``calibration_summary`` except ``smece``."""
 
 
@@ -102,7 +92,7 @@ class CalibrationMeter:
     ) -> None:
         self.n_bins = check_n_bins(n_bins)
         if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+            if not is_int(num_classes):
                 raise TypeError(expected("num_classes", "to be an int or None", num_classes))
             if num_classes < 2:
                 raise ValueError(expected("num_classes", ">= 2", num_classes))
