@@ -16,26 +16,22 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.container import BarContainer
+from matplotlib.patches import StepPatch
 
 import labelsmooth
 from labelsmooth import metrics as M
 from labelsmooth import plots as P
+from metrics_fixtures import calibrated_logits
 
 
 @pytest.fixture(autouse=True)
-def _single_thread_and_close():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _close_figures():
     yield
-    torch.set_num_threads(before)
     plt.close("all")
 
 
 def _data(n=600, k=4, seed=0, scale=2.0):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
-    y = torch.multinomial(torch.softmax(z, 1), 1, generator=g).squeeze(1)
-    return z, y
+    return calibrated_logits(n, k, seed, scale)
 
 
 def _bars(ax):
@@ -59,10 +55,25 @@ def test_reliability_data_matches_metrics():
     assert P.ReliabilityData.from_bins(meter.bins()).ece == pytest.approx(d.ece)
 
 
+def _counts_axes(ax):
+    counts_ax = ax.figure.axes[-1]
+    assert counts_ax is not ax and counts_ax.get_ylabel() == "samples per bin"
+    # beneath the main axes, sharing its x axis, carrying the x label
+    assert counts_ax.get_position().y1 <= ax.get_position().y0 + 1e-9
+    assert counts_ax.get_shared_x_axes().joined(ax, counts_ax)
+    assert counts_ax.get_xlabel() == "confidence" and ax.get_ylabel() == "accuracy"
+    return counts_ax
+
+
+def _steps(counts_ax):
+    return [p for p in counts_ax.patches if isinstance(p, StepPatch)]
+
+
 def test_plot_reliability_single_model():
     z, y = _data()
     d = P.reliability_data(z * 3, y, n_bins=10, from_logits=True)
     ax = P.plot_reliability(d)
+    ax.figure.canvas.draw()  # positions of the divider's axes are set at draw time
     nonempty = int((d.counts > 0).sum())
     acc_bars, gap_bars = _bars(ax)
     assert len(acc_bars.patches) == len(gap_bars.patches) == nonempty
@@ -74,28 +85,53 @@ def test_plot_reliability_single_model():
     assert any(f"ECE = {d.ece:.4f}" in t for t in texts)
     assert "perfect calibration" in texts and "gap to confidence" in texts
     diagonal = [line for line in ax.get_lines() if list(line.get_xdata()) == [0, 1]]
-    assert len(diagonal) == 1
-    counts_ax = ax.figure.axes[-1]
-    assert counts_ax is not ax and counts_ax.get_ylabel() == "samples per bin"
-    assert ax.get_xlabel() == "confidence" and ax.get_ylabel() == "accuracy"
+    assert len(diagonal) == 1 and len(ax.get_lines()) == 1
+    (steps,) = _steps(_counts_axes(ax))
+    np.testing.assert_array_equal(steps.get_data().values, d.counts)
+    np.testing.assert_allclose(steps.get_data().edges, d.edges)
 
 
-def test_plot_reliability_overlays_models_on_given_axes():
+def test_plot_reliability_overlays_models_as_lines_on_given_axes():
     z, y = _data()
     hard = P.reliability_data(z * 3, y, n_bins=8, from_logits=True, label="α = 0")
     smooth = P.reliability_data(z, y, n_bins=8, from_logits=True, label="α = 0.1")
-    _fig, ax = plt.subplots()
-    out = P.plot_reliability([hard, smooth], ax=ax)
+    scaled = P.reliability_data(z * 1.1, y, n_bins=8, from_logits=True, label="α = 0.1, scaled")
+    fig, ax = plt.subplots()
+    out = P.plot_reliability([hard, smooth, scaled], ax=ax)
+    fig.canvas.draw()
     assert out is ax
-    assert len(_bars(ax)) == 4
+    assert _bars(ax) == []  # no bars when overlaying
+    *curves, diagonal = ax.get_lines()
+    assert list(diagonal.get_xdata()) == [0, 1] and list(diagonal.get_ydata()) == [0, 1]
+    assert len(curves) == 3
+    for line, d in zip(curves, (hard, smooth, scaled)):
+        nz = d.counts > 0
+        np.testing.assert_allclose(line.get_xdata(), d.confidence[nz])
+        np.testing.assert_allclose(line.get_ydata(), d.accuracy[nz])
+    assert len({line.get_color() for line in curves}) == 3
+    assert len({line.get_marker() for line in curves}) == 3
     texts = _legend_texts(ax)
-    assert any(t.startswith("α = 0 (ECE = ") for t in texts)
-    assert any(t.startswith("α = 0.1 (ECE = ") for t in texts)
-    assert sum("gap" in t for t in texts) == 1
-    # side by side: the second model's bars start half a bin later
-    first, second = _bars(ax)[0].patches[0], _bars(ax)[2].patches[0]
-    assert first.get_width() == pytest.approx(1 / 16)
-    assert second.get_x() - first.get_x() == pytest.approx(1 / 16)
+    for d in (hard, smooth, scaled):
+        assert f"{d.label} (ECE = {d.ece:.4f})" in texts
+    assert "perfect calibration" in texts and not any("gap" in t for t in texts)
+    steps = _steps(_counts_axes(ax))
+    assert len(steps) == 3
+    for step, d, line in zip(steps, (hard, smooth, scaled), curves):
+        np.testing.assert_array_equal(step.get_data().values, d.counts)
+        assert step.get_edgecolor() == matplotlib.colors.to_rgba(line.get_color())
+
+
+def test_plot_reliability_counts_axes_scale():
+    z, y = _data()
+    spread = P.reliability_data(z * 3, y, n_bins=10, from_logits=True)  # counts span orders of magnitude
+    assert spread.counts.max() > 100 * spread.counts[spread.counts > 0].min()
+    assert P.plot_reliability(spread).figure.axes[-1].get_yscale() == "log"
+    flat = P.ReliabilityData(
+        np.array([0.0, 0.5, 1.0]), np.array([10, 20]), np.array([0.3, 0.8]), np.array([0.3, 0.7]), 0.05
+    )
+    ax = P.plot_reliability([flat, flat])
+    assert ax.figure.axes[-1].get_yscale() == "linear" and ax.figure.axes[-1].get_ylim()[0] == 0
+    assert _legend_texts(ax)[:2] == ["model 0 (ECE = 0.0500)", "model 1 (ECE = 0.0500)"]
 
 
 # --------------------------------------------------------------------------- confidence histogram

@@ -30,7 +30,7 @@ from labelsmooth.metrics import (
     logit_gap_summary,
     mean_confidence,
 )
-from labelsmooth.metrics._inputs import as_tensor, check_n_bins
+from labelsmooth.metrics._inputs import as_tensor, check_n_bins, is_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -154,69 +154,104 @@ def reliability_data(
 def plot_reliability(data: ReliabilityData | Sequence[ReliabilityData], ax: Axes | None = None) -> Axes:
     """Reliability diagram: per-bin accuracy against confidence, one or several models overlaid.
 
-    For each model, a bar per non-empty bin at the bin's accuracy; the gap to the bin's mean confidence is
-    a hatched bar stacked on it (above: overconfident; below: underconfident); the diagonal is perfect
-    calibration. Bin counts are drawn as steps on a twin axis at the bottom. The legend gives each model's
-    ECE. Several models share each bin side by side.
+    * **One model** (Guo et al. 2017, Figure 1): a bar per non-empty bin at the bin's accuracy, the gap to
+      the bin's mean confidence shaded and hatched on top of it (above the bar: overconfident; below:
+      underconfident).
+    * **Several models**: no bars; one line per model through the points (mean confidence, accuracy) of
+      its non-empty bins, each model with its own colour and marker.
+
+    The dashed diagonal is perfect calibration and the legend gives each model's ECE. The number of samples
+    per bin is drawn beneath, on a small axes of its own sharing the x axis (one step histogram per model,
+    log scale when the counts span more than two orders of magnitude); it carries the x label and ticks.
 
     Parameters
     ----------
     data : ReliabilityData or list of ReliabilityData
     ax : matplotlib Axes, optional
-        Drawn into; a new figure when omitted.
+        Drawn into; a new figure when omitted. Room for the counts is taken from the bottom of ``ax``
+        (``mpl_toolkits.axes_grid1``), so neighbouring subplots are not overlapped.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The main axes; the counts' twin axes is ``ax.figure.axes[-1]``.
+        The main axes; the counts' axes beneath it is ``ax.figure.axes[-1]`` right after the call.
     """
     items = _as_list(data, ReliabilityData, "data")
     ax = _axes(ax)
-    m = len(items)
-    counts_ax = ax.twinx()
-    top = 1
-    for i, d in enumerate(items):
-        color = f"C{i}"
-        name = d.label if d.label is not None else ("model" if m == 1 else f"model {i}")
-        width = np.diff(d.edges) / m
-        left = d.edges[:-1] + i * width
-        nz = d.counts > 0
-        ax.bar(
-            left[nz],
-            d.accuracy[nz],
-            width[nz],
-            align="edge",
-            color=color,
-            alpha=0.75,
-            edgecolor="black",
-            linewidth=0.5,
-            label=f"{name} (ECE = {d.ece:.4f})",
-        )
-        ax.bar(
-            left[nz],
-            (d.confidence - d.accuracy)[nz],
-            width[nz],
-            bottom=d.accuracy[nz],
-            align="edge",
-            color="red",
-            alpha=0.25,
-            hatch="//",
-            edgecolor="red",
-            linewidth=0.5,
-            label="gap to confidence" if i == 0 else "_nolegend_",
-        )
-        counts_ax.stairs(d.counts, d.edges, color=color, alpha=0.25, fill=True)
-        top = max(top, int(d.counts.max()))
-    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    counts_ax.set_ylim(0, 4 * top)  # counts fill the bottom quarter
-    counts_ax.set_ylabel("samples per bin")
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    counts_ax = make_axes_locatable(ax).append_axes("bottom", size="28%", pad=0.08, sharex=ax)
+    names = [d.label if d.label is not None else f"model {i}" for i, d in enumerate(items)]
+    if len(items) == 1:
+        names = [items[0].label if items[0].label is not None else "model"]
+        _reliability_bars(ax, items[0], names[0])
+    else:
+        for i, (d, name) in enumerate(zip(items, names)):
+            nz = d.counts > 0
+            ax.plot(
+                d.confidence[nz],
+                d.accuracy[nz],
+                color=f"C{i}",
+                marker=_MARKERS[i % len(_MARKERS)],
+                markersize=5,
+                linewidth=1.5,
+                label=f"{name} (ECE = {d.ece:.4f})",
+            )
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration", zorder=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title("Reliability diagram")
+    ax.tick_params(labelbottom=False)
+    ax.grid(True, linewidth=0.4, alpha=0.4)
     ax.legend(loc="upper left", fontsize="small")
+
+    positive = np.concatenate([d.counts[d.counts > 0] for d in items] or [np.zeros(0)])
+    for i, d in enumerate(items):
+        counts_ax.stairs(d.counts, d.edges, color=f"C{i}", linewidth=1.2, baseline=None)
+    if positive.size and positive.max() > 100 * positive.min():
+        counts_ax.set_yscale("log")
+    else:
+        counts_ax.set_ylim(bottom=0)
+    counts_ax.set_xlim(0, 1)
+    counts_ax.set_xlabel("confidence")
+    counts_ax.set_ylabel("samples per bin", fontsize="small")
+    counts_ax.tick_params(axis="y", labelsize="small")
+    counts_ax.grid(True, axis="x", linewidth=0.4, alpha=0.4)
     return ax
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _reliability_bars(ax: Axes, d: ReliabilityData, name: str) -> None:
+    """The single-model diagram: accuracy bars and the gap to confidence on top of them."""
+    width = np.diff(d.edges)
+    nz = d.counts > 0
+    ax.bar(
+        d.edges[:-1][nz],
+        d.accuracy[nz],
+        width[nz],
+        align="edge",
+        color="C0",
+        alpha=0.8,
+        edgecolor="black",
+        linewidth=0.5,
+        label=f"{name} (ECE = {d.ece:.4f})",
+    )
+    ax.bar(
+        d.edges[:-1][nz],
+        (d.confidence - d.accuracy)[nz],
+        width[nz],
+        bottom=d.accuracy[nz],
+        align="edge",
+        color="red",
+        alpha=0.25,
+        hatch="//",
+        edgecolor="red",
+        linewidth=0.5,
+        label="gap to confidence",
+    )
 
 
 # --------------------------------------------------------------------------- confidence histogram
@@ -256,6 +291,23 @@ def confidence_histogram_data(
     )
 
 
+def _histogram_bars(
+    ax: Axes, d: Any, heights: np.ndarray, color: str, n_models: int, linewidth: float
+) -> None:
+    """One model's histogram: a bar per bin of ``d.edges``, translucent when several models overlap."""
+    ax.bar(
+        d.edges[:-1],
+        heights,
+        np.diff(d.edges),
+        align="edge",
+        color=color,
+        alpha=0.5 if n_models > 1 else 0.8,
+        edgecolor="black",
+        linewidth=linewidth,
+        label=d.label if d.label is not None else "_nolegend_",
+    )
+
+
 def plot_confidence_histogram(
     data: ConfidenceHistogramData | Sequence[ConfidenceHistogramData], ax: Axes | None = None
 ) -> Axes:
@@ -265,17 +317,7 @@ def plot_confidence_histogram(
     for i, d in enumerate(items):
         color = f"C{i}"
         prefix = f"{d.label}: " if d.label is not None else ""
-        ax.bar(
-            d.edges[:-1],
-            d.counts / max(int(d.counts.sum()), 1),
-            np.diff(d.edges),
-            align="edge",
-            color=color,
-            alpha=0.5 if len(items) > 1 else 0.8,
-            edgecolor="black",
-            linewidth=0.5,
-            label=f"{d.label}" if d.label is not None else "_nolegend_",
-        )
+        _histogram_bars(ax, d, d.counts / max(int(d.counts.sum()), 1), color, len(items), linewidth=0.5)
         ax.axvline(d.accuracy, color=color, linestyle="--", label=f"{prefix}accuracy = {d.accuracy:.3f}")
         ax.axvline(
             d.mean_confidence,
@@ -351,17 +393,7 @@ def plot_logit_gap_histogram(
     ax = _axes(ax)
     for i, d in enumerate(items):
         color = f"C{i}"
-        ax.bar(
-            d.edges[:-1],
-            d.counts,
-            np.diff(d.edges),
-            align="edge",
-            color=color,
-            alpha=0.5 if len(items) > 1 else 0.8,
-            edgecolor="black",
-            linewidth=0.3,
-            label=d.label if d.label is not None else "_nolegend_",
-        )
+        _histogram_bars(ax, d, d.counts, color, len(items), linewidth=0.3)
         ax.axvline(d.mean, color=color, linestyle="--", label=f"mean gap = {d.mean:.2f}")
         if d.optimal_gap is not None and np.isfinite(d.optimal_gap):
             ax.axvline(
@@ -471,7 +503,7 @@ def penultimate_projection(
         raise ValueError(
             expected("classes", f"to be three distinct class indices in [0, {w.shape[0]})", classes)
         )
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
+    if not is_int(max_points) or max_points < 1:
         raise ValueError(expected("max_points", "to be an int >= 1", max_points))
     w64 = w.double()
     origin = w64[cls[0]]
