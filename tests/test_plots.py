@@ -174,6 +174,29 @@ def test_logit_gap_histogram_with_theory_line():
     assert P.logit_gap_histogram_data(z, y).optimal_gap is None
 
 
+def test_logit_gap_histogram_several_models_one_legend_entry_each():
+    z, y = _data(k=10)
+    hard = P.logit_gap_histogram_data(z * 3, y, label_smoothing=0.0, label="hard")
+    smooth = P.logit_gap_histogram_data(z, y, label_smoothing=0.1, label="ls a=0.1")
+    ax = P.plot_logit_gap_histogram([hard, smooth])
+    assert len(_bars(ax)) == 2
+    texts = _legend_texts(ax)
+    assert sorted(texts) == sorted(
+        [
+            f"hard: mean {hard.mean:.2f}, no finite optimum",
+            f"ls a=0.1: mean {smooth.mean:.2f}, optimum {smooth.optimal_gap:.2f}",
+            "dashed: mean gap",
+            "solid: optimum log(1 + K(1-α)/α)",
+        ]
+    )
+    # two mean lines and one optimum line (hard targets have none), plus the two empty legend proxies
+    drawn = [line for line in ax.get_lines() if len(line.get_xdata())]
+    assert sorted(round(line.get_xdata()[0], 6) for line in drawn) == sorted(
+        round(x, 6) for x in (hard.mean, smooth.mean, smooth.optimal_gap)
+    )
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # outside, to the right
+
+
 # --------------------------------------------------------------------------- penultimate projection
 def test_penultimate_projection_geometry():
     g = torch.Generator().manual_seed(0)

@@ -15,7 +15,7 @@ functions, so ``import labelsmooth.plots`` and every compute function work witho
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -391,17 +391,28 @@ def plot_logit_gap_histogram(
     """
     items = _as_list(data, LogitGapHistogramData, "data")
     ax = _axes(ax)
+    several = len(items) > 1
     for i, d in enumerate(items):
         color = f"C{i}"
+        finite = d.optimal_gap is not None and np.isfinite(d.optimal_gap)
+        if several:
+            # One legend entry per model, with its numbers; the line styles are explained once below.
+            optimum = f", optimum {d.optimal_gap:.2f}" if finite else ", no finite optimum"
+            name = d.label if d.label is not None else f"model {i}"
+            d = replace(d, label=f"{name}: mean {d.mean:.2f}{optimum}")
         _histogram_bars(ax, d, d.counts, color, len(items), linewidth=0.3)
-        ax.axvline(d.mean, color=color, linestyle="--", label=f"mean gap = {d.mean:.2f}")
-        if d.optimal_gap is not None and np.isfinite(d.optimal_gap):
+        ax.axvline(
+            d.mean, color=color, linestyle="--", label="_nolegend_" if several else f"mean gap = {d.mean:.2f}"
+        )
+        if finite:
             ax.axvline(
                 d.optimal_gap,
                 color=color,
                 linestyle="-",
                 linewidth=2,
-                label=(
+                label="_nolegend_"
+                if several
+                else (
                     f"theory: log(1 + K(1-α)/α) = {d.optimal_gap:.2f} "
                     f"(α = {d.label_smoothing:g}, K = {d.num_classes})"
                 ),
@@ -409,7 +420,12 @@ def plot_logit_gap_histogram(
     ax.set_xlabel("logit gap  z_y − max_{k≠y} z_k")
     ax.set_ylabel("samples")
     ax.set_title("Logit gaps")
-    ax.legend(loc="upper left", fontsize="small")
+    if several:
+        ax.plot([], [], color="0.3", linestyle="--", label="dashed: mean gap")
+        ax.plot([], [], color="0.3", linestyle="-", linewidth=2, label="solid: optimum log(1 + K(1-α)/α)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
+    else:
+        ax.legend(loc="upper left", fontsize="small")
     return ax
 
 

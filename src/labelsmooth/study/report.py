@@ -151,7 +151,7 @@ def _reliability_figure(s: _SettingRuns) -> Figure | None:
     return Figure(
         f"reliability_{s.slug}",
         f"{s.where}: reliability diagrams of hard targets, the chosen a, and the chosen a after temperature "
-        "scaling (test split, bins pooled over seeds). Bars below the diagonal: overconfident; above: "
+        "scaling (test split, bins pooled over seeds). Points below the diagonal: overconfident; above: "
         "underconfident.",
         figures.reliability(panels, s.where),
     )
