@@ -34,13 +34,7 @@ import torch
 
 from .._validation import expected
 from ..losses import prepare_cross_entropy_args
-
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half inputs; float32 and float64 keep their precision."""
-    return torch.float32 if dtype in _HALF else dtype
+from ..losses.cross_entropy import _compute_dtype, _reduce
 
 
 @dataclass
@@ -126,7 +120,7 @@ def prepare(
         reduction,
         args.label_smoothing,
         args.prior,
-        compute_dtype(input.dtype),
+        _compute_dtype(input.dtype),
         input.device,
     )
     return args, params
@@ -255,7 +249,7 @@ BLOCK_BYTES = 4 << 20
 
 def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
     """Rows per block so that a block of compute-dtype logits takes about ``block_bytes``."""
-    item = torch.empty((), dtype=compute_dtype(dtype)).element_size()
+    item = torch.empty((), dtype=_compute_dtype(dtype)).element_size()
     return max(1, (block_bytes or BLOCK_BYTES) // (item * max(1, num_classes)))
 
 
@@ -295,7 +289,7 @@ def stream_loss_grad(
     otherwise inline. The result does not depend on the block size or on the workers.
     """
     M, V = z.shape
-    cdt = compute_dtype(z.dtype)
+    cdt = _compute_dtype(z.dtype)
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
@@ -330,11 +324,5 @@ def stream_loss_grad(
 
 
 def reduce_loss(losses: torch.Tensor, p: RowParams, reduction: str, out_shape, dtype) -> torch.Tensor:
-    """Apply the reduction to per-row losses and cast to the input dtype."""
-    if reduction == "none":
-        out = losses.reshape(out_shape)
-    elif reduction == "sum":
-        out = losses.sum()
-    else:
-        out = losses.sum() / p.denom
-    return out.to(dtype)
+    """Apply the reduction to per-row losses (the reference's own reduction) and cast to the input dtype."""
+    return _reduce(losses, p.denom, reduction, out_shape).to(dtype)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_float_tensor, expected
-from ._core import compute_dtype, prepare, reduce_loss
+from ..losses.cross_entropy import _compute_dtype
+from ._core import prepare, reduce_loss
 from ._dispatch import loss_grad
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
@@ -44,7 +45,7 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
     M, D = x.shape
     V = W.shape[0]
     dt = x.dtype
-    acc = compute_dtype(dt)
+    acc = _compute_dtype(dt)
     losses = torch.empty(M, dtype=acc, device=x.device)
     gx = torch.empty_like(x) if need_x else None
     # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would

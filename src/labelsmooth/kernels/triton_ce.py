@@ -22,7 +22,8 @@ import functools
 
 import torch
 
-from ._core import RowParams, compute_dtype, row_terms
+from ..losses.cross_entropy import _compute_dtype
+from ._core import RowParams, row_terms
 
 # Classes per loop iteration on the GPU. Small shapes (tests, the interpreter) use next_pow2(V).
 DEFAULT_BLOCK = 4096
@@ -160,7 +161,7 @@ def loss_grad(
     stats_kernel, grad_kernel = _kernels()
     M, V = z.shape
     if M == 0:
-        return torch.zeros(0, dtype=compute_dtype(z.dtype), device=z.device)
+        return torch.zeros(0, dtype=_compute_dtype(z.dtype), device=z.device)
     z = z if z.stride(1) == 1 else z.contiguous()
     f32 = dict(dtype=torch.float32, device=z.device)
     m, S, zy, zu = (torch.empty(M, **f32) for _ in range(4))
