@@ -6,7 +6,9 @@ this one run. Methods (forward + backward, gradients of ``x`` and ``W``):
 - ``eager``: ``F.cross_entropy(x @ W.T, y, label_smoothing=0.1)`` (the denominator);
 - ``compile``: ``torch.compile`` of the same (compile time excluded, reported apart);
 - ``fused``: ``labelsmooth.kernels.linear_cross_entropy(x, W, y, label_smoothing=0.1)`` (default
-  ``chunk_size``: about 32 MB of logits, at least 128 tokens).
+  ``chunk_size``: about 32 MB of logits, at least 128 tokens);
+- ``liger``: Liger Kernel's ``LigerFusedLinearCrossEntropyLoss(label_smoothing=0.1)`` (CUDA only; pass
+  ``--methods eager fused liger``).
 
 The peak extra memory includes the gradients returned (``x.grad`` N x D, ``W.grad`` V x D), which every
 method must produce; they are printed apart as the floor.
@@ -15,7 +17,7 @@ Usage::
 
     python benchmarks/bench_linear_ce.py
     python benchmarks/bench_linear_ce.py --shapes 2048x512x32000 --dtypes float32
-    python benchmarks/bench_linear_ce.py --device cuda
+    python benchmarks/bench_linear_ce.py --device cuda --methods eager compile fused liger
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ def _one(cfg: dict) -> dict:
         fn = torch.compile(eager)
     elif method == "fused":
         fn = lambda a, w: linear_cross_entropy(a, w, y, label_smoothing=0.1, chunk_size=cfg.get("chunk"))  # noqa: E731
+    elif method == "liger":
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        liger = LigerFusedLinearCrossEntropyLoss(label_smoothing=0.1)
+        fn = lambda a, w: liger(w, a, y)  # noqa: E731  (Liger takes the weight first)
     else:
         raise SystemExit(f"unknown method {method}")
 
