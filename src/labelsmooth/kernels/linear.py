@@ -26,18 +26,29 @@ from ._dispatch import loss_grad
 # chunk 1.1-1.4x eager's time, 128 tokens 1.0x, 256 tokens 0.9x).
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_TOKENS = 128
+# On CUDA the loss kernel runs one program per row, so a chunk needs thousands of rows to fill the GPU:
+# measured on an H200, 8192 x 2048 x 32000 bf16 (benchmarks/gpu_linear_profile.py), chunks of 512 tokens
+# took 1.32x eager's time, 1024 1.09x, 2048 0.98x, 8192 0.93x. 128 MB of logits keeps the extra memory
+# near 0.2x of eager's while giving 2048-token chunks at V = 32000.
+CUDA_CHUNK_BYTES = 128 << 20
+CUDA_MIN_CHUNK_TOKENS = 1024
 
 
-def default_chunk_size(num_classes: int, dtype: torch.dtype, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Tokens per chunk: ``max(128, chunk_bytes // (V * itemsize))``, i.e. logits of about 32 MB.
+def default_chunk_size(num_classes: int, dtype: torch.dtype, device_type: str = "cpu") -> int:
+    """Tokens per chunk: ``max(128, 32 MB // (V * itemsize))``; on CUDA ``max(1024, 128 MB // ...)``.
 
     >>> default_chunk_size(32000, torch.float32), default_chunk_size(128256, torch.bfloat16)
     (262, 130)
     >>> default_chunk_size(128256, torch.float32)  # 128 tokens: 63 MiB of logits
     128
+    >>> default_chunk_size(32000, torch.bfloat16, "cuda"), default_chunk_size(128256, torch.bfloat16, "cuda")
+    (2097, 1024)
     """
     item = torch.empty((), dtype=dtype).element_size()
-    return max(MIN_CHUNK_TOKENS, chunk_bytes // (item * max(1, num_classes)))
+    cuda = device_type == "cuda"
+    chunk_bytes = CUDA_CHUNK_BYTES if cuda else CHUNK_BYTES
+    minimum = CUDA_MIN_CHUNK_TOKENS if cuda else MIN_CHUNK_TOKENS
+    return max(minimum, chunk_bytes // (item * max(1, num_classes)))
 
 
 def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
@@ -178,7 +189,9 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per chunk. Default: as many as keep a chunk's logits near 32 MB, but at least 128
         (``max(128, 32 MiB // (V * itemsize))``: 262 tokens for V = 32000 in float32, 128 tokens =
-        63 MiB for V = 128256 in float32), since smaller chunks re-read ``W`` too often.
+        63 MiB for V = 128256 in float32), since smaller chunks re-read ``W`` too often. On CUDA, near
+        128 MB but at least 1024 tokens, because the loss kernel needs thousands of rows to fill the GPU
+        (:func:`default_chunk_size`).
     backend : {"auto", "torch", "triton"}
         Kernel for each chunk's loss and gradient (see :func:`fused_cross_entropy`).
 
@@ -245,7 +258,7 @@ def linear_cross_entropy(
     # The reference's validation, on a zero-stride stand-in for the (M, V) logits (allocates nothing).
     fake = torch.empty((), dtype=input.dtype, device=input.device).expand(M, V)
     _, p = prepare(fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior)
-    chunk = chunk_size or default_chunk_size(V, input.dtype)
+    chunk = chunk_size or default_chunk_size(V, input.dtype, input.device.type)
     grad_on = torch.is_grad_enabled()
     needs = (
         grad_on and input.requires_grad,
