@@ -40,8 +40,31 @@ def test_results_table(tiny_study):
     assert all(0.0 <= r["memorised"] <= 1.0 for r in noisy)
     assert all(r["memorised"] is None for r in results.where(noise_rate=0.0))
     assert results.where(method="ls")[0]["optimal_logit_gap"] == pytest.approx(np.log1p(10 * 0.9 / 0.1))
+
+
+def test_results_to_pandas(tiny_study):
+    pd = pytest.importorskip("pandas", reason="pandas is optional; Results.to_pandas needs it")
+    _, results, _ = tiny_study
     df = results.to_pandas()
+    assert isinstance(df, pd.DataFrame)
     assert len(df) == len(results) and "accuracy" in df.columns
+    assert df["accuracy"].tolist() == [r["accuracy"] for r in results]
+
+
+def test_results_to_pandas_without_pandas_says_how_to_get_it(tiny_study, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    _, results, _ = tiny_study
+    with pytest.raises(ImportError, match=r"Results.to_pandas\(\) needs pandas: pip install pandas"):
+        results.to_pandas()
 
 
 def test_resume_skips_finished_runs(tiny_study):

@@ -59,6 +59,6 @@ class Results(list):
         """The table as a ``pandas.DataFrame`` (needs pandas, which labelsmooth does not install)."""
         try:
             import pandas as pd
-        except ImportError:  # pragma: no cover - environment dependent
+        except ImportError:
             raise ImportError("Results.to_pandas() needs pandas: pip install pandas") from None
         return pd.DataFrame(list(self), columns=self.columns)
