@@ -159,15 +159,15 @@ def row_params(
     else:
         smooth = alpha != 0.0
     u = prior.to(device=device, dtype=dtype) if prior is not None else None
-    if u is None and w is None:
-        uw, c = None, 1.0
+    uw: torch.Tensor | None
+    if w is None:
+        uw = u
+    elif u is None:
+        uw = w / num_classes
     else:
-        if u is None:
-            uw = w / num_classes
-        elif w is None:
-            uw = u
-        else:
-            uw = u * w
+        uw = u * w
+    c: float | torch.Tensor = 1.0
+    if uw is not None:
         c = uw.sum(-1)
         uw = uw.contiguous()
     return RowParams(num_classes, alpha, uw, c, wy, valid, safe, scale, denom, smooth)

@@ -163,11 +163,10 @@ def loss_grad(
     if M == 0:
         return torch.zeros(0, dtype=_compute_dtype(z.dtype), device=z.device)
     z = z if z.stride(1) == 1 else z.contiguous()
-    f32 = dict(dtype=torch.float32, device=z.device)
-    m, S, zy, zu = (torch.empty(M, **f32) for _ in range(4))
+    m, S, zy, zu = (torch.empty(M, dtype=torch.float32, device=z.device) for _ in range(4))
     has_uw = p.uw is not None
-    uw = p.uw if has_uw else m  # any pointer; unused without HAS_UW
-    uw_stride = (V if p.uw.dim() == 2 else 0) if has_uw else 0
+    uw = p.uw if p.uw is not None else m  # any pointer; unused without HAS_UW
+    uw_stride = V if p.uw is not None and p.uw.dim() == 2 else 0
     BLOCK = _block(V, block)
     safe = p.safe.contiguous()
     stats_kernel[(M,)](

@@ -174,7 +174,7 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
     """Normalise a raw value (lists -> tuples, seed counts -> seed lists) and check its type."""
     default = next(f for f in dataclasses.fields(cls) if f.name == name)
     ref = (
-        default.default if default.default is not dataclasses.MISSING else default.default_factory()  # type: ignore[misc]
+        default.default if default.default is not dataclasses.MISSING else default.default_factory()  # type: ignore[misc,operator]
     )
     if dotted == "seeds":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -220,7 +220,7 @@ def _tuple_of(dotted: str, value: Any, kinds: tuple[type, ...], *, to_float: boo
         if isinstance(item, bool) or not isinstance(item, kinds):
             names = " or ".join(k.__name__ for k in kinds)
             raise TypeError(expected(dotted, f"to hold only {names} values", item))
-        out.append(float(item) if to_float and not isinstance(item, str) else item)
+        out.append(float(item) if to_float and not isinstance(item, str) else item)  # type: ignore[arg-type]
     return tuple(out)
 
 

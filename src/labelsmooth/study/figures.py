@@ -73,7 +73,7 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
     return to_png(fig)
 
 
-def _pooled(bins: list[dict], label: str):
+def _pooled(bins: list[dict], label: str | None):
     """Reliability numbers pooled over seeds (same edges: sums of counts, confidences, correct)."""
     from labelsmooth.plots import ReliabilityData
 
@@ -88,7 +88,7 @@ def _pooled(bins: list[dict], label: str):
     return ReliabilityData(np.asarray(bins[0]["edges"]), counts, acc, conf, ece, label)
 
 
-def reliability(panels: list[tuple[str, list[dict]]], title: str) -> bytes:
+def reliability(panels: list[tuple[str | None, list[dict]]], title: str) -> bytes:
     """Reliability diagrams overlaid (``labelsmooth.plots.plot_reliability``), bins pooled over seeds."""
     from labelsmooth.plots import plot_reliability
 

@@ -266,5 +266,5 @@ def _progress(total: int, *, enabled: bool):
 
 def load_results(folder: str | os.PathLike[str]) -> Results:
     """The results table of a stored study (the runs of its latest grid)."""
-    with Store.open(folder, create=False) as store:
+    with Store.open(Path(folder), create=False) as store:
         return Results([flatten(r) for r in grid_runs(store)], str(folder))

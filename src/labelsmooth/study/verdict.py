@@ -92,8 +92,7 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
     """The verdict for the runs of one setting."""
     r0 = records[0]
     ds, kind, rate = r0["dataset"], r0["noise_kind"], r0["noise_rate"]
-    by_label = group(records, ("label",))
-    by_label = {k[0]: v for k, v in by_label.items()}
+    by_label = {k[0]: v for k, v in group(records, ("label",)).items()}
     hard = by_label.get("hard (a=0)")
     choice = choose_alpha(by_label)
     if hard is None or choice is None:
