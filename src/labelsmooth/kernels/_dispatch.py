@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 
 from ._core import RowParams, stream_loss_grad
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def compiler_disabled(fn: F) -> F:
+    """``torch.compiler.disable(fn)``, applied at the first call rather than at import.
+
+    ``torch.compiler.disable`` imports ``torch._dynamo`` (and Triton with it), about 2 s, which
+    ``import labelsmooth`` should not pay. Called inside a ``torch.compile``d function, ``fn`` still runs
+    eagerly behind a graph break.
+    """
+    disabled: list[Callable[..., object]] = []
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not disabled:
+            disabled.append(torch.compiler.disable(fn))
+        return disabled[0](*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def use_triton(z: torch.Tensor, backend: str) -> bool:

@@ -14,6 +14,7 @@ import torch
 from .._validation import check_choice, expected
 from . import _dispatch
 from ._core import prepare, reduce_loss
+from ._dispatch import compiler_disabled
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -80,7 +81,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         return grad.detach(), None, None, None, None, None, None, None, None, None, None
 
 
-@torch.compiler.disable
+@compiler_disabled
 def fused_cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,

@@ -18,7 +18,7 @@ import torch
 from .._validation import check_float_tensor, expected
 from ..losses.cross_entropy import _compute_dtype
 from ._core import prepare, reduce_loss
-from ._dispatch import loss_grad
+from ._dispatch import compiler_disabled, loss_grad
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
 # every chunk streams W twice (x_c @ W.T, g_c @ W) and grad_W once (grad_W += g_c.T @ x_c), so chunks of
@@ -134,7 +134,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return gx, gW, gb, None, None, None, None, None, None, None
 
 
-@torch.compiler.disable
+@compiler_disabled
 def linear_cross_entropy(
     input: torch.Tensor,
     linear_weight: torch.Tensor,
