@@ -64,3 +64,18 @@ def test_a_failed_insert_leaves_no_row(tmp_path):
         assert store.runs() == []
         store.add_run(_record("ok"))
         assert [r.run_hash for r in store.runs()] == ["ok"]
+
+
+def test_connection_closed_when_open_fails(tmp_path, monkeypatch):
+    (tmp_path / DB_NAME).write_bytes(b"not a database" * 512)
+    opened, real_connect = [], sqlite3.connect
+
+    def connect(*args, **kwargs):
+        opened.append(real_connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(sqlite3.DatabaseError):
+        Store.open(tmp_path)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")

@@ -91,10 +91,14 @@ class Store:
         if not path.is_file() and not create:
             raise FileNotFoundError(expected("RUN_DIR", f"to hold a study database ({DB_NAME})", str(folder)))
         conn = sqlite3.connect(path, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        store = cls(conn, path)
-        store._init_schema()
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(conn, path)
+            store._init_schema()
+        except BaseException:  # not a database, locked, newer schema: close before raising
+            conn.close()
+            raise
         return store
 
     def _init_schema(self) -> None:
@@ -105,7 +109,6 @@ class Store:
             row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else SCHEMA_VERSION
             if version > SCHEMA_VERSION:
-                self.conn.close()
                 raise RuntimeError(
                     expected(
                         "schema_version",
