@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,14 +96,16 @@ def methods_of(cfg: StudyConfig) -> list[Method]:
     return out
 
 
-def expand(cfg: StudyConfig) -> list[RunSpec]:
-    """Every run of the study, in a fixed order (datasets, noise, seeds, methods)."""
+def expand(cfg: StudyConfig, datasets: Iterable[str] | None = None) -> list[RunSpec]:
+    """Every run of the study, in a fixed order (datasets, noise, seeds, methods). ``datasets`` names the
+    loaded datasets when they are not the config's (the user's own data)."""
+    methods = methods_of(cfg)
     return [
         RunSpec(ds, cfg.noise.kind, rate, method, seed)
-        for ds in cfg.data.datasets
+        for ds in (cfg.data.datasets if datasets is None else datasets)
         for rate in sorted(cfg.noise.rates)
         for seed in cfg.seeds
-        for method in methods_of(cfg)
+        for method in methods
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from labelsmooth._validation import expected
 from labelsmooth.study import data as data_mod
 from labelsmooth.study.config import StudyConfig, apply_overrides, load_config, to_toml
-from labelsmooth.study.grid import RunSpec, methods_of
+from labelsmooth.study.grid import RunSpec, expand
 from labelsmooth.study.models import ModelFn
 from labelsmooth.study.results import Results, flatten
 from labelsmooth.study.store import Store, grid_runs
@@ -106,15 +106,7 @@ def prepare(
 
 def plan(ctx: RunContext) -> list[tuple[RunSpec, str]]:
     """The grid of this context, with each run's hash."""
-    cfg = ctx.config
-    specs = [
-        RunSpec(name, cfg.noise.kind, rate, method, seed)
-        for name in ctx.datasets
-        for rate in sorted(cfg.noise.rates)
-        for seed in cfg.seeds
-        for method in methods_of(cfg)
-    ]
-    return [(s, ctx.run_hash(s)) for s in specs]
+    return [(s, ctx.run_hash(s)) for s in expand(ctx.config, ctx.datasets)]
 
 
 # ------------------------------------------------------------------ worker processes
