@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from labelsmooth.calibration import CalibrationWarning, TemperatureScaler
-from labelsmooth.metrics import calibration_bins, calibration_summary, expected_calibration_error, logit_gap
+from labelsmooth.metrics import (
+    accuracy,
+    calibration_bins,
+    calibration_summary,
+    expected_calibration_error,
+    logit_gap,
+    negative_log_likelihood,
+)
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece", "smece", "calibration_gap", "mean_confidence", "entropy")
 GAP_BINS = 40
@@ -26,11 +33,13 @@ def _f(v: Any) -> float | None:
 
 
 def quick(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> tuple[float, float, float]:
-    """Validation NLL, accuracy and ECE for the per-epoch curves (cheap: no smooth ECE)."""
-    nll = float(torch.nn.functional.cross_entropy(logits, target))
-    acc = float((logits.argmax(1) == target).float().mean())
-    ece = expected_calibration_error(logits, target, n_bins=n_bins, from_logits=True)
-    return nll, acc, float(ece)
+    """Validation NLL, accuracy and ECE for the per-epoch curves (cheap: no smooth ECE), defined as in
+    :func:`summary`."""
+    return (
+        negative_log_likelihood(logits, target, from_logits=True),
+        accuracy(logits, target, from_logits=True),
+        expected_calibration_error(logits, target, n_bins=n_bins, from_logits=True),
+    )
 
 
 def summary(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict[str, float | None]:
