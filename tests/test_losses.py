@@ -372,3 +372,45 @@ def test_prior_within_tolerance_is_renormalised_for_reference_and_kernel():
     torch.testing.assert_close(
         ls.smooth_labels(y, 4, 1.0, prior=loose).sum(-1), torch.ones(6, dtype=torch.float64)
     )
+
+
+@pytest.mark.parametrize("weight_mode", ["torch", "row"])
+def test_large_logits_keep_precision_when_the_loss_is_small(weight_mode):
+    # logits near 1e4 with a confident row: the loss is ~0.1, and lse - z_y must not cancel at 1e4's ulp
+    z64 = torch.tensor(
+        [[1e4, 1e4 - 20.0, 1e4 - 30.0, 1e4 - 25.0], [-1e4, -1e4 - 9.0, -1e4 - 3.0, -1e4 - 1.0]],
+        dtype=torch.float64,
+    )
+    y = torch.tensor([0, 0])
+    w = torch.tensor([1.0, 2.0, 0.5, 1.5])
+    prior = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    for kw in (dict(), dict(weight=w, prior=prior)):
+        want = ls.cross_entropy(
+            z64,
+            y,
+            label_smoothing=0.1,
+            reduction="none",
+            weight_mode=weight_mode,
+            **{k: v.double() for k, v in kw.items()},
+        )
+        x = z64.float().requires_grad_(True)
+        got = ls.cross_entropy(x, y, label_smoothing=0.1, reduction="none", weight_mode=weight_mode, **kw)
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0)
+        got.sum().backward()
+        ref = z64.clone().requires_grad_(True)
+        ls.cross_entropy(
+            ref,
+            y,
+            label_smoothing=0.1,
+            reduction="none",
+            weight_mode=weight_mode,
+            **{k: v.double() for k, v in kw.items()},
+        ).sum().backward()
+        torch.testing.assert_close(x.grad.double(), ref.grad, rtol=1e-5, atol=1e-7)
+    if weight_mode == "torch":  # and PyTorch agrees
+        torch.testing.assert_close(
+            ls.cross_entropy(z64.float(), y, label_smoothing=0.1, reduction="none"),
+            F.cross_entropy(z64.float(), y, label_smoothing=0.1, reduction="none"),
+            rtol=1e-5,
+            atol=0,
+        )

@@ -295,6 +295,12 @@ def _uz(z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
 def _index_loss(z, target, w, ignore_index, a, u, weight_mode):
     valid = target != ignore_index
     safe = torch.where(valid, target, torch.zeros_like(target)).long()
+    # Shift each row by its (detached) maximum first, as log_softmax does, so that lse - z_y and
+    # lse - <u, z> are formed from numbers the size of the row's spread, not of the logits: a float32 row
+    # near 1e4 keeps its precision. Every term below is invariant to a per-row shift (sum_k u_k = 1), and
+    # the detached shift leaves the gradient unchanged.
+    if z.numel():
+        z = z - z.detach().amax(dim=-1, keepdim=True)
     lse = torch.logsumexp(z, dim=-1)
     zy = z.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     wy = w[safe] if w is not None else None
