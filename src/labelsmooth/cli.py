@@ -129,12 +129,13 @@ def _dry_run(cfg) -> None:
 
 def _run_study(cfg, *, quiet: bool, report: bool) -> None:
     from labelsmooth.study.runner import run
+    from labelsmooth.study.store import DB_NAME
 
     start = time.perf_counter()
     results = run(cfg, progress=not quiet, report=report)
     elapsed = time.perf_counter() - start
     if quiet:
-        click.echo(str(Path(cfg.out) / ("report.html" if report else "study.sqlite")))
+        click.echo(str(Path(cfg.out) / ("report.html" if report else DB_NAME)))
         return
     click.echo(summary_table(results))
     from labelsmooth.study.verdict import judge
@@ -142,7 +143,7 @@ def _run_study(cfg, *, quiet: bool, report: bool) -> None:
     click.echo("")
     for v in judge(list(results)):
         click.echo(f"* {v.title}: {v.sentences[-1]}")
-    click.echo(f"\n{len(results)} runs in {elapsed:.1f} s. Database: {Path(cfg.out) / 'study.sqlite'}")
+    click.echo(f"\n{len(results)} runs in {elapsed:.1f} s. Database: {Path(cfg.out) / DB_NAME}")
     if report:
         click.echo(f"Report: {Path(cfg.out) / 'report.html'}")
 
