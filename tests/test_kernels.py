@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelsmooth.kernels import fused_cross_entropy, linear_cross_entropy
+from labelsmooth.kernels import _core, fused_cross_entropy, linear_cross_entropy
 from labelsmooth.kernels.chunked import _apply
 from labelsmooth.losses import cross_entropy
 from reference import cross_entropy_dense64, cross_entropy_loop
@@ -86,8 +87,10 @@ def _rel(a, b):
 # ---------------------------------------------------------------- agreement with the references
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_float32_matches_float64_reference(variant, reduction):
-    z64, y, g = _problem()
+@pytest.mark.parametrize("v", [11, 37])  # rows shorter / longer than SOFTMAX_MIN_CLASSES
+def test_float32_matches_float64_reference(variant, reduction, v):
+    assert 11 < _core.SOFTMAX_MIN_CLASSES <= 37
+    z64, y, g = _problem(v=v)
     kw = _options(variant, *z64.shape, g)
     go = (
         torch.rand(z64.shape[0], generator=g, dtype=torch.float64)
@@ -170,14 +173,20 @@ def test_half_loss_within_1e2(dtype, reduction):
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
-def test_bf16_confident_rows_target_gradient(alpha):
-    """Target softmax 0.9 / 0.99 / 0.999: the target logit's gradient is no worse than PyTorch's bf16."""
-    v = 100
+@pytest.mark.parametrize("v", [100, 32000])
+def test_bf16_confident_rows_target_gradient(alpha, v):
+    """Target softmax 0.9 / 0.99 / 0.999: the target logit's gradient is no worse than PyTorch's bf16.
+
+    At V = 32000 with random off-target logits this also checks the row sum's accuracy: a sum of
+    exp(z - m) off by 1e-5 relative (a plain running sum) moves p_y - (1 - a) by far more than 2^-8.
+    """
+    g = torch.Generator().manual_seed(7)
     rows = []
     for q in (0.9, 0.99, 0.999):
-        # z_y = log(q (v - 1) / (1 - q)) with all other logits 0 gives softmax_y = q.
-        r = torch.zeros(v, dtype=torch.float64)
-        r[3] = torch.log(torch.tensor(q * (v - 1) / (1 - q), dtype=torch.float64))
+        # Off-target logits ~ N(0, 0.5^2) (bf16-exact), z_y = log(q / (1 - q) * sum_k exp(z_k)): softmax_y = q.
+        r = (torch.randn(v, generator=g, dtype=torch.float64) * 0.5).to(torch.bfloat16).double()
+        r[3] = -torch.inf
+        r[3] = torch.log(torch.tensor(q / (1 - q), dtype=torch.float64)) + torch.logsumexp(r, 0)
         rows.append(r)
     zb = torch.stack(rows).to(torch.bfloat16)
     y = torch.full((3,), 3)
@@ -195,10 +204,12 @@ def test_bf16_confident_rows_target_gradient(alpha):
 
 
 # ---------------------------------------------------------------- edge cases
-def test_extreme_logits():
+@pytest.mark.parametrize("pad", [0, 30])  # 4 classes, or 34 (the softmax path)
+def test_extreme_logits(pad):
     z = torch.tensor(
         [[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4, -1e4, 1e4], [1e4, 1e4, -1e4, -1e4]], dtype=torch.float32
     )
+    z = torch.cat([z, torch.linspace(-1e4, 1e4, pad).expand(3, pad)], 1)
     y = torch.tensor([1, 3, 0])
     for red in REDUCTIONS:
         z1, z2 = z.clone().requires_grad_(), z.double().requires_grad_()
@@ -240,6 +251,28 @@ def test_custom_ignore_index_that_is_a_class():
         fused_cross_entropy(z, y, ignore_index=0, label_smoothing=0.2),
         cross_entropy_dense64(z, y, 0.2, ignore_index=0),
     )
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_empty_batch(reduction):
+    """N = 0: PyTorch's values (nan for "mean", 0 for "sum", an empty tensor for "none"), zero gradients."""
+    y = torch.zeros(0, dtype=torch.long)
+    z = torch.zeros(0, 7, requires_grad=True)
+    loss = fused_cross_entropy(z, y, reduction=reduction, label_smoothing=0.1)
+    torch.testing.assert_close(
+        loss, F.cross_entropy(z, y, reduction=reduction, label_smoothing=0.1), equal_nan=True
+    )
+    loss.sum().backward()
+    assert z.grad.shape == (0, 7)
+    x = torch.zeros(0, 4, requires_grad=True)
+    W = torch.randn(7, 4, requires_grad=True)
+    b = torch.randn(7, requires_grad=True)
+    loss = linear_cross_entropy(x, W, y, b, reduction=reduction, label_smoothing=0.1)
+    ref = F.cross_entropy(x @ W.t() + b, y, reduction=reduction, label_smoothing=0.1)
+    torch.testing.assert_close(loss, ref, equal_nan=True)
+    loss.sum().backward()
+    assert x.grad.shape == (0, 4)
+    assert torch.equal(W.grad, torch.zeros_like(W)) and torch.equal(b.grad, torch.zeros_like(b))
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])
@@ -576,3 +609,51 @@ def test_worker_threads_give_the_inline_result(dtype):
         z.double(), y, kw["label_smoothing"].double(), None, -100, "sum", kw["prior"].double()
     )
     assert _rel(out[2][0], ref) < (1e-2 if dtype == torch.bfloat16 else 1e-5)
+
+
+# ---------------------------------------------------------------- huge pages for large CPU buffers
+def _vm_flags(addr: int) -> list[str]:
+    """The VmFlags of the mapping holding ``addr`` in /proc/self/smaps."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(h, 16) for h in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+@pytest.mark.skipif(not os.path.exists(THP), reason="needs Linux with transparent huge pages")
+@pytest.mark.parametrize("env", ["1", "0"])
+def test_large_buffers_ask_for_huge_pages(monkeypatch, env):
+    """Buffers of 32 MiB and more are madvise(MADV_HUGEPAGE)d unless LABELSMOOTH_HUGEPAGES=0; small ones never."""
+    monkeypatch.setenv("LABELSMOOTH_HUGEPAGES", env)
+    big = _core.empty((9 << 20,), torch.float32, torch.device("cpu"), zero=True)  # 36 MiB
+    assert torch.count_nonzero(big) == 0
+    middle = big.data_ptr() + big.numel() * 2  # a page well inside the tensor
+    assert ("hg" in _vm_flags(middle)) == (env == "1")
+    small = _core.empty((1 << 20,), torch.float32, torch.device("cpu"))  # 4 MiB
+    assert small.shape == (1 << 20,)
+    assert "hg" not in _vm_flags(small.data_ptr() + small.numel() * 2)
+
+
+def test_fused_result_does_not_depend_on_huge_pages(monkeypatch):
+    """The N x V gradient buffer takes the huge-page path (>= 32 MiB); the values are the same without it."""
+    z, y, _ = _problem(n=300, v=30000, seed=3)  # 36 MB of float32 logits
+    z = z.float()
+    out = []
+    for env in ("1", "0"):
+        monkeypatch.setenv("LABELSMOOTH_HUGEPAGES", env)
+        zz = z.clone().requires_grad_()
+        loss = fused_cross_entropy(zz, y, label_smoothing=0.1)
+        loss.backward()
+        out.append((loss, zz.grad))
+        if os.path.exists(THP):  # the gradient autograd hands back is that buffer
+            assert ("hg" in _vm_flags(zz.grad.data_ptr() + zz.grad.nbytes // 2)) == (env == "1")
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])

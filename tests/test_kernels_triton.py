@@ -69,16 +69,19 @@ def _child() -> None:
         err_l = ((loss_rows.double() - ref.detach()).abs().max() / ref.detach().abs().max()).item()
         err_g = ((grad.double() - ref_z.grad).abs().max() / ref_z.grad.abs().max()).item()
         assert err_l < tol and err_g < tol, (dtype, reduction, sorted(kw), err_l, err_g)
-        loss_only = triton_ce.loss_grad(zt, None, p, block=block)  # statistics kernel only
+        loss_only = triton_ce.loss_grad(zt, None, p, block=block)  # first pass only, no gradient
         torch.testing.assert_close(loss_only, loss_rows)
 
     w = torch.rand(v, generator=g) + 0.1
     u = torch.softmax(torch.randn(v, generator=g), 0)
     urows = torch.softmax(torch.randn(n, v, generator=g), 1)
+    w0 = w.clone()
+    w0[3] = 0.0  # a valid row whose target class has weight 0: only its smoothing term counts
     variants = [
         {},
         {"label_smoothing": 0.0},
         {"weight": w},
+        {"weight": w0},
         {"prior": u},
         {"prior": urows, "weight": w},
         {"label_smoothing": torch.rand(n, generator=g)},

@@ -13,7 +13,7 @@ import torch
 
 from .._validation import check_choice, expected
 from . import _dispatch
-from ._core import prepare, reduce_loss
+from ._core import empty, prepare, reduce_loss
 from ._dispatch import compiler_disabled
 
 BACKENDS = ("auto", "torch", "triton")
@@ -46,7 +46,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         if not need_grad:  # loss only: block-sized scratch, the logits untouched
             losses = _dispatch.loss_grad(rows, None, params, backend, block_bytes)
             return reduce_loss(losses, params, reduction, args.out_shape, input.dtype)
-        grad_rows = rows if inplace else torch.empty_like(rows, memory_format=torch.contiguous_format)
+        grad_rows = rows if inplace else empty(rows.shape, rows.dtype, rows.device)
         losses = _dispatch.loss_grad(rows, grad_rows, params, backend, block_bytes)
         if input.dim() == 1:
             grad = grad_rows.view(input.shape)
@@ -113,13 +113,14 @@ def fused_cross_entropy(
     PyTorch, and a zero gradient); ``"sum"`` sums; ``"none"`` returns per-row losses, 0 on ignored rows.
 
     The forward pass walks over blocks of rows (about 4 MB of float32 logits each, handed to one
-    single-threaded worker per core on the CPU). Per block it computes the row max, ``z_y``,
-    ``sum_k u_k w_k z_k``, ``exp(z - max)`` written straight into the gradient's rows, its sum, and
-    then turns that buffer into the gradient in place. Only the gradient (the input's dtype, already
-    scaled for ``"mean"``) is saved for backward, which multiplies it by ``grad_output`` (per row for
-    ``"none"``) in place. Half inputs are computed in float32 per block and the target's ``-(1-a) w_y``
-    is folded in float32 before rounding, so confident rows keep their bits.
-    CUDA tensors use a Triton kernel when Triton is importable.
+    single-threaded worker per core on the CPU). Per block it computes the row max, ``z_y`` and
+    ``sum_k u_k w_k z_k``, writes ``softmax(z)`` straight into the gradient's rows, and turns it into the
+    gradient in place. Only the gradient (the input's dtype, already scaled for ``"mean"``) is saved
+    for backward, which multiplies it by ``grad_output`` (per row for ``"none"``) in place. Half inputs
+    are computed in float32 per block and the target's ``-(1-a) w_y`` is folded in float32 before
+    rounding, so confident rows keep their bits. On Linux the gradient buffer (when 32 MiB or more) is
+    mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see docs/kernels.md).
+    CUDA tensors use a Triton kernel (one launch, one program per row) when Triton is importable.
 
     Parameters
     ----------

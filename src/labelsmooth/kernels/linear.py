@@ -17,7 +17,7 @@ import torch
 
 from .._validation import check_float_tensor, expected
 from ..losses.cross_entropy import _compute_dtype
-from ._core import prepare, reduce_loss
+from ._core import empty, prepare, reduce_loss
 from ._dispatch import compiler_disabled, loss_grad
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
@@ -58,12 +58,13 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
     dt = x.dtype
     acc = _compute_dtype(dt)
     losses = torch.empty(M, dtype=acc, device=x.device)
-    gx = torch.empty_like(x) if need_x else None
+    gx = empty(x.shape, x.dtype, x.device) if need_x else None
     # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would
     # take 3x the size of W.grad (each chunk's product is still summed in float32 inside the matmul).
-    gW = torch.zeros((V, D), dtype=W.dtype, device=x.device) if need_W else None
+    # the first chunk's product initialises grad_W (no zero fill: 0.14 s for 128256 x 768 fp32 on the CPU)
+    gW = empty((V, D), W.dtype, x.device, zero=M == 0) if need_W else None
     gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
-    buf = torch.empty((min(chunk, M), V), dtype=dt, device=x.device)
+    buf = empty((min(chunk, M), V), dt, x.device)
     Wt = W.t()
     for s in range(0, M, chunk):
         e = min(M, s + chunk)
@@ -76,7 +77,10 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
         if need_x:
             torch.mm(lc, W, out=gx[s:e])
         if need_W:
-            gW.addmm_(lc.t(), xc)
+            if s == 0:
+                torch.mm(lc.t(), xc, out=gW)
+            else:
+                gW.addmm_(lc.t(), xc)
         if need_b:
             gb.add_(lc.sum(0, dtype=acc))
     if gb is not None:

@@ -1,18 +1,21 @@
-"""Triton kernels for the fused label-smoothed cross-entropy on logits (GPU path).
+"""Triton kernel for the fused label-smoothed cross-entropy on logits (GPU path).
 
-Two kernels, one program per row, each looping over the V classes in blocks of ``BLOCK``:
+One kernel, one program per row, two passes over the row's V classes in blocks of ``BLOCK``:
 
-1. ``stats``: online max and sum-exp (``m``, ``S = sum_k exp(z_k - m)``, rescaled whenever the running
-   max grows), the smoothing sum ``zu = sum_k u_k w_k z_k`` and the target logit ``z_y``, all in float32.
-2. ``grad``: ``g_k = A exp(z_k - m) - B uw_k - T [k = y]`` in float32, then one rounding to the output
-   dtype; the output may be the logits themselves (in place).
+1. online max and sum-exp (``m``, ``S = sum_k exp(z_k - m)``, rescaled whenever the running max grows),
+   the smoothing sum ``zu = sum_k u_k w_k z_k`` and the target logit ``z_y``, all in float32; then the
+   row's loss and gradient coefficients ``C, B, T`` in registers;
+2. (when a gradient is asked for) ``g_k = (C / S) exp(z_k - m) - B uw_k - T [k = y]`` in float32, then
+   one rounding to the output dtype; the output may be the logits themselves (in place).
 
-Between them the per-row loss and coefficients ``A, B, T`` come from
-:func:`labelsmooth.kernels._core.row_terms`, the same function the CPU path uses, so the maths lives
-in one place. Reads of the logits: 2 passes; writes: 1 pass.
+The row-term formulas in the kernel are those of :func:`labelsmooth.kernels._core.row_terms` (the CPU
+path's, and the documented maths), written out again in Triton so that the whole step is one launch; the
+tests compare this kernel with the float64 reference for every variant (weights, priors, per-row
+smoothing, ignored rows). The second pass re-reads a row the first pass has just read, which is then
+usually still in L2, so the logits come from memory about once and the gradient is written once.
 
-Triton is imported, and the kernels are defined, on first use: importing this module is free, and
-``TRITON_INTERPRET=1`` (which makes the kernels run on CPU tensors, for CI) is honoured if it is set
+Triton is imported, and the kernel is defined, on first use: importing this module is free, and
+``TRITON_INTERPRET=1`` (which makes the kernel run on CPU tensors, for CI) is honoured if it is set
 before that first use.
 """
 
@@ -23,10 +26,12 @@ import functools
 import torch
 
 from ..losses.cross_entropy import _compute_dtype
-from ._core import RowParams, row_terms
+from ._core import RowParams
 
-# Classes per loop iteration on the GPU. Small shapes (tests, the interpreter) use next_pow2(V).
-DEFAULT_BLOCK = 4096
+# Classes per loop iteration on the GPU and warps per program. Small shapes (tests, the interpreter) use
+# next_pow2(V). See _launch for the choice.
+DEFAULT_BLOCK = 8192
+DEFAULT_WARPS = 16
 
 
 @functools.cache
@@ -41,29 +46,38 @@ def available() -> bool:
 
 
 @functools.cache
-def _kernels():
+def _kernel():
     import triton
     import triton.language as tl
 
     @triton.jit
-    def stats_kernel(
+    def ce_kernel(
         z_ptr,
         z_stride,
+        g_ptr,
+        g_stride,
         y_ptr,
+        valid_ptr,
+        wy_ptr,
+        r_ptr,
+        a_ptr,
+        a_stride,
+        c_ptr,
+        c_stride,
         uw_ptr,
         uw_stride,
-        m_ptr,
-        s_ptr,
-        zy_ptr,
-        zu_ptr,
+        loss_ptr,
         V,
         inv_V,
         SMOOTH: tl.constexpr,
         HAS_UW: tl.constexpr,
+        WRITE_GRAD: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
         z_row = z_ptr + row * z_stride
+        y = tl.load(y_ptr + row)
+        # pass 1: row statistics
         m = float("-inf")
         s = 0.0
         zu = 0.0
@@ -81,76 +95,75 @@ def _kernels():
                     zu += tl.sum(uw * xz, 0)
                 else:
                     zu += tl.sum(xz, 0)
-        y = tl.load(y_ptr + row)
         zy = tl.load(z_row + y).to(tl.float32)
-        if not HAS_UW:
-            zu = zu * inv_V
-        tl.store(m_ptr + row, m)
-        tl.store(s_ptr + row, s)
-        tl.store(zy_ptr + row, zy)
-        tl.store(zu_ptr + row, zu)
+        # the row's loss and coefficients: _core.row_terms, in registers
+        valid = tl.load(valid_ptr + row) != 0
+        wy = tl.load(wy_ptr + row)
+        r = tl.load(r_ptr + row)
+        a = tl.load(a_ptr + row * a_stride)
+        L = tl.log(s)
+        loss = (1 - a) * wy * (L - (zy - m))
+        c = 1.0
+        if SMOOTH:
+            if HAS_UW:
+                c = tl.load(c_ptr + row * c_stride)
+            else:
+                zu = zu * inv_V
+            loss += a * (c * L - (zu - c * m))
+        tl.store(loss_ptr + row, tl.where(valid, loss, 0.0))
+        if WRITE_GRAD:
+            # pass 2: g = (C / S) exp(z - m) - B uw - T [k = y]
+            A = r * ((1 - a) * wy + a * c) / s
+            B = r * a
+            T = r * (1 - a) * wy
+            g_row = g_ptr + row * g_stride
+            for start in range(0, V, BLOCK):
+                offs = start + tl.arange(0, BLOCK)
+                mask = offs < V
+                x = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
+                g = A * tl.exp(x - m)
+                if SMOOTH:
+                    if HAS_UW:
+                        uw = tl.load(uw_ptr + row * uw_stride + offs, mask=mask, other=0.0).to(tl.float32)
+                        g = g - B * uw
+                    else:
+                        g = g - B * inv_V
+                # -(1 - a) w_y folded in float32, before the one rounding to the output dtype.
+                g = tl.where(offs == y, g - T, g)
+                tl.store(g_row + offs, g.to(g_ptr.dtype.element_ty), mask=mask)
 
-    @triton.jit
-    def grad_kernel(
-        z_ptr,
-        z_stride,
-        g_ptr,
-        g_stride,
-        y_ptr,
-        m_ptr,
-        a_ptr,
-        b_ptr,
-        t_ptr,
-        uw_ptr,
-        uw_stride,
-        V,
-        inv_V,
-        SMOOTH: tl.constexpr,
-        HAS_UW: tl.constexpr,
-        BLOCK: tl.constexpr,
-    ):
-        row = tl.program_id(0).to(tl.int64)
-        z_row = z_ptr + row * z_stride
-        g_row = g_ptr + row * g_stride
-        y = tl.load(y_ptr + row)
-        m = tl.load(m_ptr + row)
-        A = tl.load(a_ptr + row)
-        B = tl.load(b_ptr + row)
-        T = tl.load(t_ptr + row)
-        for start in range(0, V, BLOCK):
-            offs = start + tl.arange(0, BLOCK)
-            mask = offs < V
-            x = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
-            g = A * tl.exp(x - m)
-            if SMOOTH:
-                if HAS_UW:
-                    uw = tl.load(uw_ptr + row * uw_stride + offs, mask=mask, other=0.0).to(tl.float32)
-                    g = g - B * uw
-                else:
-                    g = g - B * inv_V
-            # -(1 - a) w_y folded in float32, before the one rounding to the output dtype.
-            g = tl.where(offs == y, g - T, g)
-            tl.store(g_row + offs, g.to(g_ptr.dtype.element_ty), mask=mask)
-
-    return stats_kernel, grad_kernel
+    return ce_kernel
 
 
-def _block(num_classes: int, block: int | None) -> int:
+def _launch(num_classes: int, block: int | None) -> tuple[int, int]:
+    """``(BLOCK, num_warps)``: ``min(8192, next_pow2(V))`` classes per iteration, 16 warps from 4096 up."""
     import triton
 
-    if block is not None:
-        return int(block)
-    return min(DEFAULT_BLOCK, triton.next_power_of_2(num_classes))
+    BLOCK = int(block) if block is not None else min(DEFAULT_BLOCK, triton.next_power_of_2(num_classes))
+    warps = DEFAULT_WARPS if BLOCK >= 4096 else max(1, min(DEFAULT_WARPS, BLOCK // 256))
+    return BLOCK, warps
+
+
+def _per_row(t: float | torch.Tensor, M: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """A float32 vector and its stride for a per-row value: ``(M,)`` with stride 1, a scalar with 0."""
+    if isinstance(t, torch.Tensor) and t.dim() == 1 and t.shape[0] == M:
+        return t.to(torch.float32).contiguous(), 1
+    return torch.full((1,), float(t), dtype=torch.float32, device=device), 0
 
 
 def loss_grad(
-    z: torch.Tensor, grad: torch.Tensor | None, p: RowParams, block: int | None = None
+    z: torch.Tensor,
+    grad: torch.Tensor | None,
+    p: RowParams,
+    block: int | None = None,
+    num_warps: int | None = None,
 ) -> torch.Tensor:
     """Per-row losses of ``z`` (M, V) and the scaled gradient written into ``grad`` (may alias ``z``).
 
-    ``grad=None`` runs the statistics kernel only (the loss, no M x V write).
+    ``grad=None`` runs the first pass only (the loss, no M x V write). ``block`` and ``num_warps``
+    override the launch configuration (:func:`_launch`; used by the benchmarks' sweep).
 
-    float64 logits are sent to the torch row-block path (the kernels compute in float32).
+    float64 logits are sent to the torch row-block path (the kernel computes in float32).
     """
     if z.dtype == torch.float64:
         from ._core import stream_loss_grad
@@ -158,27 +171,25 @@ def loss_grad(
         return stream_loss_grad(z, grad, p)
     if not available():
         raise RuntimeError("backend='triton' needs Triton, which could not be imported (pip install triton).")
-    stats_kernel, grad_kernel = _kernels()
+    kernel = _kernel()
     M, V = z.shape
+    loss = torch.zeros(M, dtype=torch.float32, device=z.device)
     if M == 0:
-        return torch.zeros(0, dtype=_compute_dtype(z.dtype), device=z.device)
+        return loss.to(_compute_dtype(z.dtype))
     z = z if z.stride(1) == 1 else z.contiguous()
-    m, S, zy, zu = (torch.empty(M, dtype=torch.float32, device=z.device) for _ in range(4))
+    dev = z.device
     has_uw = p.uw is not None
-    uw = p.uw if p.uw is not None else m  # any pointer; unused without HAS_UW
+    uw = p.uw if p.uw is not None else loss  # any pointer; unused without HAS_UW
     uw_stride = V if p.uw is not None and p.uw.dim() == 2 else 0
-    BLOCK = _block(V, block)
-    safe = p.safe.contiguous()
-    stats_kernel[(M,)](
-        z, z.stride(0), safe, uw, uw_stride, m, S, zy, zu, V, 1.0 / V,
-        SMOOTH=bool(p.smooth), HAS_UW=has_uw, BLOCK=BLOCK,
-    )  # fmt: skip
-    loss, A, B, T = row_terms(m, S, zy, zu if p.smooth else None, p)
-    if grad is None:
-        return loss
-    A, B, T = (t.to(torch.float32).expand(M).contiguous() for t in (A, B, T))
-    grad_kernel[(M,)](
-        z, z.stride(0), grad, grad.stride(0), safe, m, A, B, T, uw, uw_stride, V, 1.0 / V,
-        SMOOTH=bool(p.smooth), HAS_UW=has_uw, BLOCK=BLOCK,
+    a, a_stride = _per_row(p.alpha, M, dev)
+    c, c_stride = _per_row(p.c, M, dev)
+    BLOCK, warps = _launch(V, block)
+    g = grad if grad is not None else z  # any pointer; unused without WRITE_GRAD
+    kernel[(M,)](
+        z, z.stride(0), g, g.stride(0), p.safe.contiguous(), p.valid.contiguous().view(torch.uint8),
+        p.wy.to(torch.float32).contiguous(), p.scale.to(torch.float32).contiguous(), a, a_stride, c, c_stride,
+        uw, uw_stride, loss, V, 1.0 / V,
+        SMOOTH=bool(p.smooth), HAS_UW=has_uw, WRITE_GRAD=grad is not None, BLOCK=BLOCK,
+        num_warps=num_warps or warps,
     )  # fmt: skip
     return loss
