@@ -292,3 +292,19 @@ def test_module_imports_and_computes_without_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "hint: labelsmooth.plots needs matplotlib to draw: pip install labelsmooth[plots]" in out.stdout
+
+
+def test_study_figure_closed_when_saving_fails(monkeypatch):
+    """labelsmooth.study.figures.to_png closes its figure even when savefig raises (no leaked figures)."""
+    from labelsmooth.study import figures
+
+    fig = plt.figure()
+    number = fig.number
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        figures.to_png(fig)
+    assert number not in plt.get_fignums()

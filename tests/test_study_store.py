@@ -45,6 +45,22 @@ def test_missing_database_is_a_clear_error(tmp_path):
     assert not (tmp_path / DB_NAME).exists()
 
 
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    """A file that is not SQLite: ValueError naming RUN_DIR (the CLI prints it as one line), file untouched."""
+    (tmp_path / DB_NAME).write_bytes(b"not a database at all" * 10)
+    with pytest.raises(ValueError, match=r"RUN_DIR.*not one"):
+        Store.open(tmp_path, create=False)
+    assert (tmp_path / DB_NAME).read_bytes() == b"not a database at all" * 10
+    from click.testing import CliRunner
+
+    from labelsmooth.cli import main
+
+    for cmd in (["report", str(tmp_path)], ["export", str(tmp_path)]):
+        result = CliRunner().invoke(main, cmd)
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output and "RUN_DIR" in result.output
+
+
 def test_newer_schema_is_refused(tmp_path):
     Store.open(tmp_path).close()
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -75,7 +91,7 @@ def test_connection_closed_when_open_fails(tmp_path, monkeypatch):
         return opened[-1]
 
     monkeypatch.setattr(sqlite3, "connect", connect)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(ValueError, match="RUN_DIR"):
         Store.open(tmp_path)
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         opened[0].execute("SELECT 1")

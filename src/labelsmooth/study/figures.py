@@ -33,10 +33,12 @@ def _plt():
 
 
 def to_png(fig: Any) -> bytes:
-    """Render and close a figure; deterministic bytes (no metadata)."""
+    """Render and close a figure (also when rendering fails); deterministic bytes (no metadata)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
+    try:
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        _plt().close(fig)
     return buf.getvalue()
 
 

@@ -96,7 +96,20 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             store = cls(conn, path)
             store._init_schema()
-        except BaseException:  # not a database, locked, newer schema: close before raising
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            conn.close()
+            if isinstance(
+                exc, sqlite3.OperationalError
+            ):  # locked, disk I/O: not a question of the file's content
+                raise
+            raise ValueError(
+                expected(
+                    "RUN_DIR",
+                    f"to hold a readable study database, but {path} is not one ({exc})",
+                    str(folder),
+                )
+            ) from exc
+        except BaseException:  # newer schema, interrupted: close before raising
             conn.close()
             raise
         return store
