@@ -10,28 +10,19 @@ loss/gradient kernel alone, so the overhead of each part can be read off.
 
 from __future__ import annotations
 
-import statistics
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _cuda import timed
+
 from labelsmooth.kernels import linear_cross_entropy
 from labelsmooth.kernels._core import prepare
 from labelsmooth.kernels._dispatch import loss_grad
-
-
-def timed(fn, reps: int = 10) -> float:
-    for _ in range(3):
-        fn()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
 
 
 def main() -> None:

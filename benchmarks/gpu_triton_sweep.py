@@ -16,32 +16,18 @@ step, outside the timing.
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _cuda import timed
+
 from labelsmooth.kernels import fused_cross_entropy, triton_ce
 from labelsmooth.kernels._core import prepare
-
-
-def timed(fn, setup=None, reps: int = 10) -> float:
-    """Median milliseconds of ``fn`` (``setup`` runs before each call, outside the timing)."""
-    for _ in range(3):
-        if setup:
-            setup()
-        fn()
-    out = []
-    for _ in range(reps):
-        if setup:
-            setup()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
 
 
 def sweep_shape(shape: str, blocks: list[int], warps_grid: list[int], liger_cls) -> None:
