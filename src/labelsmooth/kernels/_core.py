@@ -178,10 +178,6 @@ def row_params(
     return RowParams(num_classes, alpha, uw, c, wy, valid, safe, scale, denom, smooth)
 
 
-def _col(t: float | torch.Tensor) -> float | torch.Tensor:
-    return t.unsqueeze(-1) if isinstance(t, torch.Tensor) and t.dim() == 1 else t
-
-
 def row_terms(
     m: torch.Tensor, L: torch.Tensor, zy: torch.Tensor, zu: torch.Tensor | None, p: RowParams
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
