@@ -449,3 +449,48 @@ def test_bad_arguments_of_other_functions():
         M.logit_gap_summary(P, Y, label_smoothing=1.5)
     with pytest.raises(TypeError, match="Expected `label_smoothing` to be a float"):
         M.logit_gap_summary(P, Y, label_smoothing="0.1")
+
+
+# ---------------------------------------------------------------- half-precision probabilities
+HALF_FUNCTIONS = [
+    "expected_calibration_error",
+    "negative_log_likelihood",
+    "brier_score",
+    "accuracy",
+    "smooth_calibration_error",
+    "classwise_calibration_error",
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_probabilities_accepted_and_exact(dtype):
+    """Half-precision rows pass the sum check within the dtype's epsilon and give the float64 result.
+
+    Rows of dyadic probabilities are exact in every dtype, so bf16/fp16 input must give exactly what
+    float64 input of the same values gives (no computation in the half dtype). A real bf16 softmax,
+    whose rows sum to 1 only within ~3e-3, is accepted too.
+    """
+    g = torch.Generator().manual_seed(0)
+    base = torch.tensor(
+        [[0.5, 0.25, 0.125, 0.125], [0.75, 0.125, 0.0625, 0.0625], [0.25] * 4, [0.375, 0.375, 0.125, 0.125]]
+    )
+    p = base[torch.randint(0, 4, (400,), generator=g)][:, torch.randperm(4, generator=g)]
+    y = torch.randint(0, 4, (400,), generator=g)
+    for name in HALF_FUNCTIONS:
+        fn = getattr(M, name)
+        assert float(fn(p.to(dtype), y)) == float(fn(p.double(), y)), name
+    z = torch.randn(2000, 1000, generator=g) * 3
+    q = torch.softmax(z, 1).to(dtype)
+    assert (q.double().sum(1) - 1).abs().max() > 1e-4  # the float32 tolerance would refuse it
+    yq = torch.randint(0, 1000, (2000,), generator=g)
+    ece = M.expected_calibration_error(q, yq)
+    assert abs(ece - M.expected_calibration_error(z, yq, from_logits=True)) < 1e-2
+
+
+def test_half_probabilities_still_checked():
+    p = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.27]], dtype=torch.bfloat16)  # second row: 1.02
+    with pytest.raises(ValueError, match=r"within 0\.0078125"):
+        M.expected_calibration_error(p, torch.tensor([0, 1]))
+    p32 = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.251]])  # 1.001: fine in bf16, not in float32
+    with pytest.raises(ValueError, match=r"within 0\.0001 "):
+        M.expected_calibration_error(p32, torch.tensor([0, 1]))

@@ -271,7 +271,8 @@ def expected_calibration_error(
     Parameters
     ----------
     input : Tensor or ndarray, shape (N, K), floating point
-        Probabilities (rows in [0, 1] summing to 1 within 1e-4) or, with ``from_logits=True``, logits.
+        Probabilities (rows in [0, 1] summing to 1 within 1e-4, or the dtype's epsilon for float16 and
+        bfloat16) or, with ``from_logits=True``, logits.
     target : Tensor or ndarray, shape (N,), integer
         Class indices in ``[0, K)``.
     n_bins : int, default 15
