@@ -459,6 +459,9 @@ HALF_FUNCTIONS = [
     "accuracy",
     "smooth_calibration_error",
     "classwise_calibration_error",
+    "calibration_gap",
+    "mean_confidence",
+    "predictive_entropy",
 ]
 
 
