@@ -147,9 +147,10 @@ def check_labels(name: str, target: torch.Tensor, num_classes: int, ignore_index
         raise TypeError(expected(name, "to hold integer class indices", target.dtype))
     if target.numel() == 0:
         return
-    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
-    bad = valid & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
-        first = int(target[bad][0].item())
+    # Three tensor ops and one host sync: the range of the labels with ignore_index replaced by 0.
+    t = target if ignore_index is None else torch.where(target == ignore_index, 0, target)
+    lo, hi = torch.stack(torch.aminmax(t)).tolist()
+    if lo < 0 or hi >= num_classes:
+        first = int(target[(t < 0) | (t >= num_classes)][0].item())
         extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
         raise ValueError(expected(name, f"to hold class indices in [0, {num_classes}){extra}", first))

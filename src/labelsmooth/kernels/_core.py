@@ -143,21 +143,22 @@ def row_params(
     device: torch.device,
 ) -> RowParams:
     """Build :class:`RowParams` from validated row arguments (``target`` is ``(M,)``)."""
+    # Few tensor ops on purpose: on a GPU each is a launch (~5-10 us of host time), and this runs per call.
     target = target.to(device)
     valid = target != ignore_index
-    safe = torch.where(valid, target, torch.zeros_like(target)).long()
+    safe = torch.where(valid, target, 0).long()
     w = weight.to(device=device, dtype=dtype) if weight is not None else None
     if w is not None:
-        wy = w[safe].masked_fill(~valid, 0)
+        wy = torch.where(valid, w[safe], 0.0)
     else:
         wy = valid.to(dtype)
     denom = wy.sum()
     if reduction == "mean":
-        # 1 / denom, and 0 (not inf) for an all-ignored batch: its gradient is 0, its loss nan (0/0).
-        inv = torch.where(denom != 0, 1.0 / denom, torch.zeros_like(denom))
-        scale = valid.to(dtype) * inv
+        # 1 / denom, and 0 (not inf) when denom is 0 (an all-ignored batch): its gradient is 0, its loss
+        # nan (0/0).
+        scale = torch.where(valid, denom.reciprocal().nan_to_num(posinf=0.0), 0.0)
     else:
-        scale = valid.to(dtype)
+        scale = wy if w is None else valid.to(dtype)
     if isinstance(alpha, torch.Tensor):
         alpha = alpha.to(device=device, dtype=dtype)
         smooth = True

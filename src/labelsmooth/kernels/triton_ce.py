@@ -62,8 +62,10 @@ def _kernel():
         r_ptr,
         a_ptr,
         a_stride,
+        a_val,
         c_ptr,
         c_stride,
+        c_val,
         uw_ptr,
         uw_stride,
         loss_ptr,
@@ -71,6 +73,8 @@ def _kernel():
         inv_V,
         SMOOTH: tl.constexpr,
         HAS_UW: tl.constexpr,
+        A_FROM_PTR: tl.constexpr,
+        C_FROM_PTR: tl.constexpr,
         WRITE_GRAD: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
@@ -100,13 +104,19 @@ def _kernel():
         valid = tl.load(valid_ptr + row) != 0
         wy = tl.load(wy_ptr + row)
         r = tl.load(r_ptr + row)
-        a = tl.load(a_ptr + row * a_stride)
+        if A_FROM_PTR:
+            a = tl.load(a_ptr + row * a_stride).to(tl.float32)
+        else:
+            a = a_val
         L = tl.log(s)
         loss = (1 - a) * wy * (L - (zy - m))
         c = 1.0
         if SMOOTH:
             if HAS_UW:
-                c = tl.load(c_ptr + row * c_stride)
+                if C_FROM_PTR:
+                    c = tl.load(c_ptr + row * c_stride).to(tl.float32)
+                else:
+                    c = c_val
             else:
                 zu = zu * inv_V
             loss += a * (c * L - (zu - c * m))
@@ -144,11 +154,19 @@ def _launch(num_classes: int, block: int | None) -> tuple[int, int]:
     return BLOCK, warps
 
 
-def _per_row(t: float | torch.Tensor, M: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """A float32 vector and its stride for a per-row value: ``(M,)`` with stride 1, a scalar with 0."""
-    if isinstance(t, torch.Tensor) and t.dim() == 1 and t.shape[0] == M:
-        return t.to(torch.float32).contiguous(), 1
-    return torch.full((1,), float(t), dtype=torch.float32, device=device), 0
+def _scalar_or_rows(t: float | torch.Tensor, M: int) -> tuple[torch.Tensor | None, int, float]:
+    """A per-row value as kernel arguments ``(pointer, stride, value)`` without a launch or a host sync.
+
+    A Python float goes by value (pointer None); a 0-d tensor by pointer with stride 0; ``(M,)`` with
+    stride 1.
+    """
+    if not isinstance(t, torch.Tensor):
+        return None, 0, float(t)
+    if t.dim() == 0:
+        return t.reshape(1), 0, 0.0
+    if t.dim() == 1 and t.shape[0] == M:
+        return t.contiguous(), 1, 0.0
+    raise ValueError(f"per-row value of shape {tuple(t.shape)} for {M} rows")  # pragma: no cover - internal
 
 
 def loss_grad(
@@ -173,23 +191,24 @@ def loss_grad(
         raise RuntimeError("backend='triton' needs Triton, which could not be imported (pip install triton).")
     kernel = _kernel()
     M, V = z.shape
-    loss = torch.zeros(M, dtype=torch.float32, device=z.device)
+    loss = torch.empty(M, dtype=torch.float32, device=z.device)  # the kernel writes every row
     if M == 0:
         return loss.to(_compute_dtype(z.dtype))
     z = z if z.stride(1) == 1 else z.contiguous()
-    dev = z.device
+    # Per-call host work is kept to views and the launch: no tensor op here is a kernel launch or a sync.
     has_uw = p.uw is not None
     uw = p.uw if p.uw is not None else loss  # any pointer; unused without HAS_UW
     uw_stride = V if p.uw is not None and p.uw.dim() == 2 else 0
-    a, a_stride = _per_row(p.alpha, M, dev)
-    c, c_stride = _per_row(p.c, M, dev)
+    a_ptr, a_stride, a_val = _scalar_or_rows(p.alpha, M)
+    c_ptr, c_stride, c_val = _scalar_or_rows(p.c, M)
     BLOCK, warps = _launch(V, block)
     g = grad if grad is not None else z  # any pointer; unused without WRITE_GRAD
     kernel[(M,)](
         z, z.stride(0), g, g.stride(0), p.safe.contiguous(), p.valid.contiguous().view(torch.uint8),
-        p.wy.to(torch.float32).contiguous(), p.scale.to(torch.float32).contiguous(), a, a_stride, c, c_stride,
+        p.wy.contiguous(), p.scale.contiguous(),
+        loss if a_ptr is None else a_ptr, a_stride, a_val, loss if c_ptr is None else c_ptr, c_stride, c_val,
         uw, uw_stride, loss, V, 1.0 / V,
-        SMOOTH=bool(p.smooth), HAS_UW=has_uw, WRITE_GRAD=grad is not None, BLOCK=BLOCK,
-        num_warps=num_warps or warps,
+        SMOOTH=bool(p.smooth), HAS_UW=has_uw, A_FROM_PTR=a_ptr is not None, C_FROM_PTR=c_ptr is not None,
+        WRITE_GRAD=grad is not None, BLOCK=BLOCK, num_warps=num_warps or warps,
     )  # fmt: skip
     return loss
