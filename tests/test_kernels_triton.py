@@ -105,6 +105,20 @@ def _child() -> None:
     assert work.grad.data_ptr() == ptr
     torch.testing.assert_close(work.grad, ref.grad)
 
+    # rows whose first blocks (16 classes here) are all -inf: the online max starts at -inf (was nan)
+    zinf = torch.randn(3, 37, generator=g)
+    zinf[0, :16] = -torch.inf
+    zinf[1, :32] = -torch.inf
+    yinf = torch.tensor([20, 33, 5])
+    _, pinf = _core.prepare(zinf, yinf, None, -100, "sum", 0.0, None)
+    ginf = torch.empty_like(zinf)
+    rows_inf = triton_ce.loss_grad(zinf, ginf, pinf, block=16)
+    zref = zinf.clone().requires_grad_()
+    ref_rows = F.cross_entropy(zref, yinf, reduction="none")
+    ref_rows.sum().backward()
+    torch.testing.assert_close(rows_inf, ref_rows.detach())
+    torch.testing.assert_close(ginf, zref.grad)
+
     # all rows ignored, N = 1
     zi = torch.randn(3, 37, generator=g).requires_grad_()
     li = fce(zi, torch.full((3,), -100), label_smoothing=0.1, backend="triton")

@@ -90,7 +90,9 @@ def _kernel():
             mask = offs < V
             x = tl.load(z_row + offs, mask=mask, other=float("-inf")).to(tl.float32)
             m_new = tl.maximum(m, tl.max(x, 0))
-            s = s * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new), 0)
+            # While every logit so far is -inf, m_new is -inf and exp(-inf - -inf) would be nan: shift by 0.
+            shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+            s = s * tl.exp(m - shift) + tl.sum(tl.exp(x - shift), 0)
             m = m_new
             if SMOOTH:
                 xz = tl.where(mask, x, 0.0)
