@@ -490,6 +490,13 @@ def test_half_probabilities_accepted_and_exact(dtype):
     assert abs(ece - M.expected_calibration_error(z, yq, from_logits=True)) < 1e-2
 
 
+def test_float16_subnormal_probabilities_accepted():
+    """A uniform float16 row over 50000 classes (2e-5 each, subnormal) sums to 1.0014: still a distribution."""
+    p = torch.softmax(torch.zeros(4, 50000), 1).half()
+    assert (p.double().sum(1) - 1).abs().max() > torch.finfo(torch.float16).eps
+    assert M.accuracy(p, torch.zeros(4, dtype=torch.long)) == 1.0  # ties resolved to the first index
+
+
 def test_half_probabilities_still_checked():
     p = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.27]], dtype=torch.bfloat16)  # second row: 1.02
     with pytest.raises(ValueError, match=r"within 0\.0078125"):
