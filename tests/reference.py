@@ -188,3 +188,56 @@ def smece_sigma_direct(conf, correct, sigma, n_grid=8001, images=5):
     a = (dens / f.numel()).abs()
     h = 1.0 / (n_grid - 1)
     return float(h * (a.sum() - 0.5 * (a[0] + a[-1])))
+
+
+# --------------------------------------------------------------------------- group, selective and privacy metrics
+def group_rates_loop(pred, target, groups):
+    """Per group: (selection rate, TPR, FPR) of binary predictions, one Python loop per group (fairlearn's
+    MetricFrame by hand)."""
+    out = {}
+    for g in sorted(set(groups)):
+        rows = [i for i in range(len(groups)) if groups[i] == g]
+        pos = [i for i in rows if target[i] == 1]
+        neg = [i for i in rows if target[i] == 0]
+        sr = sum(pred[i] for i in rows) / len(rows)
+        tpr = sum(pred[i] for i in pos) / len(pos)
+        fpr = sum(pred[i] for i in neg) / len(neg)
+        out[g] = (sr, tpr, fpr)
+    return out
+
+
+def aurc_loop(scores, errors):
+    """AURC by its definition, O(N^2): for each k, the expected number of errors among the k highest-scored
+    samples when tied scores are ordered at random (a sample in a tie block straddling k counts with the
+    fraction of the block that fits)."""
+    n = len(scores)
+    total = 0.0
+    for k in range(1, n + 1):
+        # the k-th largest score
+        srt = sorted(scores, reverse=True)
+        t = srt[k - 1]
+        above = sum(1 for s in scores if s > t)
+        tied = sum(1 for s in scores if s == t)
+        frac = (k - above) / tied
+        e = 0.0
+        for s, err in zip(scores, errors):
+            if s > t:
+                e += err
+            elif s == t:
+                e += frac * err
+        total += e / k
+    return total / n
+
+
+def modified_entropy_loop(probs, target):
+    """Song and Mittal's Mentr(p, y) = -(1 - p_y) log p_y - sum_{k != y} p_k log(1 - p_k), row by row (float64)."""
+    out = []
+    for row, y in zip(probs.tolist(), target.tolist()):
+        v = 0.0
+        for k, pk in enumerate(row):
+            if k == y:
+                v -= (1 - pk) * math.log(pk) if pk < 1 else 0.0
+            elif pk > 0:
+                v -= pk * math.log(1 - pk)
+        out.append(v)
+    return out

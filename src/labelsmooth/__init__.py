@@ -3,10 +3,11 @@
 The public names are listed here once. Submodules hold the rest: :mod:`labelsmooth.theory` (the chapter's
 closed forms), :mod:`labelsmooth.metrics` (every calibration metric), :mod:`labelsmooth.calibration`
 (temperature scaling), :mod:`labelsmooth.kernels` (fast paths), :mod:`labelsmooth.plots` (needs the
-``plots`` extra) and :mod:`labelsmooth.study` (needs the ``study`` extra).
+``plots`` extra) and :mod:`labelsmooth.study` (needs the ``study`` extra); :mod:`labelsmooth.privacy`
+(membership-inference scores and their evaluation).
 """
 
-from . import calibration, kernels, metrics, theory
+from . import calibration, kernels, metrics, privacy, theory
 from .calibration import TemperatureScaler
 from .kernels import fused_cross_entropy, linear_cross_entropy
 from .losses import (
@@ -56,6 +57,7 @@ __all__ = [
     "linear_cross_entropy",
     "logit_gap",
     "metrics",
+    "privacy",
     "smooth_calibration_error",
     "smooth_labels",
     "theory",

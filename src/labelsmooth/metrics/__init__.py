@@ -13,6 +13,12 @@ with ``from_logits=True``, logits (the caller says which; the value range is nev
   :func:`calibration_gap` (signed: > 0 overconfident, < 0 underconfident), :func:`predictive_entropy`,
   and all of them at once in :func:`calibration_summary`.
 * Logit geometry: :func:`logit_gap`, :func:`top2_gap`, :func:`logit_gap_summary`.
+* By group (:mod:`labelsmooth.metrics.groups`): :func:`group_metrics` (per-group accuracy, ECE, Brier,
+  NLL, signed gap), :func:`worst_group_accuracy`, :func:`group_ece_difference`,
+  :func:`demographic_parity_difference`, :func:`equalized_odds_difference`, intervals by
+  :func:`group_bootstrap`.
+* Selective prediction (:mod:`labelsmooth.metrics.selective`): :func:`risk_coverage_curve`, :func:`aurc`,
+  :func:`selective_score` (max probability, or that of L2-normalised logits).
 * :class:`CalibrationMeter` streams and merges; :func:`bootstrap` gives confidence intervals.
 """
 
@@ -26,6 +32,15 @@ from labelsmooth.metrics.binned import (
 )
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
 from labelsmooth.metrics.geometry import LogitGapSummary, logit_gap, logit_gap_summary, top2_gap
+from labelsmooth.metrics.groups import (
+    GroupMetrics,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    group_bootstrap,
+    group_ece_difference,
+    group_metrics,
+    worst_group_accuracy,
+)
 from labelsmooth.metrics.meter import METER_KEYS, CalibrationMeter
 from labelsmooth.metrics.scores import (
     SUMMARY_KEYS,
@@ -37,29 +52,48 @@ from labelsmooth.metrics.scores import (
     negative_log_likelihood,
     predictive_entropy,
 )
+from labelsmooth.metrics.selective import (
+    SELECTIVE_SCORES,
+    RiskCoverageCurve,
+    aurc,
+    risk_coverage_curve,
+    selective_score,
+)
 from labelsmooth.metrics.smooth import smooth_calibration_bandwidth, smooth_calibration_error
 
 __all__ = [
     "METER_KEYS",
+    "SELECTIVE_SCORES",
     "SUMMARY_KEYS",
     "BootstrapResult",
     "CalibrationBins",
     "CalibrationMeter",
+    "GroupMetrics",
     "LogitGapSummary",
+    "RiskCoverageCurve",
     "accuracy",
+    "aurc",
     "bootstrap",
     "brier_score",
     "calibration_bins",
     "calibration_gap",
     "calibration_summary",
     "classwise_calibration_error",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
     "expected_calibration_error",
+    "group_bootstrap",
+    "group_ece_difference",
+    "group_metrics",
     "logit_gap",
     "logit_gap_summary",
     "mean_confidence",
     "negative_log_likelihood",
     "predictive_entropy",
+    "risk_coverage_curve",
+    "selective_score",
     "smooth_calibration_bandwidth",
     "smooth_calibration_error",
     "top2_gap",
+    "worst_group_accuracy",
 ]
