@@ -29,7 +29,7 @@ from .metrics import (
     logit_gap,
     smooth_calibration_error,
 )
-from .targets import class_prior, convert_smoothing, smooth_labels
+from .targets import class_prior, classwise_smoothing, convert_smoothing, smooth_labels
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "calibration",
     "calibration_summary",
     "class_prior",
+    "classwise_smoothing",
     "classwise_calibration_error",
     "confidence_penalty",
     "convert_smoothing",

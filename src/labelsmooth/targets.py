@@ -27,7 +27,7 @@ from ._validation import (
     expected,
 )
 
-__all__ = ["class_prior", "convert_smoothing", "smooth_labels"]
+__all__ = ["class_prior", "classwise_smoothing", "convert_smoothing", "smooth_labels"]
 
 Convention = Literal["uniform", "off_target"]
 CONVENTIONS = ("uniform", "off_target")
@@ -262,3 +262,85 @@ def class_prior(
     if float(total) == 0:
         raise ValueError(expected("target", "to hold at least one label (or pass eps > 0)", target))
     return counts / total
+
+
+def classwise_smoothing(
+    class_counts: torch.Tensor | list[int] | tuple[int, ...],
+    low: float,
+    high: float,
+    *,
+    scale: Literal["log", "linear"] = "log",
+) -> torch.Tensor:
+    r"""Per-class smoothing factors that grow with the class size: label-aware smoothing for long tails.
+
+    Zhong, Cui, Liu and Jia (CVPR 2021, *Improving Calibration for Long-Tailed Recognition*, MiSLAS)
+    smooth the head classes, on which a model trained on imbalanced data is overconfident, more than the
+    tail classes. With :math:`N_y` the training count of class :math:`y`, :math:`N_{\min}` and
+    :math:`N_{\max}` the smallest and largest counts, and :math:`a_{\mathrm{tail}} =` ``low``,
+    :math:`a_{\mathrm{head}} =` ``high``:
+
+    .. math::
+
+        a_y = a_{\mathrm{tail}} + (a_{\mathrm{head}} - a_{\mathrm{tail}})
+              \frac{f(N_y) - f(N_{\min})}{f(N_{\max}) - f(N_{\min})},
+        \qquad f = \log \ (\text{``scale="log"``}) \ \text{or} \ f(N) = N \ (\text{``"linear"``}).
+
+    ``"linear"`` is MiSLAS's linear variant; ``"log"`` (the default) spaces the factors evenly across the
+    orders of magnitude of a long tail (with an imbalance ratio of 100, the median class is not pushed to
+    the tail value). When every class has the same count the factors are all :math:`(a_{\mathrm{tail}} +
+    a_{\mathrm{head}}) / 2`. Use the result as per-sample smoothing, ``label_smoothing=a[target]`` in
+    :func:`labelsmooth.cross_entropy`.
+
+    Parameters
+    ----------
+    class_counts : Tensor or sequence of int, shape (K,)
+        Training examples per class, each >= 1 (e.g. ``torch.bincount(y, minlength=K)``).
+    low, high : float in [0, 1]
+        :math:`a_{\mathrm{tail}}` and :math:`a_{\mathrm{head}}`; ``low > high`` is allowed (less smoothing on
+        the head).
+    scale : {"log", "linear"}, default "log"
+
+    Returns
+    -------
+    Tensor of shape ``(K,)``, float32 (or the default dtype).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 classes, a count below 1, ``low``/``high`` outside [0, 1], an unknown ``scale``.
+    TypeError
+        Counts that are not integers.
+
+    Examples
+    --------
+    >>> from labelsmooth import classwise_smoothing
+    >>> classwise_smoothing([100, 10, 1], low=0.0, high=0.2)
+    tensor([0.2000, 0.1000, 0.0000])
+    >>> classwise_smoothing([100, 10, 1], low=0.0, high=0.2, scale="linear")
+    tensor([0.2000, 0.0182, 0.0000])
+    """
+    from ._validation import check_scalar_range
+
+    counts = class_counts if isinstance(class_counts, torch.Tensor) else torch.as_tensor(class_counts)
+    if counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
+        raise TypeError(expected("class_counts", "to hold integer counts", counts.dtype))
+    if counts.dim() != 1 or counts.shape[0] < 2:
+        raise ValueError(expected("class_counts", "to have shape (K,) with K >= 2", counts))
+    if bool((counts < 1).any()):
+        raise ValueError(
+            expected(
+                "class_counts",
+                "to be >= 1 for every class (add 1 to each count if a class is empty)",
+                int(counts.min()),
+            )
+        )
+    lo = check_scalar_range("low", low, 0.0, 1.0)
+    hi = check_scalar_range("high", high, 0.0, 1.0)
+    check_choice("scale", scale, ("log", "linear"))
+    f = counts.double().log() if scale == "log" else counts.double()
+    span = f.max() - f.min()
+    if float(span) == 0.0:
+        out = torch.full_like(f, (lo + hi) / 2.0)
+    else:
+        out = lo + (hi - lo) * (f - f.min()) / span
+    return out.to(torch.get_default_dtype())
