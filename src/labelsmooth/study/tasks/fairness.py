@@ -1,0 +1,405 @@
+"""Study task ``fairness``: what smoothing does to groups, to the tail classes, and to selective prediction.
+
+Two problems, measured in every run (metric keys prefixed ``syn_`` and ``lt_``):
+
+(a) **Groups** (synthetic, binary): a majority group (90%) and a minority group (10%) whose features are
+    shifted and whose class direction is rotated (60 degrees), so one decision rule does not fit both; the
+    minority's *training* labels are flipped at 15% (group-specific noise, the test labels are clean).
+    Group membership is not an input. Measures: per-group accuracy and ECE, worst-group accuracy, the
+    accuracy and ECE gaps, demographic-parity and equalised-odds differences, AURC.
+(b) **Long tail** (scikit-learn's digits): the training split subsampled to an exponential profile with
+    imbalance ratio 20 (the class ranks permuted per seed), validation and test balanced. Groups are the
+    classes: per-class accuracy and ECE, worst-class accuracy, the tail / head accuracy (the smallest and
+    largest half of the classes), the gaps, AURC.
+
+Both report AURC under the maximum softmax probability and under the normalised-logit score of Xia et al.
+(ICLR 2025), and ECE before and after temperature scaling (fitted on validation).
+
+Methods: hard targets, uniform smoothing a in {0.05, 0.1, 0.2}, class-wise smoothing (MiSLAS, a from 0.0
+on the smallest class to 0.2 on the largest, linear in log N_y; on the balanced binary problem it is nearly
+uniform a = 0.1).
+
+There is no established result that smoothing helps group fairness; :func:`summarize` reports what was
+measured, with paired 95% intervals over seeds, and says so when no difference is detectable. It also checks
+the selective-classification claim of Xia et al.: AURC worse with smoothing under max probability, the
+normalised score closing the gap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from labelsmooth._validation import check_scalar_range, expected
+from labelsmooth.metrics import (
+    calibration_summary,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    group_metrics,
+    risk_coverage_curve,
+)
+from labelsmooth.study import measure
+from labelsmooth.study.data import load_digits, split
+from labelsmooth.study.models import MLP
+from labelsmooth.study.noise import apply_noise
+from labelsmooth.study.stats import Estimate, estimate, group, paired
+from labelsmooth.study.tasks._fit import fit, logits, make_loss, seeded
+
+NAME = "fairness"
+
+
+@dataclass(frozen=True)
+class FairnessSection:
+    """The ``[fairness]`` section of a study config: data, model, training, method grid.
+
+    Defaults run the grid (5 methods x 5 seeds, both problems in every run) in about a minute on 2 cores.
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    smoothing: tuple[float, ...] = (0.05, 0.1, 0.2)
+    classwise: tuple[float, float] = (0.0, 0.2)
+    # (a) groups
+    n_samples: int = 4000
+    n_features: int = 8
+    minority_fraction: float = 0.1
+    minority_noise: float = 0.15
+    separation: float = 2.5
+    shift: float = 2.0
+    # (b) long tail
+    imbalance_ratio: float = 20.0
+    # model and training
+    width: int = 64
+    depth: int = 2
+    epochs: int = 150
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    n_bins: int = 15
+    curve_points: int = 50
+
+    def validate(self) -> FairnessSection:
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+            raise ValueError(expected("fairness.seeds", "to be a non-empty list of ints", self.seeds))
+        for a in self.smoothing:
+            check_scalar_range("fairness.smoothing", a, 0.0, 1.0, lo_open=True, hi_open=True)
+        if len(self.classwise) != 2:
+            raise ValueError(expected("fairness.classwise", "to be [low, high]", self.classwise))
+        for a in self.classwise:
+            check_scalar_range("fairness.classwise", a, 0.0, 1.0)
+        check_scalar_range("fairness.minority_fraction", self.minority_fraction, 0.0, 0.5, lo_open=True)
+        check_scalar_range("fairness.minority_noise", self.minority_noise, 0.0, 0.5)
+        check_scalar_range("fairness.imbalance_ratio", self.imbalance_ratio, 1.0, 1000.0)
+        check_scalar_range("fairness.lr", self.lr, 0.0, 10.0, lo_open=True)
+        check_scalar_range("fairness.weight_decay", self.weight_decay, 0.0, 10.0)
+        for name in ("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(expected(f"fairness.{name}", "to be an int >= 1", v))
+        if self.n_samples * self.minority_fraction < 100:
+            raise ValueError(
+                expected(
+                    "fairness.n_samples", "to give the minority group at least 100 samples", self.n_samples
+                )
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def methods(section: FairnessSection) -> list[tuple[str, Any]]:
+    """The method grid, in report order: ``(name, param)``."""
+    return [
+        ("hard", None),
+        *(("ls", a) for a in sorted(section.smoothing)),
+        ("classwise", list(section.classwise)),
+    ]
+
+
+def method_label(method: str, param: Any) -> str:
+    if method == "hard":
+        return "hard"
+    if method == "ls":
+        return f"ls a={param:g}"
+    if method == "classwise":
+        return f"class-wise a={param[0]:g}..{param[1]:g}"
+    return f"{method} {param}"
+
+
+# (key, header, format, better, after temperature scaling)
+_COMMON = (
+    ("accuracy", "acc", ".3f", "higher", False),
+    ("ece", "ECE", ".3f", "lower", False),
+    ("ts_ece", "ECE (TS)", ".3f", "lower", True),
+    ("aurc_msp", "AURC (MSP)", ".4f", "lower", False),
+    ("aurc_norm", "AURC (norm)", ".4f", "lower", False),
+)
+METRICS: tuple[tuple[str, str, str, str | None, bool], ...] = (
+    *((f"syn_{k}", f"groups {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    ("syn_worst_group_accuracy", "groups worst-group acc", ".3f", "higher", False),
+    ("syn_minority_accuracy", "groups minority acc", ".3f", "higher", False),
+    ("syn_majority_accuracy", "groups majority acc", ".3f", "higher", False),
+    ("syn_accuracy_gap", "groups acc gap", ".3f", "lower", False),
+    ("syn_ece_gap", "groups ECE gap", ".3f", "lower", False),
+    ("syn_ts_ece_gap", "groups ECE gap (TS)", ".3f", "lower", True),
+    ("syn_minority_gap", "groups minority conf-acc", "+.3f", None, False),
+    ("syn_dp_difference", "groups DP diff", ".3f", "lower", False),
+    ("syn_eo_difference", "groups EO diff", ".3f", "lower", False),
+    *((f"lt_{k}", f"tail {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    ("lt_worst_class_accuracy", "tail worst-class acc", ".3f", "higher", False),
+    ("lt_tail_accuracy", "tail-half acc", ".3f", "higher", False),
+    ("lt_head_accuracy", "head-half acc", ".3f", "higher", False),
+    ("lt_accuracy_gap", "tail acc gap", ".3f", "lower", False),
+    ("lt_ece_gap", "tail ECE gap", ".3f", "lower", False),
+    ("lt_ts_ece_gap", "tail ECE gap (TS)", ".3f", "lower", True),
+    ("wall_time", "time (s)", ".1f", None, False),
+)
+"""One row per stored metric: ``(key, header, format, better, after_temperature_scaling)``."""
+
+
+# --------------------------------------------------------------------------- data
+def make_groups_data(section: FairnessSection, seed: int) -> dict[str, np.ndarray]:
+    """The synthetic two-group problem of one seed: ``X``, clean ``y``, group ``g`` (1 = minority)."""
+    rng = np.random.default_rng([seed, 101])
+    n, d = section.n_samples, section.n_features
+    g = (rng.random(n) < section.minority_fraction).astype(np.int64)
+    y = rng.integers(0, 2, n)
+    sign = (2 * y - 1)[:, None]
+    e = np.eye(d)
+    theta = np.pi / 3
+    direction = np.where(g[:, None] == 1, np.cos(theta) * e[0] + np.sin(theta) * e[1], e[0])
+    offset = np.where(g[:, None] == 1, section.shift * e[2], 0.0)
+    X = sign * direction * (section.separation / 2) + offset + rng.standard_normal((n, d))
+    return {"X": X.astype(np.float32), "y": y.astype(np.int64), "g": g}
+
+
+def long_tail_counts(n_max: int, num_classes: int, ratio: float) -> np.ndarray:
+    """Exponential profile ``n_c = n_max * ratio^(-c / (K - 1))``, at least 1 (Cui et al. 2019).
+
+    >>> long_tail_counts(100, 5, 20.0).tolist()
+    [100, 47, 22, 11, 5]
+    """
+    c = np.arange(num_classes)
+    return np.maximum(1, np.round(n_max * ratio ** (-c / (num_classes - 1)))).astype(np.int64)
+
+
+def _standardize(Xtr: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+    mean, std = Xtr.mean(0, keepdims=True), Xtr.std(0, keepdims=True)
+    std = np.where(std > 1e-8, std, 1.0)
+    return [torch.from_numpy(((a - mean) / std).astype(np.float32)) for a in (Xtr, *others)]
+
+
+# --------------------------------------------------------------------------- measures
+def _curve_points(c: Any, k: int) -> dict[str, list[float]]:
+    idx = np.unique(np.linspace(0, len(c.coverage) - 1, min(k, len(c.coverage))).round().astype(int))
+    return {"coverage": c.coverage[idx].round(5).tolist(), "risk": c.risk[idx].round(5).tolist()}
+
+
+def _common(z_te, yte, z_va, yva, groups, section, prefix, arrays) -> tuple[dict[str, float], Any, Any]:
+    out: dict[str, float] = {}
+    s = calibration_summary(z_te, yte, from_logits=True, n_bins=section.n_bins)
+    out[f"{prefix}accuracy"], out[f"{prefix}ece"] = s["accuracy"], s["ece"]
+    temperature, _, z_ts = measure.temperature_scale(z_va, yva, z_te)
+    out[f"{prefix}temperature"] = temperature
+    out[f"{prefix}ts_ece"] = calibration_summary(z_ts, yte, from_logits=True, n_bins=section.n_bins)["ece"]
+    for score, key in (("max_prob", "msp"), ("normalized_logits", "norm")):
+        c = risk_coverage_curve(z_te, yte, from_logits=True, score=score)
+        out[f"{prefix}aurc_{key}"] = c.aurc
+        arrays[f"{prefix}risk_coverage_{key}"] = _curve_points(c, section.curve_points)
+    gm = group_metrics(z_te, yte, groups, from_logits=True, n_bins=section.n_bins)
+    gm_ts = group_metrics(z_ts, yte, groups, from_logits=True, n_bins=section.n_bins)
+    out[f"{prefix}accuracy_gap"] = gm.accuracy_difference
+    out[f"{prefix}ece_gap"] = gm.ece_difference
+    out[f"{prefix}ts_ece_gap"] = gm_ts.ece_difference
+    arrays[f"{prefix}groups"] = gm.to_dict()
+    arrays[f"{prefix}groups_ts"] = gm_ts.to_dict()
+    return out, gm, z_ts
+
+
+def _run_groups(section: FairnessSection, method: str, param: Any, seed: int, arrays: dict) -> dict[str, Any]:
+    data = make_groups_data(section, seed)
+    X, y, g = data["X"], data["y"], data["g"]
+    sp = split(y + 2 * g, 0.2, 0.2, seed)  # stratified by class x group
+    y_train = y[sp.train].copy()
+    minority = g[sp.train] == 1
+    y_train[minority] = apply_noise(y_train[minority], "symmetric", section.minority_noise, 2, seed)
+    Xtr, Xva, Xte = _standardize(X[sp.train], X[sp.val], X[sp.test])
+    ytr = torch.from_numpy(y_train)
+    yva, yte, gte = (torch.from_numpy(a) for a in (y[sp.val], y[sp.test], g[sp.test]))
+    seeded(seed, "fairness-groups-init")
+    model = MLP((section.n_features,), 2, section.width, section.depth)
+    curves = fit(
+        model, Xtr, ytr, make_loss(method, param, ytr, 2),
+        epochs=section.epochs, lr=section.lr, weight_decay=section.weight_decay,
+    )  # fmt: skip
+    z_va, z_te = logits(model, Xva), logits(model, Xte)
+    out, gm, _ = _common(z_te, yte, z_va, yva, gte, section, "syn_", arrays)
+    out["syn_worst_group_accuracy"] = gm.worst_group_accuracy
+    out["syn_majority_accuracy"], out["syn_minority_accuracy"] = gm.accuracy
+    out["syn_minority_gap"] = gm.calibration_gap[1]
+    out["syn_dp_difference"] = demographic_parity_difference(z_te, yte, gte, from_logits=True)
+    out["syn_eo_difference"] = equalized_odds_difference(z_te, yte, gte, from_logits=True)
+    out["syn_label_noise_minority"] = float((y_train[minority] != y[sp.train][minority]).mean())
+    out["syn_final_train_loss"] = curves["train_loss"][-1]
+    return {"metrics": out, "curves": {"syn_" + k: v for k, v in curves.items() if k != "label_smoothing"}}
+
+
+def _run_long_tail(
+    section: FairnessSection, method: str, param: Any, seed: int, arrays: dict
+) -> dict[str, Any]:
+    ds = load_digits()
+    k = ds.num_classes
+    X = ds.X.reshape(len(ds.y), -1)
+    sp = split(ds.y, 0.15, 0.25, seed)
+    rng = np.random.default_rng([seed, 103])
+    rank = rng.permutation(k)  # class rank[i] gets the i-th largest count
+    per_class = np.bincount(ds.y[sp.train], minlength=k)
+    counts = long_tail_counts(int(per_class.min()), k, section.imbalance_ratio)
+    train = []
+    for i, c in enumerate(rank):
+        idx = sp.train[ds.y[sp.train] == c]
+        train.append(rng.permutation(idx)[: counts[i]])
+    train_idx = np.sort(np.concatenate(train))
+    Xtr, Xva, Xte = _standardize(X[train_idx], X[sp.val], X[sp.test])
+    ytr = torch.from_numpy(ds.y[train_idx])
+    yva, yte = torch.from_numpy(ds.y[sp.val]), torch.from_numpy(ds.y[sp.test])
+    seeded(seed, "fairness-longtail-init")
+    model = MLP((X.shape[1],), k, section.width, section.depth)
+    curves = fit(
+        model, Xtr, ytr, make_loss(method, param, ytr, k),
+        epochs=section.epochs, lr=section.lr, weight_decay=section.weight_decay,
+    )  # fmt: skip
+    z_va, z_te = logits(model, Xva), logits(model, Xte)
+    out, gm, _ = _common(z_te, yte, z_va, yva, yte, section, "lt_", arrays)
+    acc = np.asarray(gm.accuracy)
+    half = k // 2
+    out["lt_worst_class_accuracy"] = gm.worst_group_accuracy
+    out["lt_head_accuracy"] = float(acc[rank[:half]].mean())
+    out["lt_tail_accuracy"] = float(acc[rank[half:]].mean())
+    out["lt_final_train_loss"] = curves["train_loss"][-1]
+    arrays["lt_train_counts"] = np.bincount(ytr.numpy(), minlength=k).tolist()
+    return {"metrics": out, "curves": {"lt_" + k: v for k, v in curves.items() if k != "label_smoothing"}}
+
+
+def run_one(section: FairnessSection, method: str, param: Any, seed: int) -> dict[str, Any]:
+    """Train and measure one (method, seed) on both problems; returns ``{"metrics", "curves", "arrays"}``.
+
+    Deterministic: data, split, label noise, subsampling and initial weights derive from ``seed`` only,
+    training is full-batch on one thread. Runs with the same seed are paired (same data, same initial
+    weights, another objective).
+    """
+    section.validate()
+    start, cpu = time.perf_counter(), time.process_time()
+    torch.set_num_threads(1)
+    arrays: dict[str, Any] = {}
+    a = _run_groups(section, method, param, seed, arrays)
+    b = _run_long_tail(section, method, param, seed, arrays)
+    metrics = {**a["metrics"], **b["metrics"]}
+    metrics["wall_time"] = time.perf_counter() - start
+    metrics["cpu_time"] = time.process_time() - cpu
+    return {"metrics": metrics, "curves": {**a["curves"], **b["curves"]}, "arrays": arrays}
+
+
+# --------------------------------------------------------------------------- verdict
+@dataclass(frozen=True)
+class Comparison:
+    """A method against hard targets on one metric: the paired difference over seeds."""
+
+    method: str
+    key: str
+    diff: Estimate
+    method_mean: Estimate = field(default_factory=lambda: Estimate(float("nan"), float("nan"), 0))
+
+
+def _flat(records: list[dict]) -> list[dict]:
+    out = []
+    for r in records:
+        row = {"method": r["method"], "param": r.get("param"), "seed": r["seed"]}
+        row.update(r.get("metrics", {}))
+        row["label"] = method_label(row["method"], row["param"])
+        out.append(row)
+    return out
+
+
+def _pts(e: Estimate, scale: float = 100.0, digits: int = 1) -> str:
+    return e.fmt(scale, digits) if e.n else "n/a"
+
+
+def _said(e: Estimate) -> str:
+    if e.n < 2:
+        return "too few seeds for an interval"
+    return "a detectable difference" if e.significant else "no detectable difference"
+
+
+def summarize(records: list[dict]) -> list[str]:
+    """Plain-language findings from stored runs, each with its paired 95% interval over seeds.
+
+    ``records``: dicts with ``method``, ``param``, ``seed`` and ``metrics`` (as :func:`run_one` returns
+    them). Every method is compared with hard targets on the same seeds; an interval containing 0 is
+    reported as "no detectable difference", never as an effect.
+    """
+    rows = _flat(records)
+    by = group(rows, ("label",))
+    hard = by.get(("hard",))
+    if not hard:
+        return ["No hard-target runs: nothing to compare with."]
+    lines: list[str] = []
+    checks = (
+        ("syn_worst_group_accuracy", "worst-group accuracy", 100.0, "points"),
+        ("syn_accuracy_gap", "group accuracy gap", 100.0, "points"),
+        ("syn_ece_gap", "group ECE gap", 100.0, "points"),
+        ("syn_eo_difference", "equalised-odds difference", 100.0, "points"),
+        ("syn_dp_difference", "demographic-parity difference", 100.0, "points"),
+        ("lt_worst_class_accuracy", "long-tail worst-class accuracy", 100.0, "points"),
+        ("lt_tail_accuracy", "long-tail tail-half accuracy", 100.0, "points"),
+        ("lt_ece_gap", "long-tail class ECE gap", 100.0, "points"),
+    )
+    hard_line = ", ".join(
+        f"{label} {_pts(estimate(r.get(key) for r in hard), scale)}" for key, label, scale, _ in checks[:1]
+    )
+    lines.append(f"Hard targets: {hard_line} (n = {len(hard)} seeds).")
+    for (label,), recs in by.items():
+        if label == "hard":
+            continue
+        parts = []
+        for key, what, scale, unit in checks:
+            d = paired(recs, hard, key)
+            parts.append(f"{what} {_pts(d, scale)} {unit} ({_said(d)})")
+        lines.append(f"{label} vs hard: " + "; ".join(parts) + ".")
+    lines.extend(_selective_lines(by, hard))
+    return lines
+
+
+def _selective_lines(by: dict[tuple, list[dict]], hard: list[dict]) -> list[str]:
+    """Xia et al. (2025): smoothing degrades AURC under MSP; the normalised score closes the gap."""
+    lines = []
+    for prefix, name in (("syn_", "groups"), ("lt_", "long tail")):
+        for (label,), recs in by.items():
+            if not label.startswith("ls"):
+                continue
+            msp = paired(recs, hard, f"{prefix}aurc_msp")
+            norm = paired(recs, hard, f"{prefix}aurc_norm")
+            # the closing: does the normalised score of the smoothed model beat its own MSP?
+            own = _diff_within(recs, f"{prefix}aurc_norm", f"{prefix}aurc_msp")
+            worse = msp.significant and msp.mean > 0
+            closed = worse and (not norm.significant or norm.mean < 0)
+            verdict = (
+                "reproduced: MSP AURC worse, the normalised score closes the gap"
+                if closed
+                else "partly reproduced: MSP AURC worse, the normalised score does not close the gap"
+                if worse
+                else "not reproduced: no detectable AURC degradation under MSP"
+            )
+            lines.append(
+                f"Selective classification ({name}, {label}): AURC(MSP) vs hard {msp.fmt(1.0, 4)}, "
+                f"AURC(normalised) vs hard {norm.fmt(1.0, 4)}, normalised minus MSP on the smoothed "
+                f"model {own.fmt(1.0, 4)}; claim {verdict}."
+            )
+    return lines
+
+
+def _diff_within(recs: list[dict], a: str, b: str) -> Estimate:
+    return estimate(r[a] - r[b] for r in recs if r.get(a) is not None and r.get(b) is not None)
