@@ -385,14 +385,18 @@ def _selective_lines(by: dict[tuple, list[dict]], hard: list[dict]) -> list[str]
             # the closing: does the normalised score of the smoothed model beat its own MSP?
             own = _diff_within(recs, f"{prefix}aurc_norm", f"{prefix}aurc_msp")
             worse = msp.significant and msp.mean > 0
-            closed = worse and (not norm.significant or norm.mean < 0)
-            verdict = (
-                "reproduced: MSP AURC worse, the normalised score closes the gap"
-                if closed
-                else "partly reproduced: MSP AURC worse, the normalised score does not close the gap"
-                if worse
-                else "not reproduced: no detectable AURC degradation under MSP"
-            )
+            better = msp.significant and msp.mean < 0
+            fixes = own.significant and own.mean < 0
+            if worse and fixes:
+                verdict = "reproduced: MSP AURC worse than hard, the normalised score improves on MSP"
+            elif worse:
+                verdict = (
+                    "partly reproduced: MSP AURC worse than hard, the normalised score does not improve on it"
+                )
+            elif better:
+                verdict = "adverse: smoothing improved AURC under MSP"
+            else:
+                verdict = "not reproduced: no detectable AURC difference under MSP"
             lines.append(
                 f"Selective classification ({name}, {label}): AURC(MSP) vs hard {msp.fmt(1.0, 4)}, "
                 f"AURC(normalised) vs hard {norm.fmt(1.0, 4)}, normalised minus MSP on the smoothed "

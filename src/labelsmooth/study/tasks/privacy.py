@@ -334,13 +334,13 @@ def summarize(records: list[dict]) -> list[str]:
     hard = next((recs for (label,), recs in by.items() if recs[0]["alpha"] == 0.0), None)
     if not hard:
         return ["No hard-target runs (a = 0): nothing to compare with."]
-    h = {
-        key: estimate(r.get(key) for r in hard)
-        for key in ("test_accuracy", "mia_loss_auc", "inv_attack_accuracy")
-    }
+    keys = ("test_accuracy", "mia_loss_auc", "mia_best_auc", "mia_logit_tpr1", "inv_attack_accuracy")
+    h = {key: estimate(r.get(key) for r in hard) for key in keys}
     lines = [
         f"Hard targets: test accuracy {h['test_accuracy'].fmt(100, 1)}%, loss-attack AUC "
-        f"{h['mia_loss_auc'].fmt(1, 3)}, inversion attack accuracy {h['inv_attack_accuracy'].fmt(100, 1)}% "
+        f"{h['mia_loss_auc'].fmt(1, 3)}, best MIA AUC {h['mia_best_auc'].fmt(1, 3)}, logit-confidence "
+        f"TPR@1%FPR {h['mia_logit_tpr1'].fmt(100, 1)}%, inversion attack accuracy "
+        f"{h['inv_attack_accuracy'].fmt(100, 1)}% "
         f"(n = {len(hard)} seeds)."
     ]
     mia: dict[str, Estimate] = {}
@@ -396,6 +396,7 @@ def summarize(records: list[dict]) -> list[str]:
         )
         + (f"; test accuracy fell for {', '.join(cost)}." if cost else "; no significant utility cost.")
     )
+    rose = [lab for lab, d in mia.items() if d.significant and d.mean > 0]
     strong = [lab for lab, d in mia.items() if d.significant and d.mean < -0.05]
     weak = [lab for lab, d in mia.items() if d.significant and -0.05 <= d.mean < 0]
     lines.append(
@@ -407,6 +408,7 @@ def summarize(records: list[dict]) -> list[str]:
             else ""
         )
         + (f"a small but significant fall for {', '.join(weak)}; " if weak else "")
-        + ("no other significant reduction." if strong or weak else "no significant reduction for any a.")
+        + ("no other significant reduction" if strong or weak else "no significant reduction for any a")
+        + (f"; the AUC rose (more leakage) for {', '.join(rose)}." if rose else ".")
     )
     return lines
