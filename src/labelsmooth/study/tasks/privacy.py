@@ -364,7 +364,7 @@ def summarize(records: list[dict]) -> list[str]:
             + (f"; {diverged} run(s) diverged" if diverged else "")
             + "."
         )
-    ceiling = h["inv_attack_accuracy"].mean >= 0.99
+    ceiling = h["inv_attack_accuracy"].mean >= 0.95
     pos = [(lab, v) for lab, v in inv.items() if v[0] > 0]
     neg = [(lab, v) for lab, v in inv.items() if v[0] < 0]
     up = [lab for lab, (_, d, _, _) in pos if d.significant and d.mean > 0]
@@ -376,7 +376,8 @@ def summarize(records: list[dict]) -> list[str]:
         if up
         else "not reproduced in attack accuracy"
         + (
-            " (the attack already succeeds on every class against hard targets: no room to increase)"
+            f" (against hard targets it already succeeds on {h['inv_attack_accuracy'].mean * 100:.1f}% of the "
+            "reconstructions: little room to increase)"
             if ceiling
             else ""
         )
