@@ -376,8 +376,8 @@ def summarize(records: list[dict]) -> list[str]:
         if up
         else "not reproduced in attack accuracy"
         + (
-            f" (against hard targets it already succeeds on {h['inv_attack_accuracy'].mean * 100:.1f}% of the "
-            "reconstructions: little room to increase)"
+            f" (against hard targets it already succeeds on {h['inv_attack_accuracy'].mean * 100:.1f}% of"
+            " the reconstructions: little room to increase)"
             if ceiling
             else ""
         )
