@@ -148,3 +148,13 @@ def test_binary_metrics_bad_input():
         M.equalized_odds_difference(
             z2, torch.tensor([1, 0, 1, 1]), torch.tensor([0, 0, 1, 1]), from_logits=True
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs(dtype):
+    z, y = random_logits(300, 3, 9, 2.0)
+    groups = torch.arange(300) % 2
+    got = M.group_metrics(z.to(dtype), y, groups, from_logits=True)
+    want = M.group_metrics(z.to(dtype).double(), y, groups, from_logits=True)
+    assert got.accuracy == want.accuracy
+    assert got.nll == pytest.approx(want.nll) and got.ece == pytest.approx(want.ece)

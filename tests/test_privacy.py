@@ -129,3 +129,17 @@ def test_bad_input():
         P.membership_scores(z, y, from_logits=True, kind="lira")
     with pytest.raises(ValueError, match="length 5"):
         P.membership_scores(z, y[:4], from_logits=True)
+
+
+def test_half_precision_inputs_and_saturated_probabilities():
+    z, y = random_logits(64, 4, 3, 2.0)
+    for dtype in (torch.float16, torch.bfloat16):
+        for kind in P.MEMBERSHIP_SCORES:
+            got = P.membership_scores(z.to(dtype), y, from_logits=True, kind=kind)
+            want = P.membership_scores(z.to(dtype).double(), y, from_logits=True, kind=kind)
+            assert got.dtype == torch.float64 and torch.allclose(got, want)
+    p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    phi = P.membership_scores(p, torch.tensor([0, 0]), from_logits=False, kind="logit_confidence")
+    assert phi.tolist() == [math.inf, 0.0]
+    r = P.membership_attack(phi, torch.tensor([0.0, -1.0]))
+    assert r.auc == pytest.approx(roc_auc_score([1, 1, 0, 0], [1e300, 0.0, 0.0, -1.0]))
