@@ -8,6 +8,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelsmooth import metrics as M
 from metrics_fixtures import random_logits
@@ -93,3 +95,15 @@ def test_bad_input():
         M.risk_coverage_curve(z, y[:9], from_logits=True)
     with pytest.raises(TypeError, match="from_logits"):
         M.selective_score(z, from_logits="yes")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=1, max_size=25))
+def test_aurc_property_against_reference(rows):
+    scores = [float(s) for s, _ in rows]
+    errors = [1.0 if e else 0.0 for _, e in rows]
+    y = torch.tensor([1 if e else 0 for e in errors])
+    p = torch.tensor([[0.7, 0.3]] * len(rows))
+    got = M.aurc(p, y, from_logits=False, score=torch.tensor(scores))
+    assert got == pytest.approx(aurc_loop(scores, errors), abs=1e-12)
+    assert min(errors) - 1e-12 <= got <= 1.0
