@@ -17,6 +17,11 @@ ROLE = re.compile(r":math:`([^`]+)`")
 XREF = re.compile(r":(?:py:)?(?:mod|func|class|meth|attr|data|obj|exc|const):`~?([^`]+)`")
 
 
+def _inside(line: str, indent: int) -> bool:
+    """A line of a directive's body: blank, or indented more than the directive."""
+    return not line.strip() or len(line) - len(line.lstrip()) > indent
+
+
 def rst_math_to_markdown(text: str) -> str:
     """``.. math::`` blocks -> ``\\[...\\]`` paragraphs; ``:math:`x``` -> ``\\(x\\)``; cross-reference roles
     (``:func:`x```, ``:class:`x```, ...) -> inline code."""
@@ -33,7 +38,7 @@ def rst_math_to_markdown(text: str) -> str:
         indent, inline = m.group(1), m.group(2).strip()
         body: list[str] = [inline] if inline else []
         i += 1
-        while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)):
+        while i < len(lines) and _inside(lines[i], len(indent)):
             body.append(lines[i])
             i += 1
         content = textwrap.dedent("\n".join(body)).strip("\n")

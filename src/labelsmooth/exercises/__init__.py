@@ -5,7 +5,8 @@ Each exercise notebook asks a question, leaves a cell for the learner's answer a
 
     >>> from labelsmooth import exercises
     >>> exercises.check("smoothed_target", [0.02, 0.02, 0.92, 0.02, 0.02])
-    Correct: p = (1 - a) onehot(y) + a/K puts 1 - a + a/K = 0.92 on the true class and a/K = 0.02 on the others.
+    Correct: p = (1 - a) onehot(y) + a/K puts 1 - a + a/K = 0.92 on the true class and a/K = 0.02
+    on the others.
 
 A wrong answer raises :class:`WrongAnswer` (an ``AssertionError``) whose message says what is off — the
 convention mixed up, an index off by one, a sign flipped — and points at a hint; an unanswered cell
@@ -15,7 +16,7 @@ solved::
     >>> exercises.check("smoothed_target", [0.025, 0.025, 0.9, 0.025, 0.025])
     Traceback (most recent call last):
     ...
-    labelsmooth.exercises.WrongAnswer: This is the off-target convention (Megatron, NeMo, OpenNMT): 1 - a on the true class, a/(K - 1) elsewhere. The chapter and labelsmooth put a/K on every class, the true one included. (hint: exercises.hint('smoothed_target'))
+    labelsmooth.exercises.WrongAnswer: This is the off-target convention (Megatron, NeMo, OpenNMT): ...
 
 :func:`hint` gives the hints one at a time; :func:`names` lists every check. The reference answers are
 computed with labelsmooth itself (:mod:`labelsmooth.targets`, :mod:`labelsmooth.theory`,
@@ -24,7 +25,9 @@ computed with labelsmooth itself (:mod:`labelsmooth.targets`, :mod:`labelsmooth.
 
 from __future__ import annotations
 
-from ._registry import EXERCISES, Exercise, WrongAnswer, check, hint, names
 from . import _principles  # noqa: F401  (registers the checks)
+from ._registry import EXERCISES, Exercise, WrongAnswer, check, hint, names
+
+WrongAnswer.__module__ = __name__  # shown as labelsmooth.exercises.WrongAnswer in tracebacks
 
 __all__ = ["EXERCISES", "Exercise", "WrongAnswer", "check", "hint", "names"]

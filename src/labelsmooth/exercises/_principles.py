@@ -103,7 +103,9 @@ def _verify_gradient(answer: Any) -> str:
     if close(got, want, 1e-4):
         return "dL/dz = softmax(z) - p: prediction minus target, and it sums to 0 over the classes."
     if close(got, [-w for w in want], 1e-4):
-        raise WrongAnswer("Your gradient has the wrong sign: it is q - p (prediction minus target), not p - q.")
+        raise WrongAnswer(
+            "Your gradient has the wrong sign: it is q - p (prediction minus target), not p - q."
+        )
     q = torch.softmax(torch.tensor(GRAD_Z, dtype=torch.float64), 0).tolist()
     if close(got, [q[0] - 1, *q[1:]], 1e-4):
         raise WrongAnswer("This is the hard-target gradient q - onehot(y): subtract the smoothed target p.")
@@ -119,7 +121,8 @@ register(
         _verify_gradient,
         (
             "Differentiate lse(z) - sum_k p_k z_k: the derivative of lse(z) is softmax(z).",
-            "dL/dz_k = q_k - p_k with q = softmax(z) and p the smoothed target (0.85 on class 0, 0.05 elsewhere).",
+            "dL/dz_k = q_k - p_k with q = softmax(z) and p the smoothed target "
+            "(0.85 on class 0, 0.05 elsewhere).",
         ),
         wrong=(
             [-v for v in _grad_reference()],
@@ -166,7 +169,9 @@ def _verify_optimum(answer: Any) -> str:
     if close(got, OPT_P, 1e-3):
         return "q* = p: H(p, q) = H(p) + KL(p || q) and the KL is zero only at q = p."
     if close(got, [1.0, 0.0, 0.0], 1e-3):
-        raise WrongAnswer("The arg-max one-hot minimises the 0-1 loss, not the cross-entropy against a soft target.")
+        raise WrongAnswer(
+            "The arg-max one-hot minimises the 0-1 loss, not the cross-entropy against a soft target."
+        )
     raise WrongAnswer(f"{_fmt(got)} is not the minimiser; try a few q by hand and compare H(p, q).")
 
 
@@ -189,7 +194,10 @@ def _verify_minimal_loss(answer: Any) -> str:
     got = as_float(answer, "the minimal smoothed cross-entropy (nats)")
     want = theory.minimal_loss(0.1, 5)
     if abs(got - want) <= 1e-4:
-        return f"The minimal loss is H(p) = {want:.4f} nats, not 0: a smoothed target cannot be matched at zero cost."
+        return (
+            f"The minimal loss is H(p) = {want:.4f} nats, not 0: a smoothed target cannot be matched at "
+            "zero cost."
+        )
     if abs(got) <= 1e-9:
         raise WrongAnswer("0 is the minimum for hard targets only; with smoothing the minimum is H(p) > 0.")
     if abs(got - want / math.log(2)) <= 1e-3:
@@ -202,7 +210,10 @@ register(
         "minimal_loss",
         "K = 5, a = 0.1: the smallest value the smoothed cross-entropy can take, in nats.",
         _verify_minimal_loss,
-        ("At the optimum q = p, so the loss is H(p, p) = H(p).", "H(p) = -0.92 log 0.92 - 4 x 0.02 log 0.02."),
+        (
+            "At the optimum q = p, so the loss is H(p, p) = H(p).",
+            "H(p) = -0.92 log 0.92 - 4 x 0.02 log 0.02.",
+        ),
         wrong=(0.0, 0.5623, 0.0834),
         solution=lambda: theory.minimal_loss(0.1, 5),
     )
@@ -212,7 +223,7 @@ KL_P, KL_Z = [0.9, 0.1], [2.0, 0.0]
 
 
 def _kl_reference() -> float:
-    h, kl = theory.cross_entropy_decomposition(
+    _, kl = theory.cross_entropy_decomposition(
         torch.tensor([KL_P], dtype=torch.float64), torch.tensor([KL_Z], dtype=torch.float64)
     )
     return float(kl)
@@ -289,8 +300,12 @@ def _verify_rate(answer: Any) -> str:
             f"in t (measured slope {_hard_slope():.3f}). Unbounded, but slowly."
         )
     if got <= 0.05:
-        raise WrongAnswer("With hard targets the gap never stops growing: measure it at 2,000 and 20,000 steps.")
-    raise WrongAnswer(f"A slope of {got:.3g} per unit of log(t) does not match gradient descent's gap; measure it.")
+        raise WrongAnswer(
+            "With hard targets the gap never stops growing: measure it at 2,000 and 20,000 steps."
+        )
+    raise WrongAnswer(
+        f"A slope of {got:.3g} per unit of log(t) does not match gradient descent's gap; measure it."
+    )
 
 
 register(
@@ -299,7 +314,7 @@ register(
         "Hard targets (a = 0), K = 10: the gap keeps growing. Fit gap(t) = s log(t) + c; what is s?",
         _verify_rate,
         (
-            "Use labelsmooth.theory.descend_logit_gap(0.0, 10, steps=20000) and compare steps 2000 and 20000.",
+            "Use labelsmooth.theory.descend_logit_gap(0.0, 10, steps=20000); compare steps 2000 and 20000.",
             "s = (gap[20000] - gap[2000]) / log(10).",
         ),
         wrong=(0.0, 0.5, 2.3),
@@ -333,6 +348,8 @@ for _k in (2, 32000):
                 "a = a' K / (K - 1); labelsmooth.convert_smoothing does it for you.",
             ),
             wrong=(0.1, 0.05 if _k == 2 else 0.099996875),
-            solution=lambda _k=_k: convert_smoothing(0.1, _k, from_convention="off_target", to_convention="uniform"),
+            solution=lambda _k=_k: convert_smoothing(
+                0.1, _k, from_convention="off_target", to_convention="uniform"
+            ),
         )
     )
