@@ -25,9 +25,10 @@ computed with labelsmooth itself (:mod:`labelsmooth.targets`, :mod:`labelsmooth.
 
 from __future__ import annotations
 
-from . import _principles  # noqa: F401  (registers the checks)
+from . import _practice, _principles  # noqa: F401  (register the checks)
+from ._practice import Split, digits, train_mlp
 from ._registry import EXERCISES, Exercise, WrongAnswer, check, hint, names
 
 WrongAnswer.__module__ = __name__  # shown as labelsmooth.exercises.WrongAnswer in tracebacks
 
-__all__ = ["EXERCISES", "Exercise", "WrongAnswer", "check", "hint", "names"]
+__all__ = ["EXERCISES", "Exercise", "Split", "WrongAnswer", "check", "digits", "hint", "names", "train_mlp"]

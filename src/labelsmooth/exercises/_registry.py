@@ -13,6 +13,10 @@ class WrongAnswer(AssertionError):
     """An exercise's answer is wrong; the message says what is off."""
 
 
+class NotAnswered(Exception):
+    """Raised by a check when the answer is still the notebook's placeholder (a function returning None)."""
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One checkable question.
@@ -58,7 +62,8 @@ def _get(name: str) -> Exercise:
 def check(name: str, answer: Any) -> None:
     """Check an answer: print a confirmation, or raise :class:`WrongAnswer` saying what is off.
 
-    ``answer = ...`` (the notebook's placeholder) prints a reminder and the first hint instead of failing.
+    ``answer = ...`` (the notebook's placeholder), or a function whose body is still ``...`` (it returns
+    None), prints a reminder and the first hint instead of failing.
     """
     ex = _get(name)
     if answer is Ellipsis:
@@ -66,6 +71,9 @@ def check(name: str, answer: Any) -> None:
         return
     try:
         message = ex.verify(answer)
+    except NotAnswered:
+        print(f"Not answered yet: {ex.question}\nHint: {ex.hints[0]}")
+        return
     except WrongAnswer as exc:
         raise WrongAnswer(f"{exc} (hint: exercises.hint({name!r}))") from None
     print(f"Correct: {message}")
