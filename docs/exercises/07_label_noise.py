@@ -21,6 +21,7 @@
 # %%
 import torch
 
+import labelsmooth as ls
 from labelsmooth import exercises
 
 # %% [markdown]
@@ -39,11 +40,29 @@ exercises.check("memorised", memorised)
 # %% [markdown]
 # ## 7.2 Hard targets against $\alpha = 0.3$ on 30 % noise
 #
-# Train both (long enough to fit the training set), then compare memorisation and test accuracy.
+# Train both for 400 full-batch epochs with no other regulariser, and record every 50 epochs the
+# memorised fraction and the test accuracy. Does smoothing prevent memorisation, delay it, or neither?
 
 # %%
 data = exercises.digits(noise=0.3, seed=2)
-models = {a: exercises.train_mlp(data.X_train, data.y_train, label_smoothing=a, epochs=400) for a in (0.0, 0.3)}
+
+
+def train_and_watch(a, memorised_fn, epochs=400, every=50):
+    torch.manual_seed(0)
+    model = exercises.train_mlp(data.X_train, data.y_train, label_smoothing=a, epochs=0)  # the same init
+    opt = torch.optim.Adam(model.parameters(), lr=0.003)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        opt.zero_grad()
+        ls.cross_entropy(model(data.X_train), data.y_train, label_smoothing=a).backward()
+        opt.step()
+        if epoch % every == 0:
+            with torch.no_grad():
+                memo = memorised_fn(model(data.X_train).argmax(-1), data.y_train, data.y_train_clean)
+                acc = float((model(data.X_test).argmax(-1) == data.y_test).double().mean())
+            rows.append((epoch, memo, acc))
+    return rows
+
 
 # %% [markdown]
 # ## Worked solution
@@ -51,15 +70,18 @@ models = {a: exercises.train_mlp(data.X_train, data.y_train, label_smoothing=a, 
 # %%
 memo = exercises.EXERCISES["memorised"].solution()
 exercises.check("memorised", memo)
-with torch.no_grad():
-    for a, m in models.items():
-        train_pred = m(data.X_train).argmax(-1)
-        test_acc = float((m(data.X_test).argmax(-1) == data.y_test).double().mean())
-        print(f"a = {a}: memorised {memo(train_pred, data.y_train, data.y_train_clean):.2f} of the noisy labels, "
-              f"test accuracy {test_acc:.3f}")
+torch.set_num_threads(1)
+curves = {a: train_and_watch(a, memo) for a in (0.0, 0.3)}
+print("epoch   memorised (a=0 / a=0.3)   test accuracy (a=0 / a=0.3)")
+for (e, m0, a0), (_, m3, a3) in zip(curves[0.0], curves[0.3]):
+    print(f"{e:5d}   {m0:.2f} / {m3:.2f}                {a0:.3f} / {a3:.3f}")
 
 # %% [markdown]
-# Read the two numbers together: the fraction of corrupted labels the network reproduces, and what that
-# costs on clean test data. On this split smoothing memorises fewer of the wrong labels; how much that buys
-# in test accuracy varies with the seed — `labelsmooth study` measures it over seeds, with intervals
-# (its default grid includes 30 % symmetric noise).
+# Read the table row by row. Early on the network fits the clean majority first and memorises almost
+# nothing; then it memorises the corrupted labels and its test accuracy falls. Smoothing *delays* that
+# phase on this split (a lower memorised fraction and a higher test accuracy in the middle rows), but
+# with 400 full-batch epochs and no other regulariser both networks end up reproducing essentially every
+# noisy label, and the final accuracies are close. Smoothing bounds the logit *gap* (exercise 4), not the
+# capacity to fit a wrong label. Whether it helps at the end of training is an empirical question per data
+# set: `labelsmooth study` answers it over seeds, with intervals (its default grid includes 30 %
+# symmetric noise), and early stopping on a clean validation split is the other half of the story.

@@ -67,8 +67,8 @@ for a, z in zip(alphas, val_logits):
 print("by NLL:", rule(alphas, val_logits, data.y_val, "nll"), " by accuracy:", rule(alphas, val_logits, data.y_val, "accuracy"))
 
 # %% [markdown]
-# The accuracy winners are usually separated by a handful of validation samples — one sample is
-# $1/N_{\mathrm{val}} \approx 0.3$ points here — so the accuracy rule's choice is close to noise, while
-# NLL ranks every candidate. NLL's choice is not free of bias either: it prefers the $\alpha$ whose
-# confidence best matches its accuracy, which on clean data is often the smallest. Say which rule you
-# used; `labelsmooth study` reports how stable its choice is across seeds.
+# The accuracy winners are separated by a handful of validation samples — one sample is
+# $1/N_{\mathrm{val}} \approx 0.3$ points here — so the accuracy rule's choice is close to noise, while NLL
+# ranks every candidate on a continuous scale. NLL is not neutral either: it also rewards calibration,
+# which smoothing changes (exercise 6), so it can prefer a different $\alpha$ than the one that classifies
+# best. Say which rule you used; `labelsmooth study` reports how stable its choice is across seeds.

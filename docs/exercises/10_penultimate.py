@@ -61,7 +61,11 @@ fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
 for ax, (a, m) in zip(axes, models.items()):
     with torch.no_grad():
         feats = m.features(data.X_test)
-    print(f"a = {a}: within-class cosine similarity {tightness(feats, data.y_test):.3f}")
+    within = tightness(feats, data.y_test)
+    unit = torch.nn.functional.normalize(feats.double(), dim=1)
+    overall = float((unit @ unit.T).mean())
+    r2 = 1 - (1 - within) / (1 - overall)  # class separation (Kornblith et al. 2021)
+    print(f"a = {a}: within-class cosine {within:.3f}, overall {overall:.3f}, class separation R2 {r2:.3f}")
     proj = plots.penultimate_projection(feats, data.y_test, m.head.weight.detach(), classes=(0, 1, 2))
     plots.plot_penultimate_projection(proj, ax=ax)
     ax.set_title(f"a = {a}")
@@ -69,6 +73,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# With smoothing the same-class activations are more alike (higher cosine similarity) and the three
-# classes form tighter, more evenly spaced clusters. The study task `distill` measures what this costs a
-# student.
+# Two numbers, because the first alone misleads. ReLU activations are non-negative, so *all* of them point
+# into the same orthant and even different classes have a high cosine similarity: the raw within-class
+# cosine is dominated by that shared direction, and here it is not higher with smoothing. Kornblith et al.
+# (2021) normalise it by the overall similarity, $R^2 = 1 - (1 - \bar s_{\mathrm{within}}) /
+# (1 - \bar s_{\mathrm{overall}})$, the fraction of the spread explained by the class; on this run it is
+# slightly higher with smoothing, and the projection shows the tighter, more evenly spaced clusters of
+# Müller et al. The effect on a network this small is modest; the study task `distill` measures it over
+# seeds, and what it costs a student.
