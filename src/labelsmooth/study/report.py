@@ -244,10 +244,11 @@ th{background:#f0f0f0;cursor:pointer}td:nth-child(-n+3){text-align:left}img{max-
 .verdict{background:#f7f7fb;border-left:4px solid #557;padding:.5em 1em;margin:.8em 0}
 .helps{border-color:#2a7}.hurts{border-color:#c33}.trade-off{border-color:#d90}
 figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}
+.table{overflow-x:auto;max-width:100%}pre{overflow-x:auto}
 """
 _JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){
-var tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),asc=th.dataset.asc!=='1';
+document.querySelectorAll('table.sortable th').forEach(function(th){th.addEventListener('click',function(){
+var i=th.cellIndex,tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),asc=th.dataset.asc!=='1';
 th.dataset.asc=asc?'1':'0';
 rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent;
 var fx=parseFloat(x),fy=parseFloat(y);var c=(!isNaN(fx)&&!isNaN(fy))?fx-fy:x.localeCompare(y);
@@ -259,7 +260,8 @@ def _html_table(header: list[str], rows: list[list[str]], sortable: bool = True)
     cls = ' class="sortable"' if sortable else ""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # wide tables scroll inside their own box, never the page
+    return f"<div class='table'><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -300,7 +302,8 @@ def render_html(rd: ReportData) -> str:
     for f in rd.figures:
         b64 = base64.b64encode(f.png).decode()
         parts.append(
-            f"<figure id='{f.name}'><img alt='{html.escape(f.name)}' src='data:image/png;base64,{b64}'>"
+            f"<figure id='{f.name}'><img alt='{html.escape(f.caption or f.name)}' "
+            f"src='data:image/png;base64,{b64}'>"
             f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
         )
     parts.append("<h2>All runs (click a header to sort)</h2>")
