@@ -187,8 +187,11 @@ def test_revert_restores_the_model_and_copies_stay_patched():
     model = _model("llama")
     ids, labels, mask = _batch()
     own = model(input_ids=ids, labels=labels).loss
+    signature = inspect.signature(model.forward)
     handle = apply(model, label_smoothing=0.3)
     assert handle.active and "forward" in model.__dict__
+    assert inspect.signature(model.forward) == signature  # Trainer reads it (columns, **kwargs)
+    assert handle.label_smoothing == 0.3 and "label_smoothing=0.3" in repr(handle)
     clone = copy.deepcopy(model)
     patched = model(input_ids=ids, labels=labels).loss
     assert not torch.allclose(patched.double(), own.double())
@@ -368,3 +371,108 @@ def test_import_labelsmooth_does_not_import_transformers():
     code = "import sys, labelsmooth, labelsmooth.integrations; print('transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- Trainer with gradient accumulation -----------------------------------------------------------------
+
+_TRAIN = dict(V=64, T=8, N=8, micro=2, accum=2, lr=0.5)
+
+
+def _examples():
+    g = torch.Generator().manual_seed(5)
+    n, t = _TRAIN["N"], _TRAIN["T"]
+    ids = torch.randint(0, _TRAIN["V"], (n, t), generator=g)
+    labels = ids.clone()
+    for i in range(n):  # very unequal numbers of kept labels per micro-batch
+        labels[i, t - (i * 3) % 7 :] = -100
+    return [{"input_ids": ids[i], "labels": labels[i]} for i in range(n)]
+
+
+class _Sequential(torch.utils.data.IterableDataset):
+    """Examples in a fixed order (an iterable dataset: Trainer does not shuffle it)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def _tiny_llama():
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=_TRAIN["V"], hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
+    )  # fmt: skip
+    return transformers.LlamaForCausalLM(config)
+
+
+def _train(tmp_path, model, **trainer_kwargs):
+    factor = trainer_kwargs.pop("label_smoothing_factor", 0.0)
+    steps = _TRAIN["N"] // (_TRAIN["micro"] * _TRAIN["accum"])
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=_TRAIN["micro"],
+        gradient_accumulation_steps=_TRAIN["accum"], max_steps=steps, learning_rate=_TRAIN["lr"],
+        optim="sgd", lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
+        label_smoothing_factor=factor, report_to="none", save_strategy="no", use_cpu=True,
+        dataloader_num_workers=0, disable_tqdm=True, seed=0,
+    )  # fmt: skip
+    transformers.Trainer(model=model, args=args, train_dataset=_Sequential(_examples()), **trainer_kwargs).train()
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _manual(a, token_mean):
+    """Plain SGD steps: each step's loss is the token mean of its accumulated batch, or the mean of the
+    micro-batches' token means (what Trainer did with label_smoothing_factor before LabelSmoother took
+    num_items_in_batch)."""
+    model = _tiny_llama()
+    rows, m, k = _examples(), _TRAIN["micro"], _TRAIN["accum"]
+    opt = torch.optim.SGD(model.parameters(), lr=_TRAIN["lr"])
+    for s in range(0, len(rows), m * k):
+        micro = [rows[s + j * m : s + (j + 1) * m] for j in range(k)]
+        count = sum(int(torch.stack([r["labels"] for r in mb])[:, 1:].ne(-100).sum()) for mb in micro)
+        opt.zero_grad()
+        for mb in micro:
+            ids = torch.stack([r["input_ids"] for r in mb])
+            labels = torch.stack([r["labels"] for r in mb])
+            logits = model(input_ids=ids).logits[:, :-1].reshape(-1, _TRAIN["V"])
+            y = labels[:, 1:].reshape(-1)
+            if token_mean:
+                loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a, reduction="sum") / count
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a) / k
+            loss.backward()
+        opt.step()
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _close(p, q, atol=2e-5):
+    return all(torch.allclose(p[n], q[n], rtol=1e-4, atol=atol) for n in p)
+
+
+def test_trainer_with_gradient_accumulation(tmp_path):
+    """Patched model, compute_loss_func and label_smoothing_factor all train to the same parameters.
+
+    What they equal: the token mean over each optimizer step's accumulated batch (Trainer passes
+    num_items_in_batch to the model's forward and to compute_loss_func). label_smoothing_factor equals it
+    too where LabelSmoother takes num_items_in_batch, and the mean of micro-batch means where it does not.
+    """
+    a = 0.1
+    token_mean = _manual(a, token_mean=True)
+    mean_of_means = _manual(a, token_mean=False)
+    assert not _close(token_mean, mean_of_means, atol=1e-4)  # the two semantics differ on this data
+
+    model = _tiny_llama()
+    apply(model, label_smoothing=a)
+    patched = _train(tmp_path / "patched", model)
+    assert _close(patched, token_mean)
+    revert(model)
+
+    drop_in = _train(tmp_path / "func", _tiny_llama(), compute_loss_func=LabelSmoothedLoss(a))
+    assert _close(drop_in, token_mean)
+
+    hf = _train(tmp_path / "hf", _tiny_llama(), label_smoothing_factor=a)
+    if "num_items_in_batch" in inspect.signature(LabelSmoother.__call__).parameters:
+        assert _close(hf, token_mean)
+    else:  # pragma: no cover - older transformers
+        assert _close(hf, mean_of_means)

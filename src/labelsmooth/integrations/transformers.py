@@ -34,6 +34,7 @@ Gemma 3 text and GPT-2 causal LMs). Any other class raises a ``TypeError`` namin
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ SUPPORTED_MODELS: dict[str, _Family] = {
 }
 
 _ATTR = "_labelsmooth_patch"
-_LOSS_KWARGS = ("num_items_in_batch", "shift_labels", "ignore_index")
+_MARK = "_labelsmooth_forward"
 
 
 def _supported_class(model: Any) -> tuple[type, _Family]:
@@ -158,7 +159,7 @@ class LabelSmoothingPatch:
         if model.__dict__.get(_ATTR) is self:
             del model.__dict__[_ATTR]
         current = model.__dict__.get("forward")
-        if isinstance(current, types.MethodType) and current.__func__ is _patched_forward:
+        if isinstance(current, types.MethodType) and getattr(current.__func__, _MARK, False):
             if self._previous is None:
                 del model.__dict__["forward"]
             else:
@@ -279,8 +280,23 @@ def apply(
         _family=family,
     )
     model.__dict__[_ATTR] = patch
-    model.forward = types.MethodType(_patched_forward, model)
+    model.forward = types.MethodType(_forward_of(klass), model)
     return patch
+
+
+def _forward_of(klass: type) -> Any:
+    """The installed forward: ``_patched_forward`` under the class forward's name and signature.
+
+    ``Trainer`` reads the signature (which columns to keep, whether the model takes ``num_items_in_batch``
+    through ``**kwargs``), so it must be the model's own.
+    """
+
+    @functools.wraps(klass.forward)
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _patched_forward(self, *args, **kwargs)
+
+    setattr(forward, _MARK, True)
+    return forward
 
 
 def revert(model: Any) -> None:
@@ -298,7 +314,7 @@ def _original_forward(self: Any, patch: LabelSmoothingPatch | None, args: tuple,
 
 
 def _patched_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-    """The forward :func:`apply` installs (a function of the model, so copies of the model stay patched)."""
+    """What the installed forward runs; its state lives on the model, so copies of the model stay patched."""
     patch = self.__dict__.get(_ATTR)
     if patch is None or not patch.active:
         return _original_forward(self, None, args, kwargs)
