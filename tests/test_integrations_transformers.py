@@ -367,10 +367,20 @@ def test_compute_loss_func_bad_input():
         LabelSmoothedLoss(0.1, ignore_index=None)
 
 
-def test_import_labelsmooth_does_not_import_transformers():
-    code = "import sys, labelsmooth, labelsmooth.integrations; print('transformers' in sys.modules)"
+def test_import_labelsmooth_does_not_import_transformers_and_the_missing_extra_is_named():
+    code = (
+        "import sys, labelsmooth, labelsmooth.integrations\n"
+        "print('transformers' in sys.modules)\n"
+        "sys.modules['transformers'] = None\n"
+        "try:\n"
+        "    import labelsmooth.integrations.transformers\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "False"
+    assert 'pip install "labelsmooth[transformers]"' in lines[1]
 
 
 # --- Trainer with gradient accumulation -----------------------------------------------------------------
@@ -421,10 +431,10 @@ def _train(tmp_path, model, **trainer_kwargs):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def _manual(a, token_mean):
-    """Plain SGD steps: each step's loss is the token mean of its accumulated batch, or the mean of the
-    micro-batches' token means (what Trainer did with label_smoothing_factor before LabelSmoother took
-    num_items_in_batch)."""
+def _manual(a, mode):
+    """Plain SGD steps whose loss is, per optimizer step: "token_mean" over the accumulated batch;
+    "mean_of_means", the mean of the micro-batches' token means (Trainer before 4.46); "sum_of_means",
+    their sum (label_smoothing_factor from 4.46 until LabelSmoother took num_items_in_batch, PR #47261)."""
     model = _tiny_llama()
     rows, m, k = _examples(), _TRAIN["micro"], _TRAIN["accum"]
     opt = torch.optim.SGD(model.parameters(), lr=_TRAIN["lr"])
@@ -437,10 +447,11 @@ def _manual(a, token_mean):
             labels = torch.stack([r["labels"] for r in mb])
             logits = model(input_ids=ids).logits[:, :-1].reshape(-1, _TRAIN["V"])
             y = labels[:, 1:].reshape(-1)
-            if token_mean:
+            if mode == "token_mean":
                 loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a, reduction="sum") / count
             else:
-                loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a) / k
+                loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a)
+                loss = loss / k if mode == "mean_of_means" else loss
             loss.backward()
         opt.step()
     return {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -454,13 +465,13 @@ def test_trainer_with_gradient_accumulation(tmp_path):
     """Patched model, compute_loss_func and label_smoothing_factor all train to the same parameters.
 
     What they equal: the token mean over each optimizer step's accumulated batch (Trainer passes
-    num_items_in_batch to the model's forward and to compute_loss_func). label_smoothing_factor equals it
-    too where LabelSmoother takes num_items_in_batch, and the mean of micro-batch means where it does not.
+    num_items_in_batch to the model's forward and to compute_loss_func and then does not divide by the
+    accumulation steps). label_smoothing_factor equals it too where LabelSmoother takes num_items_in_batch;
+    where it does not, Trainer's step is the sum of the micro-batch means (transformers issue #46731).
     """
     a = 0.1
-    token_mean = _manual(a, token_mean=True)
-    mean_of_means = _manual(a, token_mean=False)
-    assert not _close(token_mean, mean_of_means, atol=1e-4)  # the two semantics differ on this data
+    token_mean = _manual(a, "token_mean")
+    assert not _close(token_mean, _manual(a, "mean_of_means"), atol=1e-4)  # the semantics differ on this data
 
     model = _tiny_llama()
     apply(model, label_smoothing=a)
@@ -474,5 +485,5 @@ def test_trainer_with_gradient_accumulation(tmp_path):
     hf = _train(tmp_path / "hf", _tiny_llama(), label_smoothing_factor=a)
     if "num_items_in_batch" in inspect.signature(LabelSmoother.__call__).parameters:
         assert _close(hf, token_mean)
-    else:  # pragma: no cover - older transformers
-        assert _close(hf, mean_of_means)
+    else:  # pragma: no cover - transformers 4.46 to 5.1x
+        assert _close(hf, _manual(a, "sum_of_means"))
