@@ -111,7 +111,9 @@ def main() -> None:
         for m, r in res.items():
             xt = f"{r['time'] / hf['time']:.2f}" if hf else ""
             xm = f"{r['peak_extra'] / hf['peak_extra']:.3f}" if hf else ""
-            print(f"| {dt} | {m} | {r['time']:.3f} | {xt} | {fmt_mib(r['peak_extra'])} | {xm} | {r['loss']:.5f} |")
+            print(
+                f"| {dt} | {m} | {r['time']:.3f} | {xt} | {fmt_mib(r['peak_extra'])} | {xm} | {r['loss']:.5f} |"
+            )
         sys.stdout.flush()
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

@@ -80,7 +80,9 @@ def _assert_same(a, b, rtol, atol):
     torch.testing.assert_close(la.double(), lb.double(), rtol=rtol, atol=atol)
     assert ga.keys() == gb.keys() and len(ga) > 4
     for name in ga:
-        torch.testing.assert_close(ga[name], gb[name], rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            ga[name], gb[name], rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}"
+        )
 
 
 def _reference(model, ids, labels, mask, a, num_items=None, *, hf=True):
@@ -126,7 +128,9 @@ def test_zero_smoothing_equals_the_models_own_loss_with_num_items_in_batch(famil
     ids, labels, mask = _batch()
     n = torch.tensor(25)
     for kwargs in ({}, {"num_items_in_batch": n}):
-        ref = _loss_and_grads(model, lambda kw=kwargs: model(input_ids=ids, attention_mask=mask, labels=labels, **kw).loss)
+        ref = _loss_and_grads(
+            model, lambda kw=kwargs: model(input_ids=ids, attention_mask=mask, labels=labels, **kw).loss
+        )
         with apply(model, label_smoothing=0.0):
             ours = _loss_and_grads(
                 model, lambda kw=kwargs: model(input_ids=ids, attention_mask=mask, labels=labels, **kw).loss
@@ -185,7 +189,7 @@ def test_return_logits_tuple_output_and_positional_arguments():
 
 def test_revert_restores_the_model_and_copies_stay_patched():
     model = _model("llama")
-    ids, labels, mask = _batch()
+    ids, labels, _ = _batch()
     own = model(input_ids=ids, labels=labels).loss
     signature = inspect.signature(model.forward)
     handle = apply(model, label_smoothing=0.3)
@@ -224,7 +228,7 @@ def test_revert_when_forward_was_wrapped_after_apply():
 
 def test_apply_keeps_a_forward_set_before_it():
     model = _model("llama")
-    ids, labels, _ = _batch()
+    ids, _, _ = _batch()
     calls = []
     original = model.forward
 
@@ -247,7 +251,7 @@ def test_gemma2_softcap_guard_when_the_kernel_lacks_it(monkeypatch):
         raise AssertionError("not reached")
 
     monkeypatch.setattr(lst, "linear_cross_entropy", no_softcap)
-    with pytest.raises(ValueError, match="final_logit_softcapping.*no `softcap` option"):
+    with pytest.raises(ValueError, match=r"final_logit_softcapping.*no `softcap` option"):
         apply(model)
 
 
@@ -257,7 +261,9 @@ def test_gemma2_softcap_must_be_positive(cap):
         apply(_model("gemma2", final_logit_softcapping=cap))
 
 
-@pytest.mark.skipif(not HAS_SOFTCAP, reason="linear_cross_entropy has no softcap option yet (issue 17 section 2)")
+@pytest.mark.skipif(
+    not HAS_SOFTCAP, reason="linear_cross_entropy has no softcap option yet (issue 17 section 2)"
+)
 @pytest.mark.parametrize("family", ["gemma2", "gemma3"])
 def test_gemma_softcap_parity(family):
     model = _model(family, final_logit_softcapping=1.5)  # small enough that tanh bends the logits
@@ -325,7 +331,9 @@ def test_compute_loss_func_equals_label_smoother():
         for shift in (True, False):
             ours = LabelSmoothedLoss(0.15, shift_labels=shift)({"logits": logits}, labels, num_items)
             (g_ours,) = torch.autograd.grad(ours, logits)
-            hf = LabelSmoother(0.15)({"logits": logits}, labels, shift_labels=shift, num_items_in_batch=num_items)
+            hf = LabelSmoother(0.15)(
+                {"logits": logits}, labels, shift_labels=shift, num_items_in_batch=num_items
+            )
             (g_hf,) = torch.autograd.grad(hf, logits)
             z, y = (logits[:, :-1], labels[:, 1:]) if shift else (logits, labels)
             ref = torch.nn.functional.cross_entropy(z.reshape(-1, 50), y.reshape(-1), label_smoothing=0.15,
@@ -355,7 +363,7 @@ def test_compute_loss_func_bad_input():
         fn({"logits": logits}, labels[:, :3])
     with pytest.raises(TypeError, match="integer tensor"):
         fn({"logits": logits}, labels.float())
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fn({"logits": logits}, [[0, 1]])
     with pytest.raises(ValueError, match="logits"):
         fn({"loss": torch.tensor(1.0)}, labels)
@@ -427,7 +435,9 @@ def _train(tmp_path, model, **trainer_kwargs):
         label_smoothing_factor=factor, report_to="none", save_strategy="no", use_cpu=True,
         dataloader_num_workers=0, disable_tqdm=True, seed=0,
     )  # fmt: skip
-    transformers.Trainer(model=model, args=args, train_dataset=_Sequential(_examples()), **trainer_kwargs).train()
+    transformers.Trainer(
+        model=model, args=args, train_dataset=_Sequential(_examples()), **trainer_kwargs
+    ).train()
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
@@ -448,7 +458,9 @@ def _manual(a, mode):
             logits = model(input_ids=ids).logits[:, :-1].reshape(-1, _TRAIN["V"])
             y = labels[:, 1:].reshape(-1)
             if mode == "token_mean":
-                loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a, reduction="sum") / count
+                loss = (
+                    torch.nn.functional.cross_entropy(logits, y, label_smoothing=a, reduction="sum") / count
+                )
             else:
                 loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=a)
                 loss = loss / k if mode == "mean_of_means" else loss

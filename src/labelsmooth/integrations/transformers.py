@@ -90,15 +90,18 @@ _ATTR = "_labelsmooth_patch"
 _MARK = "_labelsmooth_forward"
 
 
-def _supported_class(model: Any) -> tuple[type, _Family]:
+def _supported_class(model: Any) -> tuple[Any, _Family]:
     """The supported transformers class of ``model`` (itself or a base that does not override forward)."""
-    cls = type(model)
+    cls: Any = type(model)
+    klass: Any
     for klass in cls.__mro__:
         family = SUPPORTED_MODELS.get(klass.__name__)
         if family is not None and klass.__module__.startswith("transformers."):
             if cls.forward is not klass.forward:
                 raise TypeError(
-                    expected("model", f"to use {klass.__name__}.forward (its subclass overrides forward)", cls)
+                    expected(
+                        "model", f"to use {klass.__name__}.forward (its subclass overrides forward)", cls
+                    )
                 )
             return klass, family
     names = ", ".join(sorted(SUPPORTED_MODELS))
@@ -258,13 +261,17 @@ def apply(
     """
     klass, family = _supported_class(model)
     if model.__dict__.get(_ATTR) is not None:
-        raise ValueError(expected("model", "not to be patched already (call revert(model) first)", klass.__name__))
+        raise ValueError(
+            expected("model", "not to be patched already (call revert(model) first)", klass.__name__)
+        )
     label_smoothing = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(expected("ignore_index", "to be an int", ignore_index))
     if not isinstance(return_logits, bool):
         raise TypeError(expected("return_logits", "to be a bool", return_logits))
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
         raise ValueError(expected("chunk_size", "to be a positive int or None", chunk_size))
     check_choice("backend", backend, ("auto", "torch", "triton"))
     _softcap(model.config, family)  # fail now on a bad or unsupported final_logit_softcapping
@@ -284,7 +291,7 @@ def apply(
     return patch
 
 
-def _forward_of(klass: type) -> Any:
+def _forward_of(klass: Any) -> Any:
     """The installed forward: ``_patched_forward`` under the class forward's name and signature.
 
     ``Trainer`` reads the signature (which columns to keep, whether the model takes ``num_items_in_batch``
@@ -376,7 +383,11 @@ def _loss_forward(self: Any, patch: LabelSmoothingPatch, labels: torch.Tensor, a
     _check_labels(labels, arguments)
     keep = arguments.pop("logits_to_keep", 0)
     if not (isinstance(keep, int) and not isinstance(keep, bool) and keep == 0):
-        raise ValueError(expected("logits_to_keep", "to be 0 when `labels` are given (the loss needs every position)", keep))
+        raise ValueError(
+            expected(
+                "logits_to_keep", "to be 0 when `labels` are given (the loss needs every position)", keep
+            )
+        )
     num_items = arguments.pop("num_items_in_batch", None)
     shift_labels = arguments.pop("shift_labels", None)
     ignore_index = arguments.pop("ignore_index", patch.ignore_index)
@@ -503,7 +514,11 @@ class LabelSmoothedLoss:
             logits = getattr(outputs, "logits", outputs)
         if not isinstance(logits, torch.Tensor):
             raise ValueError(
-                expected("outputs", "to carry the logits (a model patched by apply() computes its own loss)", logits)
+                expected(
+                    "outputs",
+                    "to carry the logits (a model patched by apply() computes its own loss)",
+                    logits,
+                )
             )
         if labels is None:
             raise ValueError(expected("labels", "to be given (Trainer passes the batch's `labels`)", labels))
@@ -512,7 +527,9 @@ class LabelSmoothedLoss:
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise TypeError(expected("labels", "to be an integer tensor", labels.dtype))
         if tuple(labels.shape) != tuple(logits.shape[:-1]):
-            raise ValueError(expected("labels", f"of the logits' shape without V, {tuple(logits.shape[:-1])}", labels))
+            raise ValueError(
+                expected("labels", f"of the logits' shape without V, {tuple(logits.shape[:-1])}", labels)
+            )
         target = labels.to(logits.device)
         if self.shift_labels:
             target = torch.nn.functional.pad(target, (0, 1), value=self.ignore_index)[..., 1:]
