@@ -499,3 +499,17 @@ def test_trainer_with_gradient_accumulation(tmp_path):
         assert _close(hf, token_mean)
     else:  # pragma: no cover - transformers 4.46 to 5.1x
         assert _close(hf, _manual(a, "sum_of_means"))
+
+
+def test_autocast_bf16_runs_in_the_autocast_dtype():
+    """Under torch.autocast the loss is computed in the autocast dtype, as lm_head would be."""
+    model = _model("llama", torch.float32)
+    ids, labels, mask = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _loss_and_grads(model, lambda: _reference(model, ids, labels, mask, 0.1))
+    with apply(model, label_smoothing=0.1), torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _loss_and_grads(model, lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+    assert ours[0].dtype == torch.float32
+    torch.testing.assert_close(ours[0], ref[0].float(), rtol=2e-2, atol=0)  # bf16 loss value
+    for name, grad in ref[1].items():
+        torch.testing.assert_close(ours[1][name], grad, rtol=0, atol=2e-2 * float(grad.abs().max()) + 1e-6)
