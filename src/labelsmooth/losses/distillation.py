@@ -27,11 +27,13 @@ def _check_pair(student: torch.Tensor, teacher: torch.Tensor) -> None:
     check_float_tensor("student_logits", student)
     check_float_tensor("teacher_logits", teacher)
     if student.dim() == 0:
-        raise ValueError(expected("student_logits", "to have a class dimension: (C,), (N, C) or (N, C, d1, ...)", student))
+        what = "to have a class dimension: (C,), (N, C) or (N, C, d1, ...)"
+        raise ValueError(expected("student_logits", what, student))
     if tuple(teacher.shape) != tuple(student.shape):
         cls = 1 if student.dim() >= 2 else 0
         what = f"of the student's shape {tuple(student.shape)}"
-        if teacher.dim() == student.dim() and teacher.dim() > cls and teacher.shape[cls] != student.shape[cls]:
+        same_rank = teacher.dim() == student.dim() and teacher.dim() > cls
+        if same_rank and teacher.shape[cls] != student.shape[cls]:
             what += f" (the student has {student.shape[cls]} classes)"
         raise ValueError(expected("teacher_logits", what, teacher))
 
@@ -142,7 +144,10 @@ def distillation_loss(
         return _reduce(alpha * kd, denom, reduction, out_shape).to(student_logits.dtype)
 
     ce = cross_entropy(
-        student_logits.to(cdtype), target, ignore_index=ignore_index, reduction="none",
+        student_logits.to(cdtype),
+        target,
+        ignore_index=ignore_index,
+        reduction="none",
         label_smoothing=label_smoothing,
     )  # validates target; 0 on ignored rows
     valid = target.reshape(-1) != ignore_index
@@ -216,7 +221,8 @@ def teacher_free_loss(
     .. math::
 
         \\ell = (1 - \\alpha)\\,\\mathrm{CE}(z, y)
-              + \\alpha\\,T^2\\,\\mathrm{KL}\\big(\\mathrm{softmax}(\\log p^d / T)\\,\\|\\,\\mathrm{softmax}(z/T)\\big).
+              + \\alpha\\,T^2\\,\\mathrm{KL}\\big(\\mathrm{softmax}(\\log p^d / T)
+                \\,\\|\\,\\mathrm{softmax}(z/T)\\big).
 
     At ``T = 1`` this *is* label smoothing: ``KL(p^d || q) = CE(p^d, q) - H(p^d)``, so the loss equals
     :func:`labelsmooth.cross_entropy` with ``label_smoothing = alpha (1 - a) K / (K - 1)`` minus the
@@ -266,7 +272,7 @@ def teacher_free_loss(
     >>> z, y = torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([0])
     >>> round(teacher_free_loss(z, y, correct_prob=0.9, alpha=0.5).item(), 4)
     0.1566
-    >>> official = teacher_free_loss(z, y, correct_prob=0.9, alpha=0.5, softmax_teacher=True, temperature=20.0)
+    >>> official = teacher_free_loss(z, y, correct_prob=0.9, alpha=0.5, softmax_teacher=True, temperature=20)
     >>> round(official.item(), 4)
     0.4314
 
@@ -291,7 +297,12 @@ def teacher_free_loss(
     if not softmax_teacher:
         teacher = teacher_free_target(safe, k, correct_prob).to(device=input.device, dtype=cdtype).log()
         return distillation_loss(
-            input, teacher, target, temperature=t_, alpha=alpha, ignore_index=ignore_index,
+            input,
+            teacher,
+            target,
+            temperature=t_,
+            alpha=alpha,
+            ignore_index=ignore_index,
             reduction=reduction,
         )
     ce = cross_entropy(input.to(cdtype), target, ignore_index=ignore_index, reduction="none")

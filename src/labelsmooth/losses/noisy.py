@@ -62,7 +62,7 @@ def label_relaxation_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Label relaxation (Lienen and Hüllermeier 2021): zero once ``p_y >= 1 - a``, else the KL to the credal set.
+    """Label relaxation (Lienen and Hüllermeier 2021): 0 once ``p_y >= 1 - a``, else the KL to the credal set.
 
     The label defines the credal set ``Q = {q : q_y >= 1 - a}`` of acceptable predictions. With
     ``p = softmax(z)``:
@@ -222,7 +222,7 @@ def forward_corrected_loss(
 
 # --------------------------------------------------------------------------- online label smoothing
 class OnlineLabelSmoothing(nn.Module):
-    """Online label smoothing (Zhang et al. 2021): per-class soft targets re-estimated from the model each epoch.
+    """Online label smoothing (Zhang et al. 2021): per-class soft targets re-estimated every epoch.
 
     The module holds a K x K soft-label matrix ``S`` (row ``c`` is the target of class ``c``). The loss of a
     row with logits ``z`` and label ``y``, ``q = softmax(z)``, mirrors the paper's
@@ -334,7 +334,7 @@ class OnlineLabelSmoothing(nn.Module):
 
     @torch.no_grad()
     def step_epoch(self) -> None:
-        """Swap in the epoch's per-class means (classes without a correct sample keep their row); reset sums."""
+        """Swap in the per-class means (a class without a correct sample keeps its row); reset the sums."""
         seen = self.count > 0
         self.soft_labels[seen] = self.prob_sum[seen] / self.count[seen, None]
         self.prob_sum.zero_()
