@@ -307,6 +307,9 @@ class Claim:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+_VERDICT = {True: "held", False: "did NOT hold", None: "too few seeds"}
+
+
 def _select(records: Sequence[Mapping[str, Any]], **axes: Any) -> list[dict]:
     return [dict(r) for r in records if all(r.get(k) == v for k, v in axes.items())]
 
@@ -389,6 +392,5 @@ def summarize(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> li
         )
     lines.append(f"Claims (paired differences of test {key}, points):")
     for c in claims(records, key):
-        verdict = {True: "held", False: "did NOT hold", None: "too few seeds"}[c.held]
-        lines.append(f"  {c.statement}: {c.estimate.fmt(100, 2)} -> {verdict}")
+        lines.append(f"  {c.statement}: {c.estimate.fmt(100, 2)} -> {_VERDICT[c.held]}")
     return lines
