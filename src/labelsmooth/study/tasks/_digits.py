@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from labelsmooth._validation import expected
-from labelsmooth.study import measure
+from labelsmooth.study import measure, stats
 from labelsmooth.study.data import Dataset, load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.noise import apply_noise
@@ -65,15 +65,22 @@ def prepare(seed: int, val_fraction: float, test_fraction: float, noise_rate: fl
     """The seed's stratified split, standardised with the training statistics; symmetric noise on train."""
     ds = digits()
     sp = split(ds.y, val_fraction, test_fraction, seed=seed)
-    X = ds.X.reshape(len(ds.X), -1)
-    mean, std = X[sp.train].mean(0), X[sp.train].std(0)
-    X = torch.from_numpy(((X - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32))
+    flat = ds.X.reshape(len(ds.X), -1)
+    mean, std = flat[sp.train].mean(0), flat[sp.train].std(0)
+    X = torch.from_numpy(((flat - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32))
     y_clean = ds.y[sp.train]
     y_noisy = apply_noise(y_clean, "symmetric", noise_rate, ds.num_classes, seed)
     return Prepared(
-        X[sp.train], X[sp.val], X[sp.test], torch.from_numpy(y_noisy), torch.from_numpy(y_clean),
-        torch.from_numpy(ds.y[sp.val]), torch.from_numpy(ds.y[sp.test]), sp.train, ds.num_classes,
-    )  # fmt: skip
+        X[sp.train],
+        X[sp.val],
+        X[sp.test],
+        torch.from_numpy(y_noisy),
+        torch.from_numpy(y_clean),
+        torch.from_numpy(ds.y[sp.val]),
+        torch.from_numpy(ds.y[sp.test]),
+        sp.train,
+        ds.num_classes,
+    )
 
 
 def mlp(num_classes: int, width: int, depth: int, seed: int, role: str) -> MLP:
@@ -137,17 +144,32 @@ def _finite(v: float) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
 
 
-def evaluate(z_val: torch.Tensor, y_val: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
-             n_bins: int) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    z_val: torch.Tensor, y_val: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor, n_bins: int
+) -> dict[str, Any]:
     """Test accuracy, NLL and ECE, and NLL / ECE after a temperature fitted on the validation split."""
     if not (bool(torch.isfinite(z_val).all()) and bool(torch.isfinite(z_test).all())):
-        return {"diverged": True, "accuracy": None, "nll": None, "ece": None, "temperature": None,
-                "ts_nll": None, "ts_ece": None}  # fmt: skip
+        return {
+            "diverged": True,
+            "accuracy": None,
+            "nll": None,
+            "ece": None,
+            "temperature": None,
+            "ts_nll": None,
+            "ts_ece": None,
+        }
     nll, acc, ece = measure.quick(z_test, y_test, n_bins)
     temperature, _, z_ts = measure.temperature_scale(z_val, y_val, z_test)
     ts_nll, _, ts_ece = measure.quick(z_ts, y_test, n_bins)
-    return {"diverged": False, "accuracy": _finite(acc), "nll": _finite(nll), "ece": _finite(ece),
-            "temperature": _finite(temperature), "ts_nll": _finite(ts_nll), "ts_ece": _finite(ts_ece)}  # fmt: skip
+    return {
+        "diverged": False,
+        "accuracy": _finite(acc),
+        "nll": _finite(nll),
+        "ece": _finite(ece),
+        "temperature": _finite(temperature),
+        "ts_nll": _finite(ts_nll),
+        "ts_ece": _finite(ts_ece),
+    }
 
 
 def within_class_cosine(features: torch.Tensor, target: torch.Tensor) -> float:
@@ -204,3 +226,36 @@ def check_nonempty(name: str, values: Any) -> None:
         raise ValueError(expected(name, "to be a non-empty tuple", values))
     if len(set(values)) != len(values):
         raise ValueError(expected(name, "to hold distinct values", values))
+
+
+# --------------------------------------------------------------------------- verdict helpers
+@dataclass(frozen=True)
+class Claim:
+    """One measured claim: ``estimate`` is a paired mean difference with its 95% t-interval over seeds;
+    ``held`` is True / False, or None when there are too few seeds to say."""
+
+    name: str
+    statement: str
+    estimate: stats.Estimate
+    held: bool | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+VERDICT = {True: "held", False: "did NOT hold", None: "too few seeds"}
+
+
+def select(records: Sequence[Mapping[str, Any]], **axes: Any) -> list[dict]:
+    return [dict(r) for r in records if all(r.get(k) == v for k, v in axes.items())]
+
+
+def held(est: stats.Estimate, direction: Literal["<=0", ">=0", "<0", ">0"]) -> bool | None:
+    """ "<=0": not significantly positive; "<0": significantly negative; and so on. None below 2 seeds."""
+    if est.n < 2:
+        return None
+    if direction == "<=0":
+        return not (est.significant and est.mean > 0)
+    if direction == ">=0":
+        return not (est.significant and est.mean < 0)
+    if direction == "<0":
+        return est.significant and est.mean < 0
+    return est.significant and est.mean > 0

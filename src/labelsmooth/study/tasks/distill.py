@@ -3,10 +3,10 @@
 Teachers (an MLP, 256 x 2) are trained on the digits with label smoothing ``a`` in
 ``teacher_smoothing`` and, optionally, symmetric label noise in their training labels. Each teacher's
 *artefacts* — its logits on the training, validation and test inputs and the training indices — are what its
-students need: a student (an MLP, 32 x 1) is trained by pure distillation (:func:`labelsmooth.distillation_loss`
-with ``alpha = 1``, no labels) at each temperature in ``temperatures``. Baselines train the same student on
-the labels: hard targets, smoothing at each ``baseline_smoothing``, and Tf-KD_reg
-(:func:`labelsmooth.teacher_free_loss`).
+students need: a student (an MLP, 32 x 1) is trained by pure distillation
+(:func:`labelsmooth.distillation_loss` with ``alpha = 1``, no labels) at each temperature in
+``temperatures``. Baselines train the same student on the labels: hard targets, smoothing at each
+``baseline_smoothing``, and Tf-KD_reg (:func:`labelsmooth.teacher_free_loss`).
 
 Claims measured (:func:`claims`, paired over seeds with :func:`labelsmooth.study.stats.paired`):
 
@@ -28,7 +28,7 @@ on; :func:`execute` runs one point given the needed teacher's artefacts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -38,12 +38,22 @@ from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.losses import cross_entropy, distillation_loss, teacher_free_loss
 from labelsmooth.study import stats
 from labelsmooth.study.tasks import _digits
-from labelsmooth.study.tasks._digits import BASE_METRICS, Metric
+from labelsmooth.study.tasks._digits import BASE_METRICS, VERDICT, Claim, Metric, held, select
 
 __all__ = [
-    "METHODS", "METRICS", "DistillRun", "DistillSection", "Claim", "claims", "execute", "grid",
-    "run_baseline", "run_student", "run_teacher", "summarize",
-]  # fmt: skip
+    "METHODS",
+    "METRICS",
+    "Claim",
+    "DistillRun",
+    "DistillSection",
+    "claims",
+    "execute",
+    "grid",
+    "run_baseline",
+    "run_student",
+    "run_teacher",
+    "summarize",
+]
 
 METHODS: dict[str, str] = {
     "teacher": "teacher trained with smoothing a (a = 0: hard targets) on the (noisy) labels",
@@ -54,7 +64,8 @@ METHODS: dict[str, str] = {
 }
 """The methods grid: a teacher kind and four student kinds."""
 
-METRICS: tuple[Metric, ...] = BASE_METRICS + (
+METRICS: tuple[Metric, ...] = (
+    *BASE_METRICS,
     ("teacher_agreement", "agree", "%", "higher", False),
     ("within_class_cosine", "cos_in", ".3f", None, False),
     ("prob_spread", "p_spread", ".4f", None, False),
@@ -103,9 +114,14 @@ class DistillSection:
         for a in self.teacher_smoothing + self.baseline_smoothing:
             check_scalar_range("distill.teacher_smoothing / baseline_smoothing", a, 0.0, 1.0)
         if 0.0 not in self.teacher_smoothing:
-            raise ValueError(expected("distill.teacher_smoothing", "to include 0 (the hard-target teacher)",
-                                      self.teacher_smoothing))  # fmt: skip
-        for t in self.temperatures + (self.tfkd_temperature,):
+            raise ValueError(
+                expected(
+                    "distill.teacher_smoothing",
+                    "to include 0 (the hard-target teacher)",
+                    self.teacher_smoothing,
+                )
+            )
+        for t in (*self.temperatures, self.tfkd_temperature):
             check_scalar_range("distill.temperatures", t, 0.0, float("inf"), lo_open=True, hi_open=True)
         for r in self.noise_rates:
             check_scalar_range("distill.noise_rates", r, 0.0, 1.0, hi_open=True)
@@ -114,11 +130,20 @@ class DistillSection:
                 raise ValueError(expected("distill.seeds", "to hold ints >= 0", s))
         check_scalar_range("distill.tfkd_correct_prob", self.tfkd_correct_prob, 0.0, 1.0)
         check_scalar_range("distill.tfkd_alpha", self.tfkd_alpha, 0.0, 1.0)
-        for key in ("teacher_width", "teacher_depth", "student_width", "student_depth", "teacher_epochs",
-                    "student_epochs", "n_bins"):  # fmt: skip
+        for key in (
+            "teacher_width",
+            "teacher_depth",
+            "student_width",
+            "student_depth",
+            "teacher_epochs",
+            "student_epochs",
+            "n_bins",
+        ):
             _digits.check_positive_int(f"distill.{key}", getattr(self, key))
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 0:
-            raise ValueError(expected("distill.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size))
+            raise ValueError(
+                expected("distill.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size)
+            )
         check_scalar_range("distill.lr", self.lr, 0.0, float("inf"), lo_open=True, hi_open=True)
         check_scalar_range("distill.weight_decay", self.weight_decay, 0.0, float("inf"), hi_open=True)
         check_scalar_range("distill.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
@@ -160,7 +185,9 @@ def grid(section: DistillSection) -> list[DistillRun]:
     for r in section.noise_rates:
         for s in section.seeds:
             out += [
-                DistillRun("student", "kd", r, s, a, t) for a in section.teacher_smoothing for t in section.temperatures
+                DistillRun("student", "kd", r, s, a, t)
+                for a in section.teacher_smoothing
+                for t in section.temperatures
             ]
             out.append(DistillRun("baseline", "hard", r, s))
             out += [DistillRun("baseline", "ls", r, s, a) for a in section.baseline_smoothing]
@@ -168,8 +195,9 @@ def grid(section: DistillSection) -> list[DistillRun]:
     return out
 
 
-def execute(section: DistillSection, run: DistillRun, teacher_artefacts: Mapping[str, Any] | None = None
-            ) -> dict[str, Any]:  # fmt: skip
+def execute(
+    section: DistillSection, run: DistillRun, teacher_artefacts: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one point; a student needs the artefacts of ``run.needs()``."""
     if run.role == "teacher":
         return run_teacher(section, run.label_smoothing or 0.0, run.seed, noise_rate=run.noise_rate)
@@ -177,8 +205,9 @@ def execute(section: DistillSection, run: DistillRun, teacher_artefacts: Mapping
         if teacher_artefacts is None:
             raise ValueError(expected("teacher_artefacts", "for a student run (see DistillRun.needs)", None))
         return run_student(section, teacher_artefacts, run.temperature or 1.0, run.seed)
-    return run_baseline(section, run.method, run.seed, label_smoothing=run.label_smoothing,
-                        noise_rate=run.noise_rate)  # fmt: skip
+    return run_baseline(
+        section, run.method, run.seed, label_smoothing=run.label_smoothing, noise_rate=run.noise_rate
+    )
 
 
 def _prepare(section: DistillSection, seed: int, noise_rate: float) -> _digits.Prepared:
@@ -186,12 +215,19 @@ def _prepare(section: DistillSection, seed: int, noise_rate: float) -> _digits.P
 
 
 def _train_args(section: DistillSection, epochs: int, seed: int, role: str) -> dict[str, Any]:
-    return {"epochs": epochs, "lr": section.lr, "batch_size": section.batch_size,
-            "weight_decay": section.weight_decay, "seed": seed, "role": role}  # fmt: skip
+    return {
+        "epochs": epochs,
+        "lr": section.lr,
+        "batch_size": section.batch_size,
+        "weight_decay": section.weight_decay,
+        "seed": seed,
+        "role": role,
+    }
 
 
-def run_teacher(section: DistillSection, label_smoothing: float, seed: int, *, noise_rate: float = 0.0
-                ) -> dict[str, Any]:  # fmt: skip
+def run_teacher(
+    section: DistillSection, label_smoothing: float, seed: int, *, noise_rate: float = 0.0
+) -> dict[str, Any]:
     """Train one teacher with smoothing ``label_smoothing`` on the seed's (noisy) training labels.
 
     Returns ``{"metrics", "curves", "arrays", "artefacts"}``; the artefacts are small (about 70 KB):
@@ -206,7 +242,9 @@ def run_teacher(section: DistillSection, label_smoothing: float, seed: int, *, n
     def loss(z: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
         return cross_entropy(z, y[idx], label_smoothing=label_smoothing)
 
-    curves = _digits.train(model, d.X_train, loss, **_train_args(section, section.teacher_epochs, seed, "teacher"))
+    curves = _digits.train(
+        model, d.X_train, loss, **_train_args(section, section.teacher_epochs, seed, "teacher")
+    )
     z_tr, z_va, z_te = (_digits.logits(model, x) for x in (d.X_train, d.X_val, d.X_test))
     metrics = _digits.evaluate(z_va, d.y_val, z_te, d.y_test, section.n_bins)
     with torch.no_grad():
@@ -215,8 +253,12 @@ def run_teacher(section: DistillSection, label_smoothing: float, seed: int, *, n
     metrics.update(_digits.probability_geometry(z_te, d.y_test))
     metrics["train_accuracy"] = float((z_tr.argmax(1) == y).double().mean())
     metrics["teacher_agreement"] = None
-    artefacts = {"train_logits": z_tr, "val_logits": z_va, "test_logits": z_te,
-                 "train_index": torch.from_numpy(d.train_index.astype(np.int64))}  # fmt: skip
+    artefacts = {
+        "train_logits": z_tr,
+        "val_logits": z_va,
+        "test_logits": z_te,
+        "train_index": torch.from_numpy(d.train_index.astype(np.int64)),
+    }
     return {"metrics": metrics, "curves": curves, "arrays": {}, "artefacts": artefacts}
 
 
@@ -226,31 +268,40 @@ def _check_artefacts(art: Mapping[str, Any], d: _digits.Prepared) -> tuple[torch
             raise ValueError(expected("teacher_artefacts", f"to hold {key!r}", sorted(art)))
     index = torch.as_tensor(art["train_index"]).numpy()
     if index.shape != d.train_index.shape or not np.array_equal(index, d.train_index):
-        raise ValueError(expected("teacher_artefacts", "from a teacher of the same seed (same training split)",
-                                  f"a training split of {index.shape[0]} other rows"))  # fmt: skip
+        raise ValueError(
+            expected(
+                "teacher_artefacts",
+                "from a teacher of the same seed (split)",
+                f"a training split of {index.shape[0]} other rows",
+            )
+        )
     z_tr = torch.as_tensor(art["train_logits"]).float()
     z_te = torch.as_tensor(art["test_logits"]).float()
     if tuple(z_tr.shape) != (len(index), d.num_classes):
-        raise ValueError(expected("teacher_artefacts['train_logits']", f"of shape ({len(index)}, {d.num_classes})",
-                                  z_tr))  # fmt: skip
+        want = f"of shape ({len(index)}, {d.num_classes})"
+        raise ValueError(expected("teacher_artefacts['train_logits']", want, z_tr))
     return z_tr, z_te
 
 
-def _student_result(section: DistillSection, model, curves, d: _digits.Prepared, z_teacher_test=None
-                    ) -> dict[str, Any]:  # fmt: skip
+def _student_result(
+    section: DistillSection, model, curves, d: _digits.Prepared, z_teacher_test=None
+) -> dict[str, Any]:
     z_tr, z_va, z_te = (_digits.logits(model, x) for x in (d.X_train, d.X_val, d.X_test))
     metrics = _digits.evaluate(z_va, d.y_val, z_te, d.y_test, section.n_bins)
     metrics["train_accuracy"] = float((z_tr.argmax(1) == d.y_train).double().mean())
     metrics["teacher_agreement"] = (
-        float((z_te.argmax(1) == z_teacher_test.argmax(1)).double().mean()) if z_teacher_test is not None else None
+        float((z_te.argmax(1) == z_teacher_test.argmax(1)).double().mean())
+        if z_teacher_test is not None
+        else None
     )
     for key in ("within_class_cosine", "prob_spread", "wrong_mass", "wrong_entropy"):
         metrics[key] = None
     return {"metrics": metrics, "curves": curves, "arrays": {}, "artefacts": {}}
 
 
-def run_student(section: DistillSection, teacher_artefacts: Mapping[str, Any], temperature: float, seed: int
-                ) -> dict[str, Any]:  # fmt: skip
+def run_student(
+    section: DistillSection, teacher_artefacts: Mapping[str, Any], temperature: float, seed: int
+) -> dict[str, Any]:
     """Train one student by pure distillation (``alpha = 1``) from a teacher's stored training logits.
 
     The student never sees a label; the teacher's ``train_index`` must match the seed's split.
@@ -263,12 +314,20 @@ def run_student(section: DistillSection, teacher_artefacts: Mapping[str, Any], t
     def loss(z: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
         return distillation_loss(z, z_teacher[idx], temperature=temperature)
 
-    curves = _digits.train(model, d.X_train, loss, **_train_args(section, section.student_epochs, seed, "student"))
+    curves = _digits.train(
+        model, d.X_train, loss, **_train_args(section, section.student_epochs, seed, "student")
+    )
     return _student_result(section, model, curves, d, z_teacher_test)
 
 
-def run_baseline(section: DistillSection, method: str, seed: int, *, label_smoothing: float | None = None,
-                 noise_rate: float = 0.0) -> dict[str, Any]:  # fmt: skip
+def run_baseline(
+    section: DistillSection,
+    method: str,
+    seed: int,
+    *,
+    label_smoothing: float | None = None,
+    noise_rate: float = 0.0,
+) -> dict[str, Any]:
     """Train the student on the (noisy) labels: ``"hard"``, ``"ls"`` (smoothing ``label_smoothing``) or
     ``"tfkd"`` (Tf-KD_reg with the section's ``tfkd_*`` options)."""
     if method not in ("hard", "ls", "tfkd"):
@@ -285,48 +344,22 @@ def run_baseline(section: DistillSection, method: str, seed: int, *, label_smoot
     def loss(z: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
         if method == "tfkd":
             return teacher_free_loss(
-                z, y[idx], correct_prob=section.tfkd_correct_prob, temperature=section.tfkd_temperature,
-                alpha=section.tfkd_alpha, softmax_teacher=section.tfkd_softmax_teacher,
-            )  # fmt: skip
+                z,
+                y[idx],
+                correct_prob=section.tfkd_correct_prob,
+                temperature=section.tfkd_temperature,
+                alpha=section.tfkd_alpha,
+                softmax_teacher=section.tfkd_softmax_teacher,
+            )
         return cross_entropy(z, y[idx], label_smoothing=a)
 
-    curves = _digits.train(model, d.X_train, loss, **_train_args(section, section.student_epochs, seed, "student"))
+    curves = _digits.train(
+        model, d.X_train, loss, **_train_args(section, section.student_epochs, seed, "student")
+    )
     return _student_result(section, model, curves, d)
 
 
 # --------------------------------------------------------------------------- verdict
-@dataclass(frozen=True)
-class Claim:
-    """One measured claim: ``estimate`` is a paired mean difference with its 95% t-interval over seeds;
-    ``held`` is True / False, or None when there are too few seeds to say."""
-
-    name: str
-    statement: str
-    estimate: stats.Estimate
-    held: bool | None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-_VERDICT = {True: "held", False: "did NOT hold", None: "too few seeds"}
-
-
-def _select(records: Sequence[Mapping[str, Any]], **axes: Any) -> list[dict]:
-    return [dict(r) for r in records if all(r.get(k) == v for k, v in axes.items())]
-
-
-def _held(est: stats.Estimate, direction: Literal["<=0", ">=0", "<0", ">0"]) -> bool | None:
-    """"<=0": not significantly positive; "<0": significantly negative; and so on. None below 2 seeds."""
-    if est.n < 2:
-        return None
-    if direction == "<=0":
-        return not (est.significant and est.mean > 0)
-    if direction == ">=0":
-        return not (est.significant and est.mean < 0)
-    if direction == "<0":
-        return est.significant and est.mean < 0
-    return est.significant and est.mean > 0
-
-
 def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[Claim]:
     """The four claims of the module docstring, measured on ``key`` (test accuracy by default).
 
@@ -339,42 +372,66 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
     temps = sorted({r["temperature"] for r in records if r["role"] == "student"})
     for eta in noise_rates:
         tag = f"eta={eta:g}"
-        hard_t = _select(records, role="teacher", noise_rate=eta, label_smoothing=0.0)
+        hard_t = select(records, role="teacher", noise_rate=eta, label_smoothing=0.0)
         for a in (x for x in smoothings if x > 0):
-            est = stats.paired(_select(records, role="teacher", noise_rate=eta, label_smoothing=a), hard_t, key)
-            out.append(Claim(f"teacher_alone[{tag},a={a:g}]", f"a={a:g} teacher vs hard teacher ({tag})", est,
-                             _held(est, ">=0")))  # fmt: skip
+            est = stats.paired(
+                select(records, role="teacher", noise_rate=eta, label_smoothing=a), hard_t, key
+            )
+            out.append(
+                Claim(
+                    f"teacher_alone[{tag},a={a:g}]",
+                    f"a={a:g} teacher vs hard teacher ({tag})",
+                    est,
+                    held(est, ">=0"),
+                )
+            )
         for t in temps:
-            hard_s = _select(records, role="student", noise_rate=eta, label_smoothing=0.0, temperature=t)
+            hard_s = select(records, role="student", noise_rate=eta, label_smoothing=0.0, temperature=t)
             for a in (x for x in smoothings if x > 0):
-                stud = _select(records, role="student", noise_rate=eta, label_smoothing=a, temperature=t)
+                stud = select(records, role="student", noise_rate=eta, label_smoothing=a, temperature=t)
                 est = stats.paired(stud, hard_s, key)
                 if eta == 0:
                     direction: Literal["<=0", ">=0", "<0", ">0"] = "<=0" if t > 1 else ">=0"
                     name = "students_worse" if t > 1 else "gap_closes_t1"
-                    stmt = (f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag})"
-                            + (": not better (Müller 2019)" if t > 1 else ": no worse (Shen 2021)"))  # fmt: skip
+                    stmt = f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag})" + (
+                        ": not better (Müller)" if t > 1 else ": no worse (Shen)"
+                    )
                 else:
                     direction, name = ">=0", "noisy_teacher_helps"
-                    stmt = f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag}): better (Lukasik 2020)"
-                out.append(Claim(f"{name}[{tag},a={a:g},T={t:g}]", stmt, est, _held(est, direction)))
-                direct = _select(records, role="baseline", method="ls", noise_rate=eta, label_smoothing=a)
+                    stmt = (
+                        f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag}): better (Lukasik)"
+                    )
+                out.append(Claim(f"{name}[{tag},a={a:g},T={t:g}]", stmt, est, held(est, direction)))
+                direct = select(records, role="baseline", method="ls", noise_rate=eta, label_smoothing=a)
                 if direct:
                     est = stats.paired(stud, direct, key)
-                    out.append(Claim(
-                        f"no_better_than_direct[{tag},a={a:g},T={t:g}]",
-                        f"student of a={a:g} teacher at T={t:g} vs student smoothed directly with a={a:g} ({tag})",
-                        est, _held(est, "<=0"),
-                    ))  # fmt: skip
+                    out.append(
+                        Claim(
+                            f"no_better_than_direct[{tag},a={a:g},T={t:g}]",
+                            f"student of a={a:g} teacher at T={t:g} vs student smoothed directly ({tag})",
+                            est,
+                            held(est, "<=0"),
+                        )
+                    )
     return out
 
 
 def erasure_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per (noise rate, teacher a): mean and interval of the erasure measures and the test accuracy."""
     rows = []
-    for (eta, a), group in stats.group(_select(records, role="teacher"), ("noise_rate", "label_smoothing")).items():
+    for (eta, a), group in stats.group(
+        select(records, role="teacher"), ("noise_rate", "label_smoothing")
+    ).items():
         row: dict[str, Any] = {"noise_rate": eta, "label_smoothing": a}
-        for key in ("accuracy", "nll", "ece", "within_class_cosine", "prob_spread", "wrong_mass", "wrong_entropy"):
+        for key in (
+            "accuracy",
+            "nll",
+            "ece",
+            "within_class_cosine",
+            "prob_spread",
+            "wrong_mass",
+            "wrong_entropy",
+        ):
             row[key] = stats.estimate(r.get(key) for r in group)
         rows.append(row)
     return rows
@@ -392,5 +449,5 @@ def summarize(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> li
         )
     lines.append(f"Claims (paired differences of test {key}, points):")
     for c in claims(records, key):
-        lines.append(f"  {c.statement}: {c.estimate.fmt(100, 2)} -> {_VERDICT[c.held]}")
+        lines.append(f"  {c.statement}: {c.estimate.fmt(100, 2)} -> {VERDICT[c.held]}")
     return lines

@@ -23,9 +23,9 @@ al. 2020). :func:`best_r_curve` gives the data of the "best r against eta" figur
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -40,13 +40,20 @@ from labelsmooth.losses import (
 from labelsmooth.study import stats
 from labelsmooth.study.noise import memorised_fraction
 from labelsmooth.study.tasks import _digits
-from labelsmooth.study.tasks._digits import BASE_METRICS, Metric
-from labelsmooth.study.tasks.distill import _VERDICT, Claim, _held, _select
+from labelsmooth.study.tasks._digits import BASE_METRICS, VERDICT, Claim, Metric, select
 
 __all__ = [
-    "METHODS", "METRICS", "NoiseRun", "NoiseSection", "best_r_curve", "claims", "grid", "methods", "run_one",
+    "METHODS",
+    "METRICS",
+    "NoiseRun",
+    "NoiseSection",
+    "best_r_curve",
+    "claims",
+    "grid",
+    "methods",
+    "run_one",
     "summarize",
-]  # fmt: skip
+]
 
 METHODS: dict[str, str] = {
     "gls": "generalised label smoothing with rate r (CE warm-up first; r < 0 is negative smoothing)",
@@ -55,7 +62,8 @@ METHODS: dict[str, str] = {
     "forward": "forward loss correction with the true transition matrix (Patrini et al. 2017)",
 }
 
-METRICS: tuple[Metric, ...] = BASE_METRICS + (
+METRICS: tuple[Metric, ...] = (
+    *BASE_METRICS,
     ("train_accuracy", "train acc (noisy)", "%", None, False),
     ("train_accuracy_clean", "train acc (clean)", "%", "higher", False),
     ("memorised", "memorised", "%", "lower", False),
@@ -109,7 +117,9 @@ class NoiseSection:
         if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w < self.epochs:
             raise ValueError(expected("noise.warmup_epochs", f"an int in [0, epochs = {self.epochs})", w))
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 0:
-            raise ValueError(expected("noise.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size))
+            raise ValueError(
+                expected("noise.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size)
+            )
         check_scalar_range("noise.ols_label_smoothing", self.ols_label_smoothing, 0.0, 1.0)
         check_scalar_range("noise.ols_alpha", self.ols_alpha, 0.0, 1.0)
         check_scalar_range("noise.lr", self.lr, 0.0, math.inf, lo_open=True, hi_open=True)
@@ -148,11 +158,17 @@ def methods(section: NoiseSection) -> list[tuple[str, float | None]]:
 
 
 def grid(section: NoiseSection) -> list[NoiseRun]:
-    return [NoiseRun(m, p, eta, s) for eta in section.noise_rates for s in section.seeds for m, p in methods(section)]
+    return [
+        NoiseRun(m, p, eta, s)
+        for eta in section.noise_rates
+        for s in section.seeds
+        for m, p in methods(section)
+    ]
 
 
-def run_one(section: NoiseSection, method: str, param: float | None, noise_rate: float, seed: int
-            ) -> dict[str, Any]:  # fmt: skip
+def run_one(
+    section: NoiseSection, method: str, param: float | None, noise_rate: float, seed: int
+) -> dict[str, Any]:
     """Train one model on the seed's split with symmetric noise ``noise_rate``; returns
     ``{"metrics", "curves", "arrays", "artefacts"}`` (no artefacts: nothing depends on these runs)."""
     if method not in METHODS:
@@ -189,9 +205,17 @@ def run_one(section: NoiseSection, method: str, param: float | None, noise_rate:
             ols.step_epoch()
 
     curves = _digits.train(
-        model, d.X_train, loss, epochs=section.epochs, lr=section.lr, batch_size=section.batch_size,
-        weight_decay=section.weight_decay, seed=seed, role="noise", epoch_end=epoch_end,
-    )  # fmt: skip
+        model,
+        d.X_train,
+        loss,
+        epochs=section.epochs,
+        lr=section.lr,
+        batch_size=section.batch_size,
+        weight_decay=section.weight_decay,
+        seed=seed,
+        role="noise",
+        epoch_end=epoch_end,
+    )
     z_tr, z_va, z_te = (_digits.logits(model, x) for x in (d.X_train, d.X_val, d.X_test))
     metrics = _digits.evaluate(z_va, d.y_val, z_te, d.y_test, section.n_bins)
     pred = z_tr.argmax(1)
@@ -211,8 +235,10 @@ def best_r_curve(records: Sequence[Mapping[str, Any]], key: str = "accuracy") ->
     """The "best r against eta" figure's data: per noise rate, the ``gls`` rate with the highest mean ``key``
     over seeds (selected on the test split: descriptive, optimistic), and every r's estimate."""
     out = []
-    for (eta,), group in sorted(stats.group(_select(records, method="gls"), ("noise_rate",)).items()):
-        by_r = {r: stats.estimate(x.get(key) for x in g) for (r,), g in stats.group(group, ("param",)).items()}
+    for (eta,), group in sorted(stats.group(select(records, method="gls"), ("noise_rate",)).items()):
+        by_r = {
+            r: stats.estimate(x.get(key) for x in g) for (r,), g in stats.group(group, ("param",)).items()
+        }
         finite = {r: e for r, e in by_r.items() if not math.isnan(e.mean)}
         best = max(finite, key=lambda r: finite[r].mean) if finite else None
         out.append({"noise_rate": eta, "best_r": best, "by_r": dict(sorted(by_r.items(), reverse=True))})
@@ -220,11 +246,14 @@ def best_r_curve(records: Sequence[Mapping[str, Any]], key: str = "accuracy") ->
 
 
 def _best_in(records, eta, rs, key):
-    rs = [r for r in rs if _select(records, method="gls", noise_rate=eta, param=r)]
+    rs = [r for r in rs if select(records, method="gls", noise_rate=eta, param=r)]
     if not rs:
         return None
-    return max(rs, key=lambda r: stats.estimate(x.get(key) for x in _select(records, method="gls", noise_rate=eta,
-                                                                             param=r)).mean)  # fmt: skip
+
+    def mean(r: float) -> float:
+        return stats.estimate(x.get(key) for x in select(records, method="gls", noise_rate=eta, param=r)).mean
+
+    return max(rs, key=mean)
 
 
 def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[Claim]:
@@ -241,32 +270,52 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
             eta = point["noise_rate"]
             bp, bn = _best_in(records, eta, pos, key), _best_in(records, eta, neg, key)
             a, b = (bp, bn) if want == "positive" else (bn, bp)
-            est = stats.paired(_select(records, method="gls", noise_rate=eta, param=a),
-                               _select(records, method="gls", noise_rate=eta, param=b), key)  # fmt: skip
+            est = stats.paired(
+                select(records, method="gls", noise_rate=eta, param=a),
+                select(records, method="gls", noise_rate=eta, param=b),
+                key,
+            )
             best = point["best_r"]
-            held = (best is not None and (best > 0 if want == "positive" else best < 0))
-            out.append(Claim(
-                f"best_r_{want}[eta={eta:g}]",
-                f"best r at eta={eta:g} is {want} (best r = {best:g}); best {want} r={a:g} vs best other r={b:g}",
-                est, held, {"best_r": best},
-            ))  # fmt: skip
+            ok = best is not None and (best > 0 if want == "positive" else best < 0)
+            out.append(
+                Claim(
+                    f"best_r_{want}[eta={eta:g}]",
+                    f"best r at eta={eta:g} is {want} (best r = {best:g}); "
+                    f"best {want} r={a:g} vs best other r={b:g}",
+                    est,
+                    ok,
+                    {"best_r": best},
+                )
+            )
     moderate = [p["noise_rate"] for p in curve if 0 < p["noise_rate"] <= 0.4]
     for eta in moderate:
-        fwd = _select(records, method="forward", noise_rate=eta)
+        fwd = select(records, method="forward", noise_rate=eta)
         bp = _best_in(records, eta, pos, key) if pos else None
         if fwd and bp is not None:
-            est = stats.paired(_select(records, method="gls", noise_rate=eta, param=bp), fwd, key)
-            out.append(Claim(f"competitive_with_forward[eta={eta:g}]",
-                             f"smoothing r={bp:g} vs forward correction at eta={eta:g}: competitive (Lukasik 2020)",
-                             est, _held(est, ">=0")))  # fmt: skip
+            est = stats.paired(select(records, method="gls", noise_rate=eta, param=bp), fwd, key)
+            out.append(
+                Claim(
+                    f"competitive_with_forward[eta={eta:g}]",
+                    f"smoothing r={bp:g} vs forward correction at eta={eta:g}: competitive (Lukasik 2020)",
+                    est,
+                    held(est, ">=0"),
+                )
+            )
     for eta in [p["noise_rate"] for p in curve]:
-        ce = _select(records, method="gls", noise_rate=eta, param=0.0)
+        ce = select(records, method="gls", noise_rate=eta, param=0.0)
         for m in ("ols", "relax", "forward"):
-            for (p,), g in stats.group(_select(records, method=m, noise_rate=eta), ("param",)).items():
+            for (p,), g in stats.group(select(records, method=m, noise_rate=eta), ("param",)).items():
                 est = stats.paired(g, ce, key)
                 label = m if p is None else f"{m} {p:g}"
-                out.append(Claim(f"{m}_vs_ce[eta={eta:g}]", f"{label} vs cross-entropy at eta={eta:g}", est, None,
-                                 {"descriptive": True}))  # fmt: skip
+                out.append(
+                    Claim(
+                        f"{m}_vs_ce[eta={eta:g}]",
+                        f"{label} vs cross-entropy at eta={eta:g}",
+                        est,
+                        None,
+                        {"descriptive": True},
+                    )
+                )
     return out
 
 
@@ -279,6 +328,6 @@ def summarize(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> li
         lines.append(f"  eta={p['noise_rate']:g}: best r = {best}  ({row})")
     lines.append(f"Claims (paired differences of test {key}, points):")
     for c in claims(records, key):
-        verdict = "(measured)" if c.detail.get("descriptive") else _VERDICT[c.held]
+        verdict = "(measured)" if c.detail.get("descriptive") else VERDICT[c.held]
         lines.append(f"  {c.statement}: {c.estimate.fmt(100, 2)} -> {verdict}")
     return lines
