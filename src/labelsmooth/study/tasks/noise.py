@@ -40,7 +40,7 @@ from labelsmooth.losses import (
 from labelsmooth.study import stats
 from labelsmooth.study.noise import memorised_fraction
 from labelsmooth.study.tasks import _digits
-from labelsmooth.study.tasks._digits import BASE_METRICS, VERDICT, Claim, Metric, select
+from labelsmooth.study.tasks._digits import BASE_METRICS, VERDICT, Claim, Metric, held, select
 
 __all__ = [
     "METHODS",
