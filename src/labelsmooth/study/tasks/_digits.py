@@ -28,13 +28,15 @@ from labelsmooth.study.train import derive_seed
 
 Metric = tuple[str, str, str, str | None, bool]
 """``(key, header, format, better, scaled)``: ``better`` is "higher", "lower" or None; ``scaled`` means the
-run also stores the metric after temperature scaling under ``"ts_" + key``."""
+run also stores the metric after temperature scaling under ``"ts_" + key``. ``ts_temperature`` is the
+temperature fitted on the validation split (named so that it never collides with the ``temperature`` axis
+of a distillation run)."""
 
 BASE_METRICS: tuple[Metric, ...] = (
     ("accuracy", "acc", "%", "higher", False),
     ("nll", "NLL", ".3f", "lower", True),
     ("ece", "ECE", "%", "lower", True),
-    ("temperature", "T*", ".2f", None, False),
+    ("ts_temperature", "T (TS)", ".2f", None, False),
 )
 
 
@@ -154,7 +156,7 @@ def evaluate(
             "accuracy": None,
             "nll": None,
             "ece": None,
-            "temperature": None,
+            "ts_temperature": None,
             "ts_nll": None,
             "ts_ece": None,
         }
@@ -166,7 +168,7 @@ def evaluate(
         "accuracy": _finite(acc),
         "nll": _finite(nll),
         "ece": _finite(ece),
-        "temperature": _finite(temperature),
+        "ts_temperature": _finite(temperature),
         "ts_nll": _finite(ts_nll),
         "ts_ece": _finite(ts_ece),
     }
