@@ -103,7 +103,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", default="", help="write every run's record to this file")
+    parser.add_argument("--summarize", default="", help="only print the claims of records stored by --json")
     args = parser.parse_args()
+    if args.summarize:
+        with open(args.summarize) as f:
+            stored = json.load(f)
+        if "distill" in stored:
+            print("\n".join(distill.summarize(stored["distill"])))
+        if "noise" in stored:
+            print("\n".join(noise.summarize(stored["noise"])))
+            print(
+                "best r against eta:",
+                [(p["noise_rate"], p["best_r"]) for p in noise.best_r_curve(stored["noise"])],
+            )
+        return
     print(f"load average {os.getloadavg()}, workers {args.workers}, seeds {args.seeds}")
     out = {}
     with ProcessPoolExecutor(args.workers) as pool:

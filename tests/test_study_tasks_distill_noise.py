@@ -138,7 +138,7 @@ def test_distill_summarize_on_a_tiny_grid():
     assert lines[0].startswith("Teachers") and any("within-class cos" in line for line in lines)
     names = [c.name for c in distill.claims(records)]
     assert "teacher_alone[eta=0,a=0.2]" in names
-    assert "students_worse[eta=0,a=0.2,T=4]" in names and "gap_closes_t1[eta=0,a=0.2,T=1]" in names
+    assert "students_not_better[eta=0,a=0.2,T=4]" in names and "gap_closes_t1[eta=0,a=0.2,T=1]" in names
     assert "no_better_than_direct[eta=0,a=0.2,T=4]" in names
     assert all(c.estimate.n == 2 for c in distill.claims(records))
 
@@ -156,9 +156,9 @@ def test_distill_claim_directions_on_constructed_records():
         recs += _fake([0.85, 0.86, 0.861], role="student", noise_rate=0.0, label_smoothing=0.1, temperature=t)
     by = {c.name: c for c in distill.claims(recs)}
     assert by["teacher_alone[eta=0,a=0.1]"].held is True
-    assert by["students_worse[eta=0,a=0.1,T=4]"].held is True  # significantly worse: "not better" holds
+    assert by["students_not_better[eta=0,a=0.1,T=4]"].held is True  # significantly worse: "not better" holds
     assert by["gap_closes_t1[eta=0,a=0.1,T=1]"].held is False  # significantly worse at T = 1: no closing
-    assert by["students_worse[eta=0,a=0.1,T=4]"].estimate.mean == pytest.approx(-0.0533, abs=1e-3)
+    assert by["students_not_better[eta=0,a=0.1,T=4]"].estimate.mean == pytest.approx(-0.0533, abs=1e-3)
 
 
 def test_noise_grid_runs_and_determinism():

@@ -363,6 +363,10 @@ def run_baseline(
 def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[Claim]:
     """The four claims of the module docstring, measured on ``key`` (test accuracy by default).
 
+    How ``held`` is decided from the paired 95% interval: "as good or better" and "no worse" hold unless the
+    difference is significantly negative; "not better" / "no better than direct" hold unless it is
+    significantly positive; "better" (the noisy-teacher claim) holds only when it is significantly positive.
+
     ``records`` are flat dicts: the :class:`DistillRun` axes (``role``, ``method``, ``noise_rate``, ``seed``,
     ``label_smoothing``, ``temperature``) merged with the run's metrics.
     """
@@ -392,12 +396,12 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
                 est = stats.paired(stud, hard_s, key)
                 if eta == 0:
                     direction: Literal["<=0", ">=0", "<0", ">0"] = "<=0" if t > 1 else ">=0"
-                    name = "students_worse" if t > 1 else "gap_closes_t1"
+                    name = "students_not_better" if t > 1 else "gap_closes_t1"
                     stmt = f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag})" + (
                         ": not better (Müller)" if t > 1 else ": no worse (Shen)"
                     )
                 else:
-                    direction, name = ">=0", "noisy_teacher_helps"
+                    direction, name = ">0", "noisy_teacher_helps"
                     stmt = (
                         f"student of a={a:g} teacher vs of hard teacher at T={t:g} ({tag}): better (Lukasik)"
                     )
