@@ -240,4 +240,118 @@ def modified_entropy_loop(probs, target):
             elif pk > 0:
                 v -= pk * math.log(1 - pk)
         out.append(v)
+
+# --------------------------------------------------------------------------- distillation and noisy labels
+def _softmax_row(z):
+    m = max(float(v) for v in z)
+    e = [math.exp(float(v) - m) for v in z]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def distillation_loop(
+    student,
+    teacher,
+    target=None,
+    temperature=1.0,
+    alpha=1.0,
+    label_smoothing=0.0,
+    ignore_index=-100,
+    reduction="mean",
+):
+    """alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE_a(s, y), row by row (differentiable)."""
+    s64, t64 = student.double(), teacher.double()
+    k = s64.shape[1]
+    rows, n_valid = [], 0
+    for i in range(s64.shape[0]):
+        y = None if target is None else int(target[i])
+        if y == ignore_index:
+            rows.append(s64.sum() * 0.0)
+            continue
+        n_valid += 1
+        ps = torch.softmax(s64[i] / temperature, 0)
+        pt = torch.softmax(t64[i] / temperature, 0)
+        kd = sum(pt[j] * (torch.log(pt[j]) - torch.log(ps[j])) for j in range(k)) * temperature**2
+        row = alpha * kd
+        if y is not None and alpha < 1:
+            q = torch.softmax(s64[i], 0)
+            p = [(1 - label_smoothing) * (j == y) + label_smoothing / k for j in range(k)]
+            row = row + (1 - alpha) * sum(-p[j] * torch.log(q[j]) for j in range(k))
+        rows.append(row)
+    out = torch.stack(rows)
+    if reduction == "none":
+        return out
+    return out.sum() if reduction == "sum" else out.sum() / n_valid
+
+
+def teacher_free_loop(z, y, correct_prob, temperature, alpha, softmax_teacher):
+    """Tf-KD_reg from its definition: the virtual teacher built entry by entry (mean over rows)."""
+    z64 = z.double()
+    n, k = z64.shape
+    rows = []
+    for i in range(n):
+        pd = torch.tensor(
+            [correct_prob if j == int(y[i]) else (1 - correct_prob) / (k - 1) for j in range(k)],
+            dtype=torch.float64,
+        )
+        q = torch.softmax(z64[i], 0)
+        ce = -torch.log(q[int(y[i])])
+        if softmax_teacher:
+            pt, ps, scale = torch.softmax(pd / temperature, 0), q, 1.0
+        else:
+            pt = pd ** (1 / temperature) / (pd ** (1 / temperature)).sum()  # softmax(log pd / T)
+            ps, scale = torch.softmax(z64[i] / temperature, 0), temperature**2
+        kd = sum(pt[j] * (torch.log(pt[j]) - torch.log(ps[j])) for j in range(k)) * scale
+        rows.append((1 - alpha) * ce + alpha * kd)
+    return torch.stack(rows).mean()
+
+
+def label_relaxation_loop(z, y, a, detach=True):
+    """KL(p^r || p) with p^r the credal projection, 0 once p_y >= 1 - a; per row (differentiable)."""
+    z64 = z.double()
+    n, k = z64.shape
+    rows = []
+    for i in range(n):
+        p = torch.softmax(z64[i], 0)
+        yi = int(y[i])
+        if float(p[yi].detach()) >= 1 - a:
+            rows.append(z64[i].sum() * 0.0)
+            continue
+        pp = p.detach() if detach else p
+        rest = sum(pp[j] for j in range(k) if j != yi)
+        pr = [(1 - a) if j == yi else a * pp[j] / rest for j in range(k)]
+        rows.append(
+            sum(
+                pr[j] * (torch.log(torch.as_tensor(pr[j], dtype=torch.float64)) - torch.log(p[j]))
+                for j in range(k)
+            )
+        )
+    return torch.stack(rows)
+
+
+def forward_corrected_loop(z, y, transition):
+    """-log sum_i p_i T[i, y] per row, from the probabilities (float64, differentiable)."""
+    z64, t64 = z.double(), transition.double()
+    rows = []
+    for i in range(z64.shape[0]):
+        p = torch.softmax(z64[i], 0)
+        rows.append(-torch.log(sum(p[j] * t64[j, int(y[i])] for j in range(z64.shape[1]))))
+    return torch.stack(rows)
+
+
+def online_smoothing_means_loop(batches, num_classes, initial):
+    """The soft-label matrix after one epoch: per class, the mean softmax of its correctly classified rows."""
+    sums = [[0.0] * num_classes for _ in range(num_classes)]
+    counts = [0] * num_classes
+    for z, y in batches:
+        for i in range(z.shape[0]):
+            q = _softmax_row(z[i].tolist())
+            c = int(y[i])
+            if max(range(num_classes), key=lambda j: q[j]) == c:
+                counts[c] += 1
+                sums[c] = [s + v for s, v in zip(sums[c], q)]
+    out = initial.double().clone()
+    for c in range(num_classes):
+        if counts[c]:
+            out[c] = torch.tensor([s / counts[c] for s in sums[c]], dtype=torch.float64)
     return out

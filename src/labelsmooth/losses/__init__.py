@@ -3,11 +3,15 @@
 - :mod:`.cross_entropy` — :func:`cross_entropy` and :class:`CrossEntropyLoss`, the drop-in for PyTorch's.
 - :mod:`.binary` — binary / multi-label cross-entropy with two- or one-sided smoothing.
 - :mod:`.alternatives` — the confidence penalty and the focal loss (FLSD-53).
+- :mod:`.distillation` — knowledge distillation (Hinton et al.) and teacher-free distillation (Tf-KD_reg).
+- :mod:`.noisy` — online label smoothing, label relaxation, forward loss correction (noisy labels).
 """
 
 from .alternatives import ConfidencePenaltyLoss, FocalLoss, confidence_penalty, flsd53_gamma, focal_loss
 from .binary import BCEWithLogitsLoss, binary_cross_entropy_with_logits
 from .cross_entropy import CEArgs, CrossEntropyLoss, cross_entropy, prepare_cross_entropy_args
+from .distillation import distillation_loss, teacher_free_loss, teacher_free_target
+from .noisy import OnlineLabelSmoothing, forward_corrected_loss, label_relaxation_loss, symmetric_transition
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -15,10 +19,17 @@ __all__ = [
     "ConfidencePenaltyLoss",
     "CrossEntropyLoss",
     "FocalLoss",
+    "OnlineLabelSmoothing",
     "binary_cross_entropy_with_logits",
     "confidence_penalty",
     "cross_entropy",
+    "distillation_loss",
     "flsd53_gamma",
     "focal_loss",
+    "forward_corrected_loss",
+    "label_relaxation_loss",
     "prepare_cross_entropy_args",
+    "symmetric_transition",
+    "teacher_free_loss",
+    "teacher_free_target",
 ]

@@ -1,0 +1,234 @@
+"""The engine-agnostic cores of the ``distill`` and ``noise`` study tasks: tiny grids, determinism, checks."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from labelsmooth.study.tasks import _digits, distill, noise
+
+TINY_D = distill.DistillSection(
+    teacher_smoothing=(0.0, 0.2),
+    temperatures=(1.0, 4.0),
+    noise_rates=(0.0,),
+    seeds=(0, 1),
+    baseline_smoothing=(0.2,),
+    teacher_width=16,
+    teacher_depth=1,
+    student_width=8,
+    teacher_epochs=3,
+    student_epochs=3,
+    batch_size=0,
+    lr=0.01,
+)
+TINY_N = noise.NoiseSection(
+    noise_rates=(0.0, 0.4),
+    smoothing=(0.4, 0.0, -0.4),
+    seeds=(0,),
+    warmup_epochs=1,
+    epochs=3,
+    width=16,
+    depth=1,
+    batch_size=0,
+    lr=0.01,
+)
+
+
+def test_distill_grid_and_dependencies():
+    runs = distill.grid(TINY_D.validate())
+    teachers = [r for r in runs if r.role == "teacher"]
+    students = [r for r in runs if r.role == "student"]
+    baselines = [r for r in runs if r.role == "baseline"]
+    assert len(teachers) == 4 and len(students) == 8 and len(baselines) == 2 * 3
+    assert runs[: len(teachers)] == teachers  # teachers first
+    for s in students:
+        t = s.needs()
+        assert t in teachers and (t.label_smoothing, t.seed, t.noise_rate) == (
+            s.label_smoothing,
+            s.seed,
+            s.noise_rate,
+        )
+    assert all(r.needs() is None for r in teachers + baselines)
+    assert {r.method for r in baselines} == {"hard", "ls", "tfkd"}
+    assert set(distill.METHODS) == {"teacher", "kd", "hard", "ls", "tfkd"}
+    for task, run in ((distill, runs[0]), (noise, noise.grid(TINY_N)[0])):
+        keys = [m[0] for m in task.METRICS]
+        assert len(keys) == len(set(keys)) and all(m[3] in ("higher", "lower", None) for m in task.METRICS)
+        assert not set(keys) & set(run.axes())  # flat records: metrics never overwrite an axis
+
+
+def test_distill_runs_are_deterministic_and_artefacts_small():
+    t1 = distill.run_teacher(TINY_D, 0.2, 0)
+    t2 = distill.run_teacher(TINY_D, 0.2, 0)
+    assert t1["metrics"] == t2["metrics"]
+    art = t1["artefacts"]
+    assert set(art) == {"train_logits", "val_logits", "test_logits", "train_index"}
+    for key in art:
+        torch.testing.assert_close(art[key], t2["artefacts"][key])
+    assert art["train_logits"].dtype == torch.float32 and art["train_logits"].shape[1] == 10
+    assert sum(v.numel() * v.element_size() for v in art.values()) < 100_000
+    m = t1["metrics"]
+    for key in (
+        "accuracy",
+        "nll",
+        "ece",
+        "within_class_cosine",
+        "prob_spread",
+        "wrong_mass",
+        "wrong_entropy",
+    ):
+        assert isinstance(m[key], float) and math.isfinite(m[key])
+    s1 = distill.run_student(TINY_D, art, 4.0, 0)
+    s2 = distill.run_student(TINY_D, t2["artefacts"], 4.0, 0)
+    assert s1["metrics"] == s2["metrics"] and s1["curves"] == s2["curves"]
+    assert 0 <= s1["metrics"]["teacher_agreement"] <= 1
+    b = distill.run_baseline(TINY_D, "tfkd", 0)
+    assert b["metrics"]["teacher_agreement"] is None and b["artefacts"] == {}
+
+
+def test_distill_student_checks_its_teacher():
+    art = distill.run_teacher(TINY_D, 0.0, 0)["artefacts"]
+    with pytest.raises(ValueError, match="same seed"):
+        distill.run_student(TINY_D, art, 2.0, 1)  # another seed: another split
+    with pytest.raises(ValueError, match="to hold 'train_logits'"):
+        distill.run_student(
+            TINY_D, {"test_logits": art["test_logits"], "train_index": art["train_index"]}, 2.0, 0
+        )
+    with pytest.raises(ValueError, match=r"train_logits'\]` of shape"):
+        distill.run_student(TINY_D, {**art, "train_logits": art["train_logits"][:, :5]}, 2.0, 0)
+    with pytest.raises(ValueError, match="`teacher_artefacts` for a student run"):
+        distill.execute(TINY_D, distill.DistillRun("student", "kd", 0.0, 0, 0.0, 2.0))
+    with pytest.raises(ValueError, match="`temperature` in"):
+        distill.run_student(TINY_D, art, 0.0, 0)
+    with pytest.raises(ValueError, match="`method` to be one of"):
+        distill.run_baseline(TINY_D, "soft", 0)
+    with pytest.raises(ValueError, match="`label_smoothing` for the 'ls' baseline"):
+        distill.run_baseline(TINY_D, "ls", 0)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"teacher_smoothing": (0.1, 0.3)}, "to include 0"),
+        ({"teacher_smoothing": ()}, "non-empty"),
+        ({"temperatures": (1.0, 1.0)}, "distinct"),
+        ({"temperatures": (0.0,)}, "`distill.temperatures` in"),
+        ({"noise_rates": (1.0,)}, "`distill.noise_rates` in"),
+        ({"seeds": (-1,)}, "ints >= 0"),
+        ({"student_epochs": 0}, "`distill.student_epochs` to be an int >= 1"),
+        ({"batch_size": -1}, "`distill.batch_size`"),
+        ({"tfkd_alpha": 2.0}, "`distill.tfkd_alpha`"),
+        ({"val_fraction": 0.0}, "`distill.val_fraction`"),
+    ],
+)
+def test_distill_validate_errors(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(TINY_D, **change).validate()
+
+
+def test_distill_summarize_on_a_tiny_grid():
+    records, arts = [], {}
+    for run in distill.grid(TINY_D):
+        res = distill.execute(TINY_D, run, arts.get(run.needs()))
+        if run.role == "teacher":
+            arts[run] = res["artefacts"]
+        records.append({**run.axes(), **res["metrics"]})
+    lines = distill.summarize(records)
+    assert lines[0].startswith("Teachers") and any("within-class cos" in line for line in lines)
+    names = [c.name for c in distill.claims(records)]
+    assert "teacher_alone[eta=0,a=0.2]" in names
+    assert "students_not_better[eta=0,a=0.2,T=4]" in names and "gap_closes_t1[eta=0,a=0.2,T=1]" in names
+    assert "no_better_than_direct[eta=0,a=0.2,T=4]" in names
+    assert all(c.estimate.n == 2 for c in distill.claims(records))
+
+
+def _fake(records, **axes_values):
+    return [{**axes_values, "seed": s, "accuracy": v} for s, v in enumerate(records)]
+
+
+def test_distill_claim_directions_on_constructed_records():
+    recs = []
+    recs += _fake([0.90, 0.91, 0.92], role="teacher", method="teacher", noise_rate=0.0, label_smoothing=0.0)
+    recs += _fake([0.93, 0.94, 0.95], role="teacher", method="teacher", noise_rate=0.0, label_smoothing=0.1)
+    for t in (1.0, 4.0):
+        recs += _fake([0.90, 0.91, 0.92], role="student", noise_rate=0.0, label_smoothing=0.0, temperature=t)
+        recs += _fake([0.85, 0.86, 0.861], role="student", noise_rate=0.0, label_smoothing=0.1, temperature=t)
+    by = {c.name: c for c in distill.claims(recs)}
+    assert by["teacher_alone[eta=0,a=0.1]"].held is True
+    assert by["students_not_better[eta=0,a=0.1,T=4]"].held is True  # significantly worse: "not better" holds
+    assert by["gap_closes_t1[eta=0,a=0.1,T=1]"].held is False  # significantly worse at T = 1: no closing
+    assert by["students_not_better[eta=0,a=0.1,T=4]"].estimate.mean == pytest.approx(-0.0533, abs=1e-3)
+
+
+def test_noise_grid_runs_and_determinism():
+    sec = TINY_N.validate()
+    assert noise.methods(sec) == [
+        ("gls", 0.4),
+        ("gls", 0.0),
+        ("gls", -0.4),
+        ("ols", None),
+        ("relax", 0.2),
+        ("forward", None),
+    ]
+    runs = noise.grid(sec)
+    assert len(runs) == 2 * 6 and all(r.needs() is None for r in runs)
+    a = noise.run_one(sec, "gls", -0.4, 0.4, 0)
+    b = noise.run_one(sec, "gls", -0.4, 0.4, 0)
+    assert a["metrics"] == b["metrics"] and a["curves"] == b["curves"]
+    o = noise.run_one(sec, "ols", None, 0.4, 0)
+    soft = torch.tensor(o["arrays"]["ols_soft_labels"])
+    torch.testing.assert_close(soft.sum(1), torch.ones(10))
+    f0 = noise.run_one(sec, "forward", None, 0.0, 0)
+    ce0 = noise.run_one(sec, "gls", 0.0, 0.0, 0)  # T = I: forward correction is cross-entropy
+    assert f0["metrics"]["accuracy"] == ce0["metrics"]["accuracy"]
+    assert a["metrics"]["memorised"] is not None and f0["metrics"]["memorised"] is None
+    records = [{**r.axes(), **noise.execute(sec, r)["metrics"]} for r in runs]
+    lines = noise.summarize(records)
+    assert lines[0].startswith("Best r against eta") and len(noise.best_r_curve(records)) == 2
+
+
+def test_noise_errors():
+    with pytest.raises(ValueError, match="`method` to be one of"):
+        noise.run_one(TINY_N, "mixup", None, 0.0, 0)
+    with pytest.raises(ValueError, match="`param` \\(r or a\\) for method 'gls'"):
+        noise.run_one(TINY_N, "gls", None, 0.0, 0)
+    with pytest.raises(ValueError, match="`param` in \\(0, 1\\)"):
+        noise.run_one(TINY_N, "relax", 1.0, 0.0, 0)
+    with pytest.raises(ValueError, match="`noise_rate` in"):
+        noise.run_one(TINY_N, "forward", None, 1.0, 0)
+    for change, match in [
+        ({"warmup_epochs": 3}, "`noise.warmup_epochs`"),
+        ({"relaxation": (0.0,)}, "`noise.relaxation` in"),
+        ({"smoothing": (1.5,)}, "`noise.smoothing` in"),
+        ({"noise_rates": ()}, "non-empty"),
+        ({"ols_alpha": -0.1}, "`noise.ols_alpha`"),
+        ({"epochs": 0}, "`noise.epochs`"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(TINY_N, **change).validate()
+
+
+def test_noise_claims_on_constructed_records():
+    recs = []
+    acc = {0.0: {0.4: 0.95, 0.0: 0.93, -0.4: 0.90}, 0.6: {0.4: 0.50, 0.0: 0.52, -0.4: 0.60}}
+    for eta, by_r in acc.items():
+        for r, v in by_r.items():
+            recs += _fake([v, v + 0.01, v + 0.005], method="gls", param=r, noise_rate=eta)
+    curve = noise.best_r_curve(recs)
+    assert [(p["noise_rate"], p["best_r"]) for p in curve] == [(0.0, 0.4), (0.6, -0.4)]
+    by = {c.name: c for c in noise.claims(recs)}
+    assert by["best_r_positive[eta=0]"].held is True and by["best_r_negative[eta=0.6]"].held is True
+    assert by["best_r_negative[eta=0.6]"].estimate.mean == pytest.approx(0.10)
+
+
+def test_geometry_helpers_hand_cases():
+    f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    # class 0: identical vectors (cos 1); class 1: 45 degrees (cos 0.7071)
+    assert _digits.within_class_cosine(f, y) == pytest.approx((1 + math.sqrt(0.5)) / 2)
+    z = torch.log(torch.tensor([[0.8, 0.1, 0.1], [0.8, 0.2, 1e-12]]))
+    g = _digits.probability_geometry(z, torch.tensor([0, 0]))
+    assert g["wrong_mass"] == pytest.approx(0.2, abs=1e-6)
+    assert g["wrong_entropy"] == pytest.approx(0.5, abs=1e-6)  # uniform wrong mass (1) and a point mass (0)
+    assert g["prob_spread"] == pytest.approx(2 * 0.05**2, abs=1e-6)
