@@ -10,6 +10,7 @@ it smooths with the local shard size) and what PyTorch's ``loss_parallel()`` ref
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 import torch
@@ -67,11 +68,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
 
 
 def _is_dtensor(x: Any) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        return False
-    return isinstance(x, DTensor)
+    """Without importing torch.distributed.tensor (seconds): a DTensor exists only once it is imported."""
+    mod = sys.modules.get("torch.distributed.tensor")
+    return mod is not None and isinstance(x, mod.DTensor)
 
 
 def vocab_parallel_cross_entropy(
