@@ -66,8 +66,10 @@ def _worker(rank: int, port: int, out: str) -> None:
                 case(rank, world)
                 result["done"] += 1
                 result["times"][f"w{world}/{name}"] = time.perf_counter() - t0
-            except Exception:  # noqa: BLE001 - every failure is reported with its case name
-                result["failures"].append(f"[world {world}, rank {rank}] {name}: {traceback.format_exc(limit=4)}")
+            except Exception:
+                result["failures"].append(
+                    f"[world {world}, rank {rank}] {name}: {traceback.format_exc(limit=4)}"
+                )
     dist.barrier()
     dist.destroy_process_group()
     Path(out, f"{rank}.json").write_text(json.dumps(result))
@@ -76,7 +78,9 @@ def _worker(rank: int, port: int, out: str) -> None:
 def test_vocab_parallel_groups_of_2_and_3(tmp_path):
     import time
 
-    ctx = mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=3, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _worker, args=(_free_port(), str(tmp_path)), nprocs=3, join=False, start_method="spawn"
+    )
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=5):
         if time.monotonic() > deadline:
@@ -113,6 +117,7 @@ def _count(*args, **kw):
     kw.setdefault("group", GROUP[0])
     return global_num_items(*args, **kw)
 
+
 def _sizes(V: int, world: int, kind: str) -> list[int]:
     """Shard sizes: "even" (the remainder on the last rank), "uneven" (V = 13 over 2: [10, 3]; over 3:
     [6, 1, 6]) or "empty" (rank 1 holds no class)."""
@@ -142,7 +147,9 @@ def _close(a, b, what, rtol=1e-10, atol=1e-12):
     """torch.testing.assert_close's rule (|a - b| <= atol + rtol |b|, nan == nan, same dtype and shape),
     without its import of torch.distributed.tensor (seconds) once a process group exists."""
     a, b = a.detach(), b.detach()
-    assert a.dtype == b.dtype and a.shape == b.shape, f"{what}: {a.dtype}{tuple(a.shape)} vs {b.dtype}{tuple(b.shape)}"
+    assert a.dtype == b.dtype and a.shape == b.shape, (
+        f"{what}: {a.dtype}{tuple(a.shape)} vs {b.dtype}{tuple(b.shape)}"
+    )
     a64, b64 = a.double(), b.double()
     ok = torch.isclose(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
     if not bool(ok.all()):
@@ -154,12 +161,18 @@ def _close(a, b, what, rtol=1e-10, atol=1e-12):
         )
 
 
-def _check_shard_loss(rank, world, *, sizes, z, y, kw_ref, kw_ours, reduction, tol=(1e-10, 1e-12), grad_tol=None):
+def _check_shard_loss(
+    rank, world, *, sizes, z, y, kw_ref, kw_ours, reduction, tol=(1e-10, 1e-12), grad_tol=None
+):
     """Loss and gradient of the shard against labelsmooth.cross_entropy on the full logits."""
     s, e = _bounds(sizes, rank)
     zr = z.clone().requires_grad_()
     ref = cross_entropy(zr, y, reduction=reduction, **kw_ref)
-    go = torch.linspace(0.5, 1.5, ref.numel(), dtype=ref.dtype).reshape(ref.shape) if reduction == "none" else None
+    go = (
+        torch.linspace(0.5, 1.5, ref.numel(), dtype=ref.dtype).reshape(ref.shape)
+        if reduction == "none"
+        else None
+    )
     (ref * go).sum().backward() if go is not None else ref.backward()
     shard = z[:, s:e].clone().requires_grad_()
     ours = _ce(shard, y, reduction=reduction, **kw_ours)
@@ -225,7 +238,9 @@ def _variant_cases(world):
                 y = torch.where(y >= 0, y % max(1, sizes[0]), y)
             else:
                 raise AssertionError(variant)
-            _check_shard_loss(rank, world, sizes=sizes, z=z, y=y, kw_ref=ref, kw_ours=ours, reduction=reduction)
+            _check_shard_loss(
+                rank, world, sizes=sizes, z=z, y=y, kw_ref=ref, kw_ours=ours, reduction=reduction
+            )
 
         return case
 
@@ -244,7 +259,9 @@ def _variant_cases(world):
         "targets_in_rank0_only",
     ]
     for variant in variants:
-        for layout in ("even", "uneven", "empty") if variant in ("plain", "prior_slice_weight") else ("uneven",):
+        for layout in (
+            ("even", "uneven", "empty") if variant in ("plain", "prior_slice_weight") else ("uneven",)
+        ):
             for reduction in REDUCTIONS:
                 out.append((f"{variant}/{layout}/{reduction}", make(variant, layout, reduction)))
     return out
@@ -253,7 +270,10 @@ def _variant_cases(world):
 def _case_float32_extreme(rank, world):
     sizes = _sizes(40, world, "uneven")
     s, e = _bounds(sizes, rank)
-    z = torch.cat([torch.tensor([[1e4, -1e4], [-1e4, 1e4], [3.0, -2.0]]), torch.linspace(-1e4, 1e4, 38).expand(3, 38)], 1)
+    z = torch.cat(
+        [torch.tensor([[1e4, -1e4], [-1e4, 1e4], [3.0, -2.0]]), torch.linspace(-1e4, 1e4, 38).expand(3, 38)],
+        1,
+    )
     y = torch.tensor([1, 0, 39])
     for red in REDUCTIONS:
         z1, z2 = z[:, s:e].clone().requires_grad_(), z.double().requires_grad_()
@@ -319,7 +339,10 @@ def _case_spatial_and_per_sample(rank, world):
     y = torch.randint(0, V, (B, T), generator=g)
     y[0, 1] = -100
     aB = torch.rand(B, generator=g, dtype=torch.float64)
-    for a, a_rows in ((aB, aB.repeat_interleave(T)), (aB.unsqueeze(1).expand(B, T).clone(), aB.repeat_interleave(T))):
+    for a, a_rows in (
+        (aB, aB.repeat_interleave(T)),
+        (aB.unsqueeze(1).expand(B, T).clone(), aB.repeat_interleave(T)),
+    ):
         zr = z.clone().requires_grad_()
         ref = cross_entropy(zr.reshape(-1, V), y.reshape(-1), label_smoothing=a_rows, reduction="none")
         ref.sum().backward()
@@ -349,8 +372,14 @@ def _case_ignored(rank, world):
     # custom ignore_index
     y2 = torch.tensor([3, 7, 0, 2])
     _check_shard_loss(
-        rank, world, sizes=sizes, z=z, y=y2, kw_ref={"ignore_index": 7, "label_smoothing": 0.1},
-        kw_ours={"ignore_index": 7, "label_smoothing": 0.1}, reduction="mean",
+        rank,
+        world,
+        sizes=sizes,
+        z=z,
+        y=y2,
+        kw_ref={"ignore_index": 7, "label_smoothing": 0.1},
+        kw_ours={"ignore_index": 7, "label_smoothing": 0.1},
+        reduction="mean",
     )
 
 
@@ -463,13 +492,24 @@ def _case_linear(rank, world):
     for red in REDUCTIONS:
         for kw_ref, kw_ours in (
             ({"label_smoothing": 0.1}, {"label_smoothing": 0.1}),
-            ({"label_smoothing": 0.2, "prior": u, "weight": w}, {"label_smoothing": 0.2, "prior": u[s:e], "weight": w[s:e]}),
+            (
+                {"label_smoothing": 0.2, "prior": u, "weight": w},
+                {"label_smoothing": 0.2, "prior": u[s:e], "weight": w[s:e]},
+            ),
         ):
             xr, Wr, br = (t.clone().requires_grad_() for t in (x, W, b))
             ref = cross_entropy(xr @ Wr.T + br, y, reduction=red, **kw_ref)
-            go = torch.linspace(0.5, 1.5, n, dtype=torch.float64) if red == "none" else torch.tensor(2.0, dtype=torch.float64)
+            go = (
+                torch.linspace(0.5, 1.5, n, dtype=torch.float64)
+                if red == "none"
+                else torch.tensor(2.0, dtype=torch.float64)
+            )
             (ref * go).sum().backward()
-            xo, Wo, bo = x.clone().requires_grad_(), W[s:e].clone().requires_grad_(), b[s:e].clone().requires_grad_()
+            xo, Wo, bo = (
+                x.clone().requires_grad_(),
+                W[s:e].clone().requires_grad_(),
+                b[s:e].clone().requires_grad_(),
+            )
             ours = _lin(xo, Wo, y, bo, reduction=red, chunk_size=4, **kw_ours)
             (ours * go).sum().backward()
             _close(ours, ref, f"linear loss {red}")
@@ -491,7 +531,9 @@ def _case_linear(rank, world):
     _lin(x, Wo, y, label_smoothing=0.1).backward()
     assert Wo.grad is not None
     with torch.no_grad():
-        _close(_lin(x, W[s:e], y, label_smoothing=0.1), cross_entropy(x @ W.T, y, label_smoothing=0.1), "no_grad")
+        _close(
+            _lin(x, W[s:e], y, label_smoothing=0.1), cross_entropy(x @ W.T, y, label_smoothing=0.1), "no_grad"
+        )
 
 
 def _case_errors(rank, world):
@@ -519,11 +561,21 @@ def _case_errors(rank, world):
     # a prior slice of the wrong length on one rank
     u = torch.full((V,), 1.0 / V, dtype=torch.float64)
     prior = u[s : e - 1] if mine else u[s:e]
-    msg = _raises(ValueError, "of length 10 (the full vocabulary)", lambda: _ce(shard, y, prior=prior, label_smoothing=0.1))
+    msg = _raises(
+        ValueError,
+        "of length 10 (the full vocabulary)",
+        lambda: _ce(shard, y, prior=prior, label_smoothing=0.1),
+    )
     assert f"on rank {other}" in msg
     # prior slices that do not add up to a distribution; a full prior that is not one
-    _raises(ValueError, "over the full vocabulary", lambda: _ce(shard, y, prior=u[s:e] * 2, label_smoothing=0.1))
-    _raises(ValueError, "to sum to 1", lambda: _ce(shard, y, prior=u * (1.5 if mine else 1.0), label_smoothing=0.1))
+    _raises(
+        ValueError, "over the full vocabulary", lambda: _ce(shard, y, prior=u[s:e] * 2, label_smoothing=0.1)
+    )
+    _raises(
+        ValueError,
+        "to sum to 1",
+        lambda: _ce(shard, y, prior=u * (1.5 if mine else 1.0), label_smoothing=0.1),
+    )
     # a weight slice of the wrong length
     w = torch.ones(V + 1 if mine else V, dtype=torch.float64)
     _raises(ValueError, "`weight` of length 10", lambda: _ce(shard, y, weight=w))
@@ -531,14 +583,20 @@ def _case_errors(rank, world):
     n_bad = 3 if mine else 4
     _raises(ValueError, "same number of rows", lambda: _ce(shard[:n_bad], y[:n_bad]))
     # a local type error on one rank is raised, with its rank, on every rank
-    msg = _raises(TypeError, "floating-point", lambda: _ce(shard, y, weight=torch.ones(V, dtype=torch.long) if mine else None))
+    msg = _raises(
+        TypeError,
+        "floating-point",
+        lambda: _ce(shard, y, weight=torch.ones(V, dtype=torch.long) if mine else None),
+    )
     assert f"on rank {other}" in msg
     _raises(ValueError, "label_smoothing", lambda: _ce(shard, y, label_smoothing=1.5))
     _raises(ValueError, 'reduction="mean"', lambda: _ce(shard, y, reduction="sum", num_items_in_batch=3))
     _raises(ValueError, "> 0", lambda: _ce(shard, y, num_items_in_batch=0))
     _raises(TypeError, "one-element tensor", lambda: _ce(shard, y, num_items_in_batch="3"))
     _raises(ValueError, "one-element tensor", lambda: _ce(shard, y, num_items_in_batch=torch.ones(2)))
-    _raises(ValueError, "`ignore_index` to be the same", lambda: _ce(shard, y, ignore_index=-1 if mine else -100))
+    _raises(
+        ValueError, "`ignore_index` to be the same", lambda: _ce(shard, y, ignore_index=-1 if mine else -100)
+    )
     # the linear variant: a bias whose length disagrees with this rank's rows
     x = torch.randn(4, 3, dtype=torch.float64)
     Wr = torch.randn(e - s, 3, dtype=torch.float64)
@@ -549,7 +607,16 @@ def _case_errors(rank, world):
     _raises(TypeError, "input's dtype", lambda: _lin(x, Wr.float(), y))
     _raises(ValueError, "(V_r, 3)", lambda: _lin(x, Wr[:, :2], y))
     # after all that, the group still works
-    _check_shard_loss(rank, world, sizes=sizes, z=z, y=y, kw_ref={"label_smoothing": 0.1}, kw_ours={"label_smoothing": 0.1}, reduction="mean")
+    _check_shard_loss(
+        rank,
+        world,
+        sizes=sizes,
+        z=z,
+        y=y,
+        kw_ref={"label_smoothing": 0.1},
+        kw_ours={"label_smoothing": 0.1},
+        reduction="mean",
+    )
 
 
 def _cases(world):
@@ -588,7 +655,7 @@ def one_rank_group():
 
 
 def test_global_num_items_types(one_rank_group):
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         global_num_items([0, 1])
     with pytest.raises(TypeError, match="integer class indices"):
         global_num_items(torch.tensor([0.0]))
@@ -602,7 +669,7 @@ def test_one_rank_type_errors(one_rank_group):
         vocab_parallel_cross_entropy(z.long(), torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="`target` to hold integer class indices"):
         vocab_parallel_cross_entropy(z, torch.tensor([0.0, 1.0]))
-    with pytest.raises(TypeError, match="`target` to be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"`target` to be a torch\.Tensor"):
         vocab_parallel_cross_entropy(z, [0, 1])
     with pytest.raises(ValueError, match="`target` of shape"):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1, 2]))
@@ -620,7 +687,7 @@ def test_one_rank_type_errors(one_rank_group):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), weight=torch.ones(3, 1))
     with pytest.raises(ValueError, match="`vocab_size` >= 2"):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), vocab_size=1)
-    with pytest.raises(ValueError, match="at least|>= 2"):
+    with pytest.raises(ValueError, match=r">= 2"):
         vocab_parallel_cross_entropy(torch.randn(2, 1), torch.tensor([0, 0]))
     x, W = torch.randn(2, 3, requires_grad=True), torch.randn(4, 3)
     with pytest.raises(TypeError, match="`bias` to have the input's dtype"):

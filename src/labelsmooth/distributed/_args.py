@@ -47,10 +47,14 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> None:
         )
     if isinstance(num_items_in_batch, torch.Tensor):
         if num_items_in_batch.numel() != 1 or num_items_in_batch.dtype == torch.bool:
-            raise ValueError(expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch))
+            raise ValueError(
+                expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch)
+            )
         return
     if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, (int, float)):
-        raise TypeError(expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch))
+        raise TypeError(
+            expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch)
+        )
     if not num_items_in_batch > 0:
         raise ValueError(expected("num_items_in_batch", "> 0", num_items_in_batch))
 

@@ -17,9 +17,23 @@ import torch
 from .._validation import check_num_classes, expected
 
 # Columns of the gathered table.
-(_SIZE, _ROWS, _TMIN, _TMAX, _SUM1, _SUM2, _PRIOR, _WEIGHT, _ERROR, _POS, _VOCAB, _IGNORE, _PRIOR_OK, _PRIOR_DIM, _MODE) = range(
-    15
-)
+(
+    _SIZE,
+    _ROWS,
+    _TMIN,
+    _TMAX,
+    _SUM1,
+    _SUM2,
+    _PRIOR,
+    _WEIGHT,
+    _ERROR,
+    _POS,
+    _VOCAB,
+    _IGNORE,
+    _PRIOR_OK,
+    _PRIOR_DIM,
+    _MODE,
+) = range(15)
 _ERROR_TYPES: dict[int, type[Exception]] = {1: ValueError, 2: TypeError}
 
 
@@ -202,11 +216,17 @@ def _check_table(table: list[list[int]], group: Any, rank: int, name: str) -> La
                 )
             )
     for col, arg in ((_PRIOR, "prior"), (_WEIGHT, "weight"), (_PRIOR_DIM, "prior"), (_MODE, "weight_mode")):
-        if len({row[col] >= 0 for row in table}) > 1 or (col in (_PRIOR_DIM, _MODE) and len({row[col] for row in table}) > 1):
+        if len({row[col] >= 0 for row in table}) > 1 or (
+            col in (_PRIOR_DIM, _MODE) and len({row[col] for row in table}) > 1
+        ):
             what = "the same number of dimensions" if col == _PRIOR_DIM else "the same"
             given = [row[col] for row in table]
             raise ValueError(
-                expected(arg, f"to be given on every rank or on none, with {what} on every rank", Said(f"{given} by rank"))
+                expected(
+                    arg,
+                    f"to be given on every rank or on none, with {what} on every rank",
+                    Said(f"{given} by rank"),
+                )
             )
     for col, arg in ((_PRIOR, "prior"), (_WEIGHT, "weight")):
         for r in range(world):

@@ -25,6 +25,7 @@ from which ``L = log S`` and the loss follow exactly as on one device:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
 import torch
 
 from .._validation import check_distribution, expected
@@ -165,7 +166,9 @@ def build_rows(
             U, flat = flat[:k], flat[k:]
             if U.numel() and bool(((U - 1).abs() > _ATOL).any()):
                 worst = U[(U - 1).abs().argmax()]
-                raise ValueError(expected("prior", "to sum to 1 over the full vocabulary (all shards)", worst))
+                raise ValueError(
+                    expected("prior", "to sum to 1 over the full vocabulary (all shards)", worst)
+                )
             Ur = U.reshape(()) if k == 1 else U
             assert v is not None
             v = v / (Ur if k == 1 else Ur.unsqueeze(-1))

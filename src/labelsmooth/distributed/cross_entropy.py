@@ -40,7 +40,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
             st, _ = local_stats(zb.to(cdt) if half else zb, p.rows(s, e), inplace=half)
             parts.append(st)
         if parts:
-            st = Stats(*(torch.cat([getattr(q, f) for q in parts]) for f in ("m", "logS", "zy", "zu", "m_safe")))
+            st = Stats(
+                *(torch.cat([getattr(q, f) for q in parts]) for f in ("m", "logS", "zy", "zu", "m_safe"))
+            )
         else:
             empty = torch.empty(0, dtype=cdt, device=z.device)
             st = Stats(empty, empty, empty, empty, empty)
@@ -302,7 +304,9 @@ def _dtensor_cross_entropy(logits, target, group, kw) -> torch.Tensor:
     from .._validation import expected
 
     if group is not None:
-        raise ValueError(expected("group", "to be None for DTensor logits (their device mesh gives it)", group))
+        raise ValueError(
+            expected("group", "to be None for DTensor logits (their device mesh gives it)", group)
+        )
     mesh, placements, last = logits.device_mesh, tuple(logits.placements), logits.ndim - 1
     sharded = [i for i, pl in enumerate(placements) if isinstance(pl, Shard) and pl.dim % logits.ndim == last]
     others_replicated = all(isinstance(pl, Replicate) for i, pl in enumerate(placements) if i not in sharded)
@@ -323,10 +327,13 @@ def _dtensor_cross_entropy(logits, target, group, kw) -> torch.Tensor:
         if all(isinstance(pl, Replicate) for pl in x.placements):
             return x.to_local()
         pls = tuple(x.placements)
-        if name in ("prior", "weight") and isinstance(pls[mesh_dim], Shard) and pls[mesh_dim].dim % x.ndim == x.ndim - 1:
+        own = pls[mesh_dim]
+        if name in ("prior", "weight") and isinstance(own, Shard) and own.dim % x.ndim == x.ndim - 1:
             if all(isinstance(pl, Replicate) for i, pl in enumerate(pls) if i != mesh_dim):
                 return x.to_local()
-        raise ValueError(expected(name, "to be a replicated DTensor (or sharded like the logits' classes)", pls))
+        raise ValueError(
+            expected(name, "to be a replicated DTensor (or sharded like the logits' classes)", pls)
+        )
 
     kw = dict(kw)
     for name in ("prior", "weight", "label_smoothing", "num_items_in_batch"):

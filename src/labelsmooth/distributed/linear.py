@@ -9,7 +9,8 @@ into the loss's gradient ``g_c`` and accumulates
 .. math::
 
     \\nabla_{x_c} \\mathrel{+}= g_c W_r \\ (\\text{then summed over ranks}), \\qquad
-    \\nabla_{W_r} \\mathrel{+}= g_c^\\top x_c, \\qquad \\nabla_{b_r} \\mathrel{+}= \\textstyle\\sum_{rows} g_c .
+    \\nabla_{W_r} \\mathrel{+}= g_c^\\top x_c, \\qquad
+    \\nabla_{b_r} \\mathrel{+}= \\textstyle\\sum_{rows} g_c .
 """
 
 from __future__ import annotations
@@ -243,14 +244,20 @@ num_items_in_batch, vocab_size
             raise ValueError(expected("input", "to have shape (N, D) or (..., D)", input))
         D = input.shape[-1]
         if linear_weight.dim() != 2 or linear_weight.shape[1] != D:
-            raise ValueError(expected("linear_weight", f"of shape (V_r, {D}) (this rank's rows)", linear_weight))
+            raise ValueError(
+                expected("linear_weight", f"of shape (V_r, {D}) (this rank's rows)", linear_weight)
+            )
         if linear_weight.dtype != input.dtype:
-            raise TypeError(expected("linear_weight", f"to have the input's dtype {input.dtype}", linear_weight.dtype))
+            raise TypeError(
+                expected("linear_weight", f"to have the input's dtype {input.dtype}", linear_weight.dtype)
+            )
         local_size = int(linear_weight.shape[0])
         if bias is not None:
             check_float_tensor("bias", bias)
             if tuple(bias.shape) != (local_size,):
-                raise ValueError(expected("bias", f"of shape ({local_size},) like linear_weight's rows", bias))
+                raise ValueError(
+                    expected("bias", f"of shape ({local_size},) like linear_weight's rows", bias)
+                )
             if bias.dtype != input.dtype:
                 raise TypeError(expected("bias", f"to have the input's dtype {input.dtype}", bias.dtype))
         if chunk_size is not None and (
@@ -284,7 +291,7 @@ num_items_in_batch, vocab_size
         prior_is_distribution=args.prior_is_distribution if args is not None else True,
         prior_dim=args.prior.dim() if args is not None and args.prior is not None else -1,
         weight_len=args.weight_len if args is not None else -1,
-        weight_mode=kw["weight_mode"] if args is not None else "torch",
+        weight_mode=weight_mode if args is not None else "torch",
         vocab_size=vocab_size,
         position=None,
         error=error,
