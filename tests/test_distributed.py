@@ -474,6 +474,8 @@ def _case_dtensor(rank, world):
     else:  # pragma: no cover - depends on the torch release
         _close(theirs.full_tensor(), cross_entropy(z, y, label_smoothing=0.1), "loss_parallel")
     _raises(ValueError, "sharded on its last", lambda: _ce(distribute_tensor(z, mesh, [Replicate()]), y))
+    ys = distribute_tensor(y, mesh, [Shard(0)])
+    _raises(ValueError, "`target` to be a replicated DTensor", lambda: _ce(dz, ys))
     _raises(ValueError, "None for DTensor", lambda: _ce(dz, y, group=dist.group.WORLD))
 
 
@@ -576,6 +578,21 @@ def _case_errors(rank, world):
         "to sum to 1",
         lambda: _ce(shard, y, prior=u * (1.5 if mine else 1.0), label_smoothing=0.1),
     )
+    # arguments that must agree across ranks for the same collectives to follow
+    _raises(
+        ValueError, "given on every rank or on none", lambda: _ce(shard, y, prior=u[s:e] if mine else None)
+    )
+    _raises(ValueError, "given on every rank or on none", lambda: _ce(shard, y, weight=None if mine else u))
+    rows = torch.full((4, V), 1.0 / V, dtype=torch.float64)
+    _raises(
+        ValueError, "same number of dimensions", lambda: _ce(shard, y, prior=rows[:, s:e] if mine else u[s:e])
+    )
+    _raises(
+        ValueError,
+        "`weight_mode` to be the same",
+        lambda: _ce(shard, y, weight_mode="row" if mine else "torch"),
+    )
+    _raises(ValueError, "`vocab_size` to be the same", lambda: _ce(shard, y, vocab_size=V + 1 if mine else V))
     # a weight slice of the wrong length
     w = torch.ones(V + 1 if mine else V, dtype=torch.float64)
     _raises(ValueError, "`weight` of length 10", lambda: _ce(shard, y, weight=w))
@@ -683,6 +700,10 @@ def test_one_rank_type_errors(one_rank_group):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), prior=torch.full((3, 3), 1 / 3))
     with pytest.raises(ValueError, match="non-negative"):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), prior=torch.tensor([1.5, -0.5, 0.0]))
+    with pytest.raises(ValueError, match="finite"):
+        vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), prior=torch.tensor([0.5, float("nan"), 0.5]))
+    with pytest.raises(ValueError, match=r"of shape \(P,\) or \(M, P\)"):
+        vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), prior=torch.full((2, 3, 3), 1 / 3))
     with pytest.raises(ValueError, match="`weight` of shape"):
         vocab_parallel_cross_entropy(z, torch.tensor([0, 1]), weight=torch.ones(3, 1))
     with pytest.raises(ValueError, match="`vocab_size` >= 2"):

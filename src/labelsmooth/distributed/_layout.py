@@ -1,7 +1,7 @@
 """The group's vocabulary layout, gathered once per call, and input errors raised alike on every rank.
 
 A collective that one rank skips hangs the others, so no rank may raise on its own. Every call first
-all-gathers a dozen integers per rank (:func:`gather_layout`): the rank's shard size and position, its
+all-gathers 15 integers per rank (:func:`gather_layout`): the rank's shard size and position, its
 row count, the range and a checksum of its target, the lengths of its ``prior`` and ``weight``, and a
 flag for a local error. From that table every rank derives the same layout (shard offsets in position
 order, the global vocabulary ``V = sum of the shard sizes``) and, if anything is wrong, the same error.
@@ -177,8 +177,7 @@ def _check_table(table: list[list[int]], group: Any, rank: int, name: str) -> La
     if len(set(ignores)) != 1:
         raise ValueError(expected("ignore_index", "to be the same on every rank", ignores))
     positions = [r[_POS] for r in table]
-    if sorted(positions) != list(range(world)):
-        raise ValueError(expected("shard positions", f"to be a permutation of 0..{world - 1}", positions))
+    assert sorted(positions) == list(range(world)), positions  # group ranks or mesh coordinates
     order = sorted(range(world), key=lambda r: positions[r])
     sizes = tuple(table[r][_SIZE] for r in order)
     V = sum(sizes)
@@ -215,19 +214,25 @@ def _check_table(table: list[list[int]], group: Any, rank: int, name: str) -> La
                     Said(f"a different target on rank {r} than on rank 0"),
                 )
             )
-    for col, arg in ((_PRIOR, "prior"), (_WEIGHT, "weight"), (_PRIOR_DIM, "prior"), (_MODE, "weight_mode")):
-        if len({row[col] >= 0 for row in table}) > 1 or (
-            col in (_PRIOR_DIM, _MODE) and len({row[col] for row in table}) > 1
-        ):
-            what = "the same number of dimensions" if col == _PRIOR_DIM else "the same"
-            given = [row[col] for row in table]
-            raise ValueError(
-                expected(
-                    arg,
-                    f"to be given on every rank or on none, with {what} on every rank",
-                    Said(f"{given} by rank"),
-                )
-            )
+    # the same collectives follow on every rank only if these agree
+    for col, arg, what in (
+        (_PRIOR, "prior", "to be given on every rank or on none"),
+        (_WEIGHT, "weight", "to be given on every rank or on none"),
+        (_PRIOR_DIM, "prior", "to have the same number of dimensions on every rank"),
+        (_MODE, "weight_mode", "to be the same on every rank"),
+    ):
+        key = (
+            (lambda row, col=col: row[col] >= 0)
+            if col in (_PRIOR, _WEIGHT)
+            else (lambda row, col=col: row[col])
+        )
+        if len({key(row) for row in table}) > 1:
+            given: list[Any] = [row[col] for row in table]
+            if col == _MODE:
+                given = ["row" if g else "torch" for g in given]
+            elif col != _PRIOR_DIM:
+                given = ["given" if g >= 0 else "None" for g in given]
+            raise ValueError(expected(arg, what, Said(f"{given} by rank")))
     for col, arg in ((_PRIOR, "prior"), (_WEIGHT, "weight")):
         for r in range(world):
             n, own = table[r][col], table[r][_SIZE]

@@ -110,7 +110,7 @@ def vocab_parallel_cross_entropy(
         \\ell = w_y\\,[(1 - a)(\\mathrm{lse} - z_y) + a(\\mathrm{lse} - \\textstyle\\sum_k u_k z_k)]
         \\quad (\\texttt{weight\\_mode="row"})
 
-    Communication per call: one all-gather of 13 integers per rank (layout and input checks); one
+    Communication per call: one all-gather of 15 integers per rank (layout and input checks); one
     MAX all-reduce of the ``N`` row maxima; one SUM all-reduce of ``3N`` numbers (the sum of
     exponentials, the target logit, the prior-weighted logit sum); and, only when ``weight`` or
     ``prior`` are given as slices, one more SUM all-reduce of ``w_y`` and the prior's sums (``<= 3N``).
