@@ -14,10 +14,15 @@ from .losses import (
     ConfidencePenaltyLoss,
     CrossEntropyLoss,
     FocalLoss,
+    PreferenceRewards,
     binary_cross_entropy_with_logits,
     confidence_penalty,
     cross_entropy,
     focal_loss,
+    hl_gauss_loss,
+    preference_loss,
+    preference_rewards,
+    two_hot_loss,
 )
 from .metrics import (
     CalibrationMeter,
@@ -28,7 +33,15 @@ from .metrics import (
     logit_gap,
     smooth_calibration_error,
 )
-from .targets import class_prior, convert_smoothing, smooth_labels
+from .targets import (
+    Support,
+    class_prior,
+    convert_smoothing,
+    histogram_mean,
+    hl_gauss_targets,
+    smooth_labels,
+    two_hot_targets,
+)
 
 __version__ = "0.1.0"
 
@@ -38,6 +51,8 @@ __all__ = [
     "ConfidencePenaltyLoss",
     "CrossEntropyLoss",
     "FocalLoss",
+    "PreferenceRewards",
+    "Support",
     "TemperatureScaler",
     "__version__",
     "binary_cross_entropy_with_logits",
@@ -52,11 +67,18 @@ __all__ = [
     "expected_calibration_error",
     "focal_loss",
     "fused_cross_entropy",
+    "histogram_mean",
+    "hl_gauss_loss",
+    "hl_gauss_targets",
     "kernels",
     "linear_cross_entropy",
     "logit_gap",
     "metrics",
+    "preference_loss",
+    "preference_rewards",
     "smooth_calibration_error",
     "smooth_labels",
     "theory",
+    "two_hot_loss",
+    "two_hot_targets",
 ]
