@@ -6,6 +6,7 @@ Sections are appended per module (losses, metrics, kernels); keep them independe
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -209,7 +210,7 @@ def hl_gauss_loop(y, edges, sigma):
 
 
 def two_hot_loop(y, edges):
-    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
     rows = []
     for v in y:
         v = min(max(v, centres[0]), centres[-1])

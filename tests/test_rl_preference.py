@@ -6,10 +6,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import dpo_trl_loop
 
 import labelsmooth as ls
 from labelsmooth import preference_loss, preference_rewards, theory
+from reference import dpo_trl_loop
 
 
 def _logps(n=9, seed=0, scale=5.0, dtype=torch.float64):
@@ -119,7 +119,7 @@ def test_rejects_mismatched_shapes_and_integer_logps():
         preference_rewards(pc, pr.reshape(3, 3), rc, rr)
     with pytest.raises(TypeError, match="`policy_chosen_logps` to be a floating-point tensor"):
         preference_loss(pc.long(), pr, rc, rr)
-    with pytest.raises(TypeError, match="`reference_chosen_logps` to be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"`reference_chosen_logps` to be a torch\.Tensor"):
         preference_loss(pc, pr, [0.0] * 9, rr)
 
 
@@ -158,6 +158,6 @@ def test_cdpo_margin_limits_and_errors():
         theory.descend_preference_margin(0.1, 0.1, steps=-1)
     with pytest.raises(ValueError, match="`lr` > 0"):
         theory.descend_preference_margin(0.1, 0.1, lr=0.0)
-    with pytest.raises(ValueError, match="division|divides"):
+    with pytest.raises(ValueError, match=r"divides by 1 - 2e"):
         theory.descend_preference_margin(0.5, 0.1, robust=True)
     assert ls.losses.preference_loss is preference_loss

@@ -436,8 +436,8 @@ def hl_gauss_targets(y: torch.Tensor, support: SupportLike, sigma: float) -> tor
 
     .. math::
 
-        p_i = \\frac{\\Phi\\bigl(\\frac{e_{i+1} - y}{\\sigma}\\bigr) - \\Phi\\bigl(\\frac{e_i - y}{\\sigma}\\bigr)}
-                   {\\Phi\\bigl(\\frac{e_B - y}{\\sigma}\\bigr) - \\Phi\\bigl(\\frac{e_0 - y}{\\sigma}\\bigr)},
+        p_i = \\frac{\\Phi((e_{i+1} - y)/\\sigma) - \\Phi((e_i - y)/\\sigma)}
+                   {\\Phi((e_B - y)/\\sigma) - \\Phi((e_0 - y)/\\sigma)},
         \\qquad \\Phi(x) = \\tfrac12\\bigl(1 + \\operatorname{erf}(x/\\sqrt2)\\bigr),
 
     the mass of the bins ``[e_i, e_{i+1})`` renormalised over the support ``[e_0, e_B]``. It is label

@@ -312,7 +312,7 @@ def descend_preference_margin(
     robust: bool = False,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """Drive one pair's free margin ``h`` by gradient descent on the cDPO (or rDPO) loss; return ``h`` per step.
+    """Drive one pair's free margin ``h`` by gradient descent on the cDPO (or rDPO) loss; ``h`` per step.
 
     Starting from ``h = 0``, each step applies ``h <- h - lr * dl/dh`` with the loss of
     :func:`labelsmooth.preference_loss` (autograd through the library's own loss). For cDPO with ``e > 0``
@@ -328,7 +328,8 @@ def descend_preference_margin(
     steps : int
         Number of descent steps, >= 0.
     lr : float, optional
-        Step size, > 0; defaults to ``1 / beta**2`` (the loss's curvature in ``h`` is at most ``beta**2 / 4``).
+        Step size, > 0; defaults to ``1 / beta**2`` (the loss's curvature in ``h`` is at most
+        ``beta**2 / 4``).
     robust : bool
         Descend the rDPO loss instead.
 

@@ -5,7 +5,8 @@ rejected ``y_l``) through the log-ratio margin against a frozen reference ``pi_r
 
 .. math::
 
-    h = \\bigl(\\log\\pi(y_w) - \\log\\pi_{ref}(y_w)\\bigr) - \\bigl(\\log\\pi(y_l) - \\log\\pi_{ref}(y_l)\\bigr),
+    h = \\bigl(\\log\\pi(y_w) - \\log\\pi_{ref}(y_w)\\bigr)
+      - \\bigl(\\log\\pi(y_l) - \\log\\pi_{ref}(y_l)\\bigr),
     \\qquad \\ell_{DPO} = -\\log\\sigma(\\beta h),
 
 whose infimum is at ``h = +inf``: DPO drives margins apart without bound, the preference-learning twin of
@@ -34,7 +35,12 @@ from .._validation import check_float_tensor, check_reduction, expected
 
 __all__ = ["PreferenceRewards", "check_preference_smoothing", "preference_loss", "preference_rewards"]
 
-_NAMES = ("policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps", "reference_rejected_logps")
+_NAMES = (
+    "policy_chosen_logps",
+    "policy_rejected_logps",
+    "reference_chosen_logps",
+    "reference_rejected_logps",
+)
 
 
 class PreferenceRewards(NamedTuple):
@@ -149,7 +155,8 @@ def preference_loss(
 
         \\text{cDPO:}\\quad \\ell = (1 - e)\\,[-\\log\\sigma(\\beta h)] + e\\,[-\\log\\sigma(-\\beta h)]
 
-        \\text{rDPO:}\\quad \\ell = \\frac{(1 - e)\\,[-\\log\\sigma(\\beta h)] - e\\,[-\\log\\sigma(-\\beta h)]}{1 - 2e}
+        \\text{rDPO:}\\quad \\ell = \\frac{(1 - e)\\,[-\\log\\sigma(\\beta h)]
+                                   - e\\,[-\\log\\sigma(-\\beta h)]}{1 - 2e}
 
     ``e = 0`` is plain DPO, ``-log sigma(beta h)``, in both. cDPO's loss is minimised at the finite margin
     ``beta h* = log((1 - e)/e)``; rDPO's is, in expectation over flips at rate ``e``, the clean DPO loss

@@ -32,12 +32,14 @@ def _check_value_args(input: torch.Tensor, target: torch.Tensor, bins: int, redu
     if not isinstance(target, torch.Tensor):
         raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
     if not target.is_floating_point():
-        raise TypeError(expected("target", "to be a floating-point tensor (cast integer values)", target.dtype))
+        what = "to be a floating-point tensor (cast integer values)"
+        raise TypeError(expected("target", what, target.dtype))
     check_reduction(reduction)
     if input.dim() == 0 or input.shape[-1] != bins:
         raise ValueError(expected("input", f"with last dimension {bins} (the bins of the support)", input))
     if tuple(target.shape) != tuple(input.shape[:-1]):
-        raise ValueError(expected("target", f"of shape {tuple(input.shape[:-1])} (input without the bins)", target))
+        what = f"of shape {tuple(input.shape[:-1])} (input without the bins)"
+        raise ValueError(expected("target", what, target))
 
 
 def _histogram_cross_entropy(input: torch.Tensor, p: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -113,7 +115,8 @@ def hl_gauss_loss(
     support = as_support(support)
     sigma = check_sigma(sigma)
     _check_value_args(input, target, support.bins, reduction)
-    return _histogram_cross_entropy(input, hl_gauss_targets(target.to(input.device), support, sigma), reduction)
+    p = hl_gauss_targets(target.to(input.device), support, sigma)
+    return _histogram_cross_entropy(input, p, reduction)
 
 
 def two_hot_loss(
@@ -127,7 +130,8 @@ def two_hot_loss(
 
     .. math::
 
-        \\ell_n = -(1 - w_n) \\log \\operatorname{softmax}(z_n)_k - w_n \\log \\operatorname{softmax}(z_n)_{k+1},
+        \\ell_n = -(1 - w_n) \\log \\operatorname{softmax}(z_n)_k
+                 - w_n \\log \\operatorname{softmax}(z_n)_{k+1},
         \\qquad w_n = \\frac{y_n - c_k}{c_{k+1} - c_k},
 
     with ``c_k <= y_n <= c_{k+1}`` the two nearest bin centres (MuZero, DreamerV3). Targets outside
