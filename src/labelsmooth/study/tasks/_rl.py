@@ -49,7 +49,8 @@ def check_float(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_op
 
 
 def label(method: str, param: float | None) -> str:
-    return method if param is None else f"{method}({param:g})"
+    """``"mse"``, ``"dpo"`` (no parameter, or DPO's e = 0), else ``"method(param)"``."""
+    return method if param is None or method == "dpo" else f"{method}({param:g})"
 
 
 def by_label(records: Sequence[dict]) -> dict[str, list[dict]]:
