@@ -152,7 +152,7 @@ def cartpole_returns(
     """
     try:
         from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-    except ImportError as exc:  # pragma: no cover - gymnasium is in the test extra
+    except ImportError as exc:
         raise ImportError(
             'The cartpole data of the value task needs gymnasium: pip install "labelsmooth[rl]"'
         ) from exc
@@ -344,8 +344,8 @@ def summarize(records: list[dict], section: ValueSection | None = None) -> list[
     d2, w2 = compare(rows["two_hot"], rows["mse"], "rmse")
     d3, w3 = compare(rows[best_hl], rows["mse"], "rmse")
     lines.append(
-        f"{ref_hl} - two_hot RMSE: {d1.fmt(digits=4)} ({w1}); two_hot - mse: {d2.fmt(digits=4)} ({w2}); "
-        f"best HL-Gauss {best_hl} - mse: {d3.fmt(digits=4)} ({w3})."
+        f"Paired RMSE differences: {ref_hl} - two_hot {d1.fmt(digits=4)} ({w1}); "
+        f"two_hot - mse {d2.fmt(digits=4)} ({w2}); best HL-Gauss {best_hl} - mse {d3.fmt(digits=4)} ({w3})."
     )
     holds = d1.mean <= 0 and d2.mean <= 0
     if holds and d1.significant and d2.significant:
