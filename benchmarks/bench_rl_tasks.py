@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_rl_tasks.py                 # both default grids
     PYTHONPATH=src python benchmarks/bench_rl_tasks.py --task value --data cartpole --seeds 5
+    PYTHONPATH=src python benchmarks/bench_rl_tasks.py --task value --noise-df 100   # near-Gaussian noise
 
 Each run uses one thread (run_one sets it). The machine may be shared: the script prints the wall time and
 the process CPU time per run, and the load average before and after, so that a loaded run can be read.
@@ -34,7 +35,9 @@ def _grid(name, run_one, section, methods, seeds):
             cpu += time.process_time() - c0
             records.append({"method": method, "param": param, "seed": seed, "metrics": out["metrics"]})
     n = len(records)
-    print(f"[{name}] {n} runs: {wall:.1f} s wall, {cpu:.1f} s CPU; per run {wall / n:.3f} s wall, {cpu / n:.3f} s CPU")
+    print(
+        f"[{name}] {n} runs: {wall:.1f} s wall, {cpu:.1f} s CPU; per run {wall / n:.3f} s wall, {cpu / n:.3f} s CPU"
+    )
     return records, wall, cpu
 
 
@@ -43,11 +46,17 @@ def main() -> None:
     ap.add_argument("--task", choices=("value", "preference", "both"), default="both")
     ap.add_argument("--data", choices=("synthetic", "cartpole"), default="synthetic")
     ap.add_argument("--seeds", type=int, default=None, help="default: 5 for value, 10 for preference")
+    ap.add_argument("--noise-df", type=float, default=None, help="value/synthetic: Student-t dof (default 2)")
     args = ap.parse_args()
     print(_load())
     if args.task in ("value", "both"):
-        section = value.ValueSection(data=args.data).validate()
-        records, wall, cpu = _grid(f"value/{args.data}", value.run_one, section, value.METHODS, args.seeds or 5)
+        section = value.ValueSection(data=args.data)
+        if args.noise_df is not None:
+            section = replace(section, noise_df=args.noise_df)
+        section.validate()
+        records, wall, cpu = _grid(
+            f"value/{args.data}", value.run_one, section, value.METHODS, args.seeds or 5
+        )
         print(f"value grid: {wall:.1f} s wall (one process), {cpu:.1f} s CPU")
         for line in value.summarize(records, section):
             print("  " + line)
@@ -56,7 +65,11 @@ def main() -> None:
         for e_true in preference.FLIP_RATES:
             section = replace(preference.PreferenceSection(), flip_rate=e_true).validate()
             records, wall, cpu = _grid(
-                f"preference/e_true={e_true:g}", preference.run_one, section, preference.METHODS, args.seeds or 10
+                f"preference/e_true={e_true:g}",
+                preference.run_one,
+                section,
+                preference.METHODS,
+                args.seeds or 10,
             )
             total_wall, total_cpu = total_wall + wall, total_cpu + cpu
             for line in preference.summarize(records, section):
