@@ -159,14 +159,15 @@ def cartpole_returns(
     n = states.shape[0] * repeats
     env = CartPoleVectorEnv(num_envs=n, max_episode_steps=section.horizon + 1)
     env.reset(seed=int(rng.integers(2**31)))
-    env.state = np.repeat(states, repeats, axis=0).T.astype(np.float64).copy()
+    obs = np.repeat(states, repeats, axis=0).astype(np.float64)
+    env.state = obs.T.copy()  # start every rollout from its state (the physics reads env.state)
     alive = np.ones(n, dtype=bool)
     ret = np.zeros(n)
     for t in range(section.horizon):
-        action = _controller(env.state)
+        action = _controller(obs.T)
         explore = rng.random(n) < section.epsilon
         action = np.where(explore, rng.integers(0, 2, n), action).astype(np.int64)
-        _, reward, terminated, _, _ = env.step(action)
+        obs, reward, terminated, _, _ = env.step(action)
         ret += np.where(alive, section.gamma**t * reward, 0.0)
         alive &= ~terminated
         if not alive.any():
