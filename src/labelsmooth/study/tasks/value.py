@@ -159,8 +159,8 @@ def cartpole_returns(
     n = states.shape[0] * repeats
     env = CartPoleVectorEnv(num_envs=n, max_episode_steps=section.horizon + 1)
     env.reset(seed=int(rng.integers(2**31)))
-    obs = np.repeat(states, repeats, axis=0).astype(np.float64)
-    env.state = obs.T.copy()  # start every rollout from its state (the physics reads env.state)
+    obs: np.ndarray = np.repeat(states, repeats, axis=0).astype(np.float64)
+    env.state = obs.T.copy()  # type: ignore[assignment]  # every rollout starts from its state
     alive = np.ones(n, dtype=bool)
     ret = np.zeros(n)
     for t in range(section.horizon):
