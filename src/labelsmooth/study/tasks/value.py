@@ -15,6 +15,8 @@ Methods (``METHODS``): ``("mse", None)``; ``("two_hot", None)``; ``("hl_gauss", 
 ``sigma = r * bin width``, ``r`` in {0.5, 0.75, 1.5} (0.75 is the paper's recommendation). The
 distributional methods predict the histogram mean (:func:`labelsmooth.histogram_mean`); their predicted
 distribution is scored by the CRPS and the coverage of its central 80% interval on noisy test targets.
+MSE regresses the targets mapped affinely from the support to [-1, 1] (the same prior knowledge of the
+range the bins carry; nothing is clipped), so that no method starts from a badly scaled output.
 
 ``run_one`` is deterministic given its arguments: the seed fixes the data, the noise and the initial
 weights, the same for every method, so methods are compared paired over seeds.
@@ -272,10 +274,11 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
             nn.Linear(section.hidden, out_dim),
         )
         sigma = (param or 0.0) * support.width
+        mid, half = (support.lo + support.hi) / 2, (support.hi - support.lo) / 2
 
         def objective(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            if method == "mse":
-                return nn.functional.mse_loss(out[:, 0], y)
+            if method == "mse":  # on the support's scale: the same prior knowledge the bins have
+                return nn.functional.mse_loss(out[:, 0], (y - mid) / half)
             if method == "two_hot":
                 return two_hot_loss(out, y, support)
             return hl_gauss_loss(out, y, support, sigma)
@@ -284,7 +287,7 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
             with torch.no_grad():
                 out = model(x)
             if method == "mse":
-                return out[:, 0], None
+                return out[:, 0] * half + mid, None
             return histogram_mean(out, support, from_logits=True), torch.softmax(out, -1)
 
         opt = torch.optim.Adam(model.parameters(), lr=section.lr)
