@@ -191,6 +191,7 @@ def test_preference_tiny_grid_verdict():
     assert lines[0] == "True flip rate 0.2:"
     assert lines[1].startswith("dpo: reward")
     assert any(line.startswith("DPO's margins") for line in lines)
+    assert any(line.startswith("Expected true reward minus DPO's, paired: cdpo(0.1) ") for line in lines)
     assert any(line.startswith("cdpo(0.1): mean margin / log((1-e)/e) = ") for line in lines)
     assert lines[-1].startswith("Claim rdpo ranks best at e = e_true = 0.2: ")
     assert preference.summarize([])[0] == "Unknown true flip rate:"

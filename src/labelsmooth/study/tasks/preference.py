@@ -261,6 +261,10 @@ def summarize(records: list[dict], section: PreferenceSection | None = None) -> 
             f"{len(dpo)} seeds, holding more than half the mass in {locked} of them "
             f"(P(favourite) {mean_of(dpo, 'p_top').fmt()}, P(best) {mean_of(dpo, 'p_best').fmt()})."
         )
+    if "dpo" in rows:
+        diffs = [(n, *compare(rs, rows["dpo"], "reward")) for n, rs in rows.items() if n != "dpo"]
+        words = "; ".join(f"{n} {d.fmt()} ({w})" for n, d, w in diffs)
+        lines.append(f"Expected true reward minus DPO's, paired: {words}.")
     for name, rs in rows.items():
         if name.startswith("cdpo("):
             ratio = mean_of(rs, "margin_ratio")
