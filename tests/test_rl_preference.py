@@ -18,7 +18,9 @@ def _logps(n=9, seed=0, scale=5.0, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("beta", [0.05, 0.1, 1.0])
-@pytest.mark.parametrize(("e", "robust"), [(0.0, False), (0.1, False), (0.3, False), (0.1, True), (0.45, True)])
+@pytest.mark.parametrize(
+    ("e", "robust"), [(0.0, False), (0.1, False), (0.3, False), (0.1, True), (0.45, True)]
+)
 def test_matches_the_trl_formulas_in_float64(beta, e, robust):
     pc, pr, rc, rr = _logps()
     got = preference_loss(pc, pr, rc, rr, beta=beta, label_smoothing=e, robust=robust)
@@ -76,7 +78,9 @@ def test_float32_extreme_and_half_inputs():
     zero = torch.zeros(2)
     x = torch.tensor([1e30, -1e30])
     loss = preference_loss(x, zero, zero, zero, beta=1.0, label_smoothing=0.1, reduction="none")
-    assert loss[0].item() == pytest.approx(0.1e30, rel=1e-6) and loss[1].item() == pytest.approx(0.9e30, rel=1e-6)
+    assert loss[0].item() == pytest.approx(0.1e30, rel=1e-6) and loss[1].item() == pytest.approx(
+        0.9e30, rel=1e-6
+    )
     pc, pr, rc, rr = _logps(dtype=torch.bfloat16)
     out = preference_loss(pc, pr, rc, rr, label_smoothing=0.2)
     assert out.dtype == torch.bfloat16
@@ -86,7 +90,9 @@ def test_float32_extreme_and_half_inputs():
 
 def test_robust_at_one_half_is_a_clear_error():
     a = _logps()
-    with pytest.raises(ValueError, match=r"in \[0, 0.5\) \(robust=True divides by 1 - 2e, which is zero at e = 0.5\)"):
+    with pytest.raises(
+        ValueError, match=r"in \[0, 0.5\) \(robust=True divides by 1 - 2e, which is zero at e = 0.5\)"
+    ):
         preference_loss(*a, label_smoothing=0.5, robust=True)
     with pytest.raises(ValueError, match="no preference is left to learn"):
         preference_loss(*a, label_smoothing=0.5)
@@ -113,7 +119,9 @@ def test_rejects_bad_arguments(kwargs, exc, match):
 
 def test_rejects_mismatched_shapes_and_integer_logps():
     pc, pr, rc, rr = _logps()
-    with pytest.raises(ValueError, match=r"`reference_rejected_logps` of shape \(9,\) like policy_chosen_logps"):
+    with pytest.raises(
+        ValueError, match=r"`reference_rejected_logps` of shape \(9,\) like policy_chosen_logps"
+    ):
         preference_loss(pc, pr, rc, rr[:5])
     with pytest.raises(ValueError, match="`policy_rejected_logps` of shape"):
         preference_rewards(pc, pr.reshape(3, 3), rc, rr)
@@ -144,7 +152,9 @@ def test_dpo_and_rdpo_margins_grow_without_bound():
     dpo = theory.descend_preference_margin(0.0, 0.1, steps=4000)
     assert dpo[-1] > dpo[2000] > dpo[1000] > 0 and dpo[-1].item() > 50
     rdpo = theory.descend_preference_margin(0.2, 0.1, steps=4000, robust=True)
-    assert rdpo[-1].item() > 2 * rdpo[2000].item() * 0.9 and rdpo[-1].item() > 10 * theory.cdpo_optimal_margin(0.2, 0.1)
+    assert rdpo[-1].item() > 2 * rdpo[2000].item() * 0.9 and rdpo[
+        -1
+    ].item() > 10 * theory.cdpo_optimal_margin(0.2, 0.1)
 
 
 def test_cdpo_margin_limits_and_errors():

@@ -93,8 +93,10 @@ def test_hl_gauss_mass_sums_to_one(y, sigma):
 @pytest.mark.parametrize("i", [0, 3, 9])
 def test_hl_gauss_mean_tends_to_y_at_centres_as_sigma_shrinks(i):
     y = S.centres[i : i + 1]
-    errs = [abs(histogram_mean(hl_gauss_targets(y, S, s), S, from_logits=False).item() - y.item())
-            for s in (1.0, 0.3, 0.1, 0.01)]
+    errs = [
+        abs(histogram_mean(hl_gauss_targets(y, S, s), S, from_logits=False).item() - y.item())
+        for s in (1.0, 0.3, 0.1, 0.01)
+    ]
     assert errs[-1] < 1e-12
     assert all(a >= b for a, b in itertools.pairwise(errs))
 
@@ -121,7 +123,11 @@ def test_hl_gauss_half_is_computed_in_float32():
         ({"sigma": -1.0}, ValueError, "`sigma` > 0"),
         ({"sigma": math.nan}, ValueError, "`sigma` > 0"),
         ({"sigma": True}, TypeError, "`sigma` to be a float"),
-        ({"y": torch.tensor([1, 2])}, TypeError, r"`y` to be a floating-point tensor \(cast integer values\)"),
+        (
+            {"y": torch.tensor([1, 2])},
+            TypeError,
+            r"`y` to be a floating-point tensor \(cast integer values\)",
+        ),
         ({"y": [1.0]}, TypeError, "`y` to be a torch.Tensor"),
         ({"y": torch.tensor([math.nan])}, ValueError, "`y` to be finite"),
         ({"support": [0.0, 0.0, 1.0]}, ValueError, "strictly increasing"),
@@ -184,7 +190,9 @@ def _targets(kind, y, support):
 
 
 def _loss(kind, z, y, support, **kw):
-    return hl_gauss_loss(z, y, support, 0.6, **kw) if kind == "hl_gauss" else two_hot_loss(z, y, support, **kw)
+    return (
+        hl_gauss_loss(z, y, support, 0.6, **kw) if kind == "hl_gauss" else two_hot_loss(z, y, support, **kw)
+    )
 
 
 @pytest.mark.parametrize("kind", ["hl_gauss", "two_hot"])
