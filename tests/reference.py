@@ -6,6 +6,7 @@ Sections are appended per module (losses, metrics, kernels); keep them independe
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -355,3 +356,69 @@ def online_smoothing_means_loop(batches, num_classes, initial):
         if counts[c]:
             out[c] = torch.tensor([s / counts[c] for s in sums[c]], dtype=torch.float64)
     return out
+
+# --- value targets and preference losses (issue 12), float64 loops with math.erf / math.exp ---
+
+
+def hl_gauss_loop(y, edges, sigma):
+    """HL-Gauss histogram of each y (clipped to the edges), bin by bin with math.erf."""
+
+    def phi(x):
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+    rows = []
+    for v in y:
+        v = min(max(v, edges[0]), edges[-1])
+        mass = [phi((edges[i + 1] - v) / sigma) - phi((edges[i] - v) / sigma) for i in range(len(edges) - 1)]
+        z = sum(mass)
+        rows.append([m / z for m in mass])
+    return rows
+
+
+def two_hot_loop(y, edges):
+    centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+    rows = []
+    for v in y:
+        v = min(max(v, centres[0]), centres[-1])
+        row = [0.0] * len(centres)
+        for k in range(len(centres) - 1):
+            if centres[k] <= v <= centres[k + 1]:
+                w = (v - centres[k]) / (centres[k + 1] - centres[k])
+                row[k], row[k + 1] = 1 - w, w
+                break
+        rows.append(row)
+    return rows
+
+
+def histogram_ce_loop(logits, targets):
+    """Mean over rows of -sum_i p_i log softmax(z)_i, with a max-shifted log-sum-exp."""
+    total = 0.0
+    for z, p in zip(logits, targets):
+        m = max(z)
+        lse = m + math.log(sum(math.exp(v - m) for v in z))
+        total += -sum(pi * (zi - lse) for pi, zi in zip(p, z))
+    return total / len(logits)
+
+
+def _softplus(x):
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def dpo_trl_loop(pc, pr, rc, rr, beta, label_smoothing, robust):
+    """TRL's DPOTrainer formulas, pair by pair (loss_type="sigmoid" with label_smoothing, or "robust").
+
+    logits = (pi_chosen - pi_rejected) - (ref_chosen - ref_rejected); -log sigmoid(x) = softplus(-x).
+    Returns (mean loss, chosen_rewards, rejected_rewards).
+    """
+    losses, chosen, rejected = [], [], []
+    for a, b, c, d in zip(pc, pr, rc, rr):
+        logits = (a - b) - (c - d)
+        e = label_smoothing
+        if robust:
+            loss = ((1 - e) * _softplus(-beta * logits) - e * _softplus(beta * logits)) / (1 - 2 * e)
+        else:
+            loss = (1 - e) * _softplus(-beta * logits) + e * _softplus(beta * logits)
+        losses.append(loss)
+        chosen.append(beta * (a - c))
+        rejected.append(beta * (b - d))
+    return sum(losses) / len(losses), chosen, rejected

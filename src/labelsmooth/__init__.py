@@ -16,16 +16,21 @@ from .losses import (
     CrossEntropyLoss,
     FocalLoss,
     OnlineLabelSmoothing,
+    PreferenceRewards,
     binary_cross_entropy_with_logits,
     confidence_penalty,
     cross_entropy,
     distillation_loss,
     focal_loss,
     forward_corrected_loss,
+    hl_gauss_loss,
     label_relaxation_loss,
+    preference_loss,
+    preference_rewards,
     symmetric_transition,
     teacher_free_loss,
     teacher_free_target,
+    two_hot_loss,
 )
 from .metrics import (
     CalibrationMeter,
@@ -36,7 +41,16 @@ from .metrics import (
     logit_gap,
     smooth_calibration_error,
 )
-from .targets import class_prior, classwise_smoothing, convert_smoothing, smooth_labels
+from .targets import (
+    Support,
+    class_prior,
+    classwise_smoothing,
+    convert_smoothing,
+    histogram_mean,
+    hl_gauss_targets,
+    smooth_labels,
+    two_hot_targets,
+)
 
 __version__ = "0.1.0"
 
@@ -47,6 +61,8 @@ __all__ = [
     "CrossEntropyLoss",
     "FocalLoss",
     "OnlineLabelSmoothing",
+    "PreferenceRewards",
+    "Support",
     "TemperatureScaler",
     "__version__",
     "binary_cross_entropy_with_logits",
@@ -64,11 +80,16 @@ __all__ = [
     "focal_loss",
     "forward_corrected_loss",
     "fused_cross_entropy",
+    "histogram_mean",
+    "hl_gauss_loss",
+    "hl_gauss_targets",
     "kernels",
     "label_relaxation_loss",
     "linear_cross_entropy",
     "logit_gap",
     "metrics",
+    "preference_loss",
+    "preference_rewards",
     "privacy",
     "smooth_calibration_error",
     "smooth_labels",
@@ -76,4 +97,6 @@ __all__ = [
     "teacher_free_loss",
     "teacher_free_target",
     "theory",
+    "two_hot_loss",
+    "two_hot_targets",
 ]

@@ -14,20 +14,31 @@ teaching, for soft-target pipelines, and for tests.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal, Union
 
 import torch
 
 from ._validation import (
     check_choice,
     check_distribution,
+    check_float_tensor,
     check_labels,
     check_num_classes,
     check_smoothing,
     expected,
 )
 
-__all__ = ["class_prior", "classwise_smoothing", "convert_smoothing", "smooth_labels"]
+__all__ = [
+    "Support",
+    "class_prior",
+    "classwise_smoothing",
+    "convert_smoothing",
+    "histogram_mean",
+    "hl_gauss_targets",
+    "smooth_labels",
+    "two_hot_targets",
+]
 
 Convention = Literal["uniform", "off_target"]
 CONVENTIONS = ("uniform", "off_target")
@@ -344,3 +355,328 @@ def classwise_smoothing(
     else:
         out = lo + (hi - lo) * (f - f.min()) / span
     return out.to(torch.get_default_dtype())
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Value targets: a scalar regression target y as a distribution over fixed bins ("Stop Regressing",
+# Farebrother et al. 2024, after Imani and White 2018; two-hot as in MuZero and DreamerV3).
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Support:
+    """Fixed bins for value learning as classification: edges ``e_0 < e_1 < ... < e_B``.
+
+    Bin ``i`` is ``[e_i, e_{i+1})``; its centre is ``c_i = (e_i + e_{i+1}) / 2`` and its width
+    ``w_i = e_{i+1} - e_i``. A scalar ``y`` is represented by a distribution ``p`` over the ``B`` bins
+    (:func:`hl_gauss_targets`, :func:`two_hot_targets`) and recovered as ``sum_i p_i c_i``
+    (:func:`histogram_mean`).
+
+    Parameters
+    ----------
+    edges : Tensor or sequence of floats, shape ``(B + 1,)``
+        Strictly increasing and finite, ``B >= 2`` bins. Stored as float64 on the CPU; every function
+        casts it to the dtype and device of its input.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 edges, not 1-D, not finite, or not strictly increasing.
+    TypeError
+        Edges that are not real numbers.
+
+    Examples
+    --------
+    >>> from labelsmooth import Support
+    >>> s = Support.uniform(0.0, 1.0, bins=4)
+    >>> s.centres
+    tensor([0.1250, 0.3750, 0.6250, 0.8750], dtype=torch.float64)
+    >>> s.bins, s.width, s.lo, s.hi
+    (4, 0.25, 0.0, 1.0)
+    >>> Support([0.0, 1.0, 3.0]).widths
+    tensor([1., 2.], dtype=torch.float64)
+    """
+
+    __slots__ = ("_edges",)
+
+    def __init__(self, edges: torch.Tensor | list[float] | tuple[float, ...]) -> None:
+        if isinstance(edges, Support):
+            edges = edges.edges
+        if isinstance(edges, torch.Tensor):
+            if edges.is_complex() or edges.dtype == torch.bool:
+                raise TypeError(expected("edges", "to hold real numbers", edges.dtype))
+            e = edges.detach().to(device="cpu", dtype=torch.float64)
+        else:
+            try:
+                e = torch.as_tensor(list(edges), dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(expected("edges", "to be a sequence of floats or a tensor", edges)) from exc
+        if e.dim() != 1 or e.numel() < 3:
+            raise ValueError(expected("edges", "to be 1-D with at least 3 edges (2 bins)", e))
+        if not bool(torch.isfinite(e).all()):
+            raise ValueError(expected("edges", "to be finite", e))
+        steps = e[1:] - e[:-1]
+        if not bool((steps > 0).all()):
+            i = int(torch.nonzero(steps <= 0)[0])
+            raise ValueError(
+                expected("edges", f"to be strictly increasing (edge {i + 1} <= edge {i})", e[i + 1])
+            )
+        self._edges = e
+
+    @classmethod
+    def uniform(cls, lo: float, hi: float, bins: int) -> Support:
+        """``bins`` equal bins covering ``[lo, hi]``: edges ``lo + i (hi - lo) / bins``, ``i = 0..bins``."""
+        bins = check_num_classes(bins, name="bins")
+        for name, v in (("lo", lo), ("hi", hi)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(expected(name, "to be a float", v))
+            if not math.isfinite(v):
+                raise ValueError(expected(name, "to be finite", v))
+        if not hi > lo:
+            raise ValueError(expected("hi", f"> lo = {lo!r}", hi))
+        return cls(torch.linspace(float(lo), float(hi), bins + 1, dtype=torch.float64))
+
+    @property
+    def edges(self) -> torch.Tensor:
+        """The ``B + 1`` edges, float64."""
+        return self._edges
+
+    @property
+    def centres(self) -> torch.Tensor:
+        """The ``B`` bin centres ``(e_i + e_{i+1}) / 2``, float64."""
+        return (self._edges[1:] + self._edges[:-1]) / 2
+
+    @property
+    def widths(self) -> torch.Tensor:
+        """The ``B`` bin widths ``e_{i+1} - e_i``, float64."""
+        return self._edges[1:] - self._edges[:-1]
+
+    @property
+    def width(self) -> float:
+        """The common bin width of a uniform support (ValueError if the widths differ by > 1e-9 relative)."""
+        w = self.widths
+        if float((w.max() - w.min()) / w.max()) > 1e-9:
+            raise ValueError(expected("support", "to have equal bins for `width` (use `widths`)", self))
+        return float(w.mean())
+
+    @property
+    def bins(self) -> int:
+        """B, the number of bins."""
+        return self._edges.numel() - 1
+
+    @property
+    def lo(self) -> float:
+        return float(self._edges[0])
+
+    @property
+    def hi(self) -> float:
+        return float(self._edges[-1])
+
+    def __repr__(self) -> str:
+        return f"Support(bins={self.bins}, lo={self.lo:g}, hi={self.hi:g})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Support) and torch.equal(self._edges, other._edges)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._edges.tolist()))
+
+
+SupportLike = Union[Support, torch.Tensor, "list[float]", "tuple[float, ...]"]
+
+
+def as_support(support: Any) -> Support:
+    """A :class:`Support` from a Support or from plain edges (a tensor or a sequence of floats)."""
+    return support if isinstance(support, Support) else Support(support)
+
+
+def _check_values(name: str, y: Any) -> torch.Tensor:
+    """Regression targets: a floating-point tensor (integer returns must be cast by the caller)."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(expected(name, "to be a torch.Tensor", type(y).__name__))
+    if not y.is_floating_point():
+        raise TypeError(expected(name, "to be a floating-point tensor (cast integer values)", y.dtype))
+    if y.numel() and not bool(torch.isfinite(y).all()):
+        raise ValueError(expected(name, "to be finite", y))
+    return y
+
+
+def check_sigma(sigma: Any) -> float:
+    """The HL-Gauss width: a finite float > 0."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
+        raise TypeError(expected("sigma", "to be a float", sigma))
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(expected("sigma", "> 0 and finite", sigma))
+    return float(sigma)
+
+
+def _value_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half inputs are computed in float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def hl_gauss_targets(y: torch.Tensor, support: SupportLike, sigma: float) -> torch.Tensor:
+    """The HL-Gauss histogram of ``y``: a Gaussian ``N(y, sigma^2)`` integrated over each bin.
+
+    .. math::
+
+        p_i = \\frac{\\Phi((e_{i+1} - y)/\\sigma) - \\Phi((e_i - y)/\\sigma)}
+                   {\\Phi((e_B - y)/\\sigma) - \\Phi((e_0 - y)/\\sigma)},
+        \\qquad \\Phi(x) = \\tfrac12\\bigl(1 + \\operatorname{erf}(x/\\sqrt2)\\bigr),
+
+    the mass of the bins ``[e_i, e_{i+1})`` renormalised over the support ``[e_0, e_B]``. It is label
+    smoothing for regression: the target spreads over neighbouring bins, by an amount set by ``sigma``.
+    Farebrother et al. recommend ``sigma = 0.75`` bin widths (``0.75 * support.width``), which puts about
+    half the mass outside ``y``'s bin. As ``sigma -> 0`` the histogram becomes the one-hot bin of ``y``.
+
+    ``y`` outside the support is **clipped** to ``[e_0, e_B]`` first (the histogram cannot represent it).
+
+    Parameters
+    ----------
+    y : floating-point Tensor of any shape ``(*)``
+        Scalar targets (returns, values). Half precision is computed in float32.
+    support : Support or edges ``(B + 1,)``
+    sigma : float
+        Standard deviation of the Gaussian, in the units of ``y``; > 0.
+
+    Returns
+    -------
+    Tensor of shape ``(*, B)``, the dtype of ``y`` (float32 for half ``y``); rows sum to 1.
+
+    Raises
+    ------
+    TypeError
+        ``y`` not a floating-point tensor (integer returns must be cast), ``sigma`` not a number.
+    ValueError
+        ``sigma <= 0``, non-finite ``y``, a support that is not strictly increasing.
+
+    References
+    ----------
+    Imani and White, *Improving Regression Performance with Distributional Losses*, ICML 2018.
+    Farebrother et al., *Stop Regressing: Training Value Functions via Classification for Scalable Deep
+    RL*, ICML 2024.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import Support, hl_gauss_targets
+    >>> s = Support.uniform(0.0, 4.0, bins=4)
+    >>> hl_gauss_targets(torch.tensor([1.5]), s, sigma=0.75)
+    tensor([[0.2352, 0.5068, 0.2352, 0.0229]])
+    """
+    support = as_support(support)
+    y = _check_values("y", y)
+    sigma = check_sigma(sigma)
+    dtype = _value_dtype(y.dtype)
+    edges = support.edges.to(device=y.device, dtype=dtype)
+    yc = y.to(dtype).clamp(edges[0], edges[-1]).unsqueeze(-1)
+    cdf = torch.special.ndtr((edges - yc) / sigma)  # (*, B + 1)
+    mass = cdf[..., 1:] - cdf[..., :-1]
+    return mass / (cdf[..., -1:] - cdf[..., :1])
+
+
+def two_hot_targets(y: torch.Tensor, support: SupportLike) -> torch.Tensor:
+    """The two-hot histogram of ``y``: its mass split between the two nearest bin centres.
+
+    For ``c_k <= y <= c_{k+1}``:
+
+    .. math::
+
+        p_k = \\frac{c_{k+1} - y}{c_{k+1} - c_k}, \\qquad p_{k+1} = \\frac{y - c_k}{c_{k+1} - c_k},
+
+    every other bin 0, so that ``sum_i p_i c_i = y`` exactly (MuZero, DreamerV3). ``y`` outside
+    ``[c_0, c_{B-1}]`` (the range of the centres, half a bin inside the edges) is **clipped** to it.
+
+    Parameters
+    ----------
+    y : floating-point Tensor of any shape ``(*)``
+    support : Support or edges ``(B + 1,)``
+
+    Returns
+    -------
+    Tensor of shape ``(*, B)``, the dtype of ``y`` (float32 for half ``y``); rows sum to 1.
+
+    Raises
+    ------
+    TypeError
+        ``y`` not a floating-point tensor.
+    ValueError
+        Non-finite ``y``, a support that is not strictly increasing.
+
+    References
+    ----------
+    Schrittwieser et al., *Mastering Atari, Go, Chess and Shogi by Planning with a Learned Model*
+    (MuZero), Nature 2020. Hafner et al., *Mastering Diverse Domains through World Models* (DreamerV3),
+    2023.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import Support, two_hot_targets
+    >>> s = Support.uniform(0.0, 4.0, bins=4)       # centres 0.5, 1.5, 2.5, 3.5
+    >>> two_hot_targets(torch.tensor([1.75, 9.0]), s)
+    tensor([[0.0000, 0.7500, 0.2500, 0.0000],
+            [0.0000, 0.0000, 0.0000, 1.0000]])
+    """
+    support = as_support(support)
+    y = _check_values("y", y)
+    dtype = _value_dtype(y.dtype)
+    c = support.centres.to(device=y.device, dtype=dtype)
+    yc = y.to(dtype).clamp(c[0], c[-1])
+    k = (torch.searchsorted(c, yc.reshape(-1).contiguous(), right=True) - 1).clamp(0, c.numel() - 2)
+    k = k.reshape(yc.shape)
+    lo, hi = c[k], c[k + 1]
+    w_hi = (yc - lo) / (hi - lo)
+    out = torch.zeros(*yc.shape, c.numel(), dtype=dtype, device=y.device)
+    out.scatter_(-1, k.unsqueeze(-1), (1 - w_hi).unsqueeze(-1))
+    out.scatter_(-1, (k + 1).unsqueeze(-1), w_hi.unsqueeze(-1))
+    return out
+
+
+def histogram_mean(input: torch.Tensor, support: SupportLike, *, from_logits: bool) -> torch.Tensor:
+    """The scalar a histogram predicts: its mean over the bin centres, ``sum_i p_i c_i``.
+
+    With ``from_logits=True``, ``p = softmax(input)`` over the last dimension; otherwise ``input`` must
+    already hold distributions (non-negative, summing to 1 within 1e-4). This inverts
+    :func:`two_hot_targets` exactly inside the support, and :func:`hl_gauss_targets` up to the truncation
+    of the Gaussian at the edges.
+
+    Parameters
+    ----------
+    input : floating-point Tensor ``(*, B)``
+        Logits or probabilities over the ``B`` bins.
+    support : Support or edges ``(B + 1,)``
+    from_logits : bool, keyword-only, required
+        Whether ``input`` holds logits.
+
+    Returns
+    -------
+    Tensor ``(*)``, the dtype of ``input`` (float32 for half input).
+
+    Raises
+    ------
+    TypeError
+        Non-float ``input``; ``from_logits`` not a bool.
+    ValueError
+        Last dimension not ``B``; probabilities that are not distributions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth import Support, histogram_mean, two_hot_targets
+    >>> s = Support.uniform(0.0, 4.0, bins=4)
+    >>> histogram_mean(two_hot_targets(torch.tensor([1.75]), s), s, from_logits=False)
+    tensor([1.7500])
+    >>> histogram_mean(torch.zeros(4), s, from_logits=True)
+    tensor(2.)
+    """
+    support = as_support(support)
+    check_float_tensor("input", input)
+    if not isinstance(from_logits, bool):
+        raise TypeError(expected("from_logits", "to be a bool", from_logits))
+    if input.dim() == 0 or input.shape[-1] != support.bins:
+        raise ValueError(expected("input", f"with last dimension {support.bins} (the bins)", input))
+    dtype = _value_dtype(input.dtype)
+    x = input.to(dtype)
+    p = torch.softmax(x, dim=-1) if from_logits else check_distribution("input", x)
+    return p @ support.centres.to(device=x.device, dtype=dtype)

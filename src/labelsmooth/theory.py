@@ -23,8 +23,10 @@ from ._validation import check_float_tensor, check_num_classes, check_smoothing,
 from .targets import smooth_labels
 
 __all__ = [
+    "cdpo_optimal_margin",
     "cross_entropy_decomposition",
     "descend_logit_gap",
+    "descend_preference_margin",
     "entropy",
     "gradient",
     "kl_divergence",
@@ -252,3 +254,112 @@ def descend_logit_gap(
         if t < steps:
             z = z - lr * (torch.softmax(z, dim=-1) - p)
     return gaps
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preference smoothing (cDPO): the finite optimum of the smoothed DPO loss.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cdpo_optimal_margin(label_smoothing: float, beta: float) -> float:
+    """The log-ratio margin ``h*`` that minimises the cDPO loss of one pair: ``log((1 - e)/e) / beta``.
+
+    The cDPO loss ``(1 - e)(-log sigma(beta h)) + e(-log sigma(-beta h))`` has derivative
+    ``beta [sigma(beta h) - (1 - e)]`` in ``h``, zero where ``sigma(beta h*) = 1 - e``:
+
+    .. math::
+
+        h^* = \\frac{1}{\\beta}\\log\\frac{1 - e}{e},
+
+    the twin of :func:`optimal_logit_gap`: finite for every ``e > 0``, infinite for plain DPO (``e = 0``),
+    and 0 at ``e = 1/2`` where the label carries no preference.
+
+    Parameters
+    ----------
+    label_smoothing : float
+        ``e`` in ``[0, 0.5]``.
+    beta : float
+        DPO's inverse temperature, > 0.
+
+    Raises
+    ------
+    ValueError
+        ``e`` outside ``[0, 0.5]`` or ``beta <= 0``.
+
+    Examples
+    --------
+    >>> from labelsmooth.theory import cdpo_optimal_margin
+    >>> round(cdpo_optimal_margin(0.1, 0.1), 4)
+    21.9722
+    >>> cdpo_optimal_margin(0.0, 0.1)
+    inf
+    """
+    from ._validation import check_scalar_range
+
+    e = check_scalar_range("label_smoothing", label_smoothing, 0.0, 0.5)
+    b = check_scalar_range("beta", beta, 0.0, math.inf, lo_open=True, hi_open=True)
+    if e == 0:
+        return math.inf
+    return math.log((1 - e) / e) / b
+
+
+def descend_preference_margin(
+    label_smoothing: float,
+    beta: float,
+    *,
+    steps: int = 2000,
+    lr: float | None = None,
+    robust: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Drive one pair's free margin ``h`` by gradient descent on the cDPO (or rDPO) loss; ``h`` per step.
+
+    Starting from ``h = 0``, each step applies ``h <- h - lr * dl/dh`` with the loss of
+    :func:`labelsmooth.preference_loss` (autograd through the library's own loss). For cDPO with ``e > 0``
+    ``h`` converges to :func:`cdpo_optimal_margin`; for DPO (``e = 0``) and for rDPO it keeps growing
+    (logarithmically for DPO, linearly for rDPO, whose gradient tends to ``-beta e/(1 - 2e)``).
+
+    Parameters
+    ----------
+    label_smoothing : float
+        ``e`` in ``[0, 0.5)``.
+    beta : float
+        > 0.
+    steps : int
+        Number of descent steps, >= 0.
+    lr : float, optional
+        Step size, > 0; defaults to ``1 / beta**2`` (the loss's curvature in ``h`` is at most
+        ``beta**2 / 4``).
+    robust : bool
+        Descend the rDPO loss instead.
+
+    Returns
+    -------
+    Tensor of shape ``(steps + 1,)``: ``h`` before each step and after the last.
+
+    >>> from labelsmooth.theory import cdpo_optimal_margin, descend_preference_margin
+    >>> h = descend_preference_margin(0.1, 0.1, steps=500)
+    >>> round(h[-1].item(), 3), round(cdpo_optimal_margin(0.1, 0.1), 3)
+    (21.972, 21.972)
+    """
+    from .losses.preference import _check_beta, check_preference_smoothing, preference_loss
+
+    e = check_preference_smoothing(label_smoothing, robust=robust)
+    b = _check_beta(beta)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(expected("steps", "to be an int >= 0", steps))
+    if lr is None:
+        lr = 1.0 / b**2
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(expected("lr", "> 0", lr))
+    zero = torch.zeros(1, dtype=dtype)
+    h = torch.zeros(1, dtype=dtype)
+    out = torch.empty(steps + 1, dtype=dtype)
+    for t in range(steps + 1):
+        out[t] = h[0]
+        if t < steps:
+            h = h.detach().requires_grad_(True)
+            loss = preference_loss(h, zero, zero, zero, beta=b, label_smoothing=e, robust=robust)
+            (grad,) = torch.autograd.grad(loss, h)
+            h = h.detach() - lr * grad
+    return out

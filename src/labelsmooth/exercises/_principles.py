@@ -4,6 +4,7 @@ labelsmooth itself."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -323,14 +324,18 @@ register(
 )
 
 # ---------------------------------------------------------------- 09: the conventions trap
+def _uniform_of(off_target: float, k: int) -> float:
+    return float(convert_smoothing(off_target, k, from_convention="off_target", to_convention="uniform"))
+
+
 def _verify_convention(answer: Any, k: int) -> str:
     got = as_float(answer, f"the uniform-convention a for K = {k}")
-    want = convert_smoothing(0.1, k, from_convention="off_target", to_convention="uniform")
+    want = _uniform_of(0.1, k)
     if abs(got - want) <= 1e-9 * max(1.0, want) + 1e-12:
         return f"a = a' K/(K - 1) = {want:.9g}: the same target written in the chapter's convention."
     if abs(got - 0.1) <= 1e-12:
         raise WrongAnswer("The same number does not mean the same target: convert a' = 0.1 to the uniform a.")
-    back = convert_smoothing(0.1, k, from_convention="uniform", to_convention="off_target")
+    back = float(convert_smoothing(0.1, k, from_convention="uniform", to_convention="off_target"))
     if abs(got - back) <= 1e-9:
         raise WrongAnswer("You converted in the wrong direction (uniform -> off-target).")
     raise WrongAnswer(f"{got:.9g} does not give 1 - a' = 0.9 on the true class for K = {k}.")
@@ -342,14 +347,12 @@ for _k in (2, 32000):
             f"convention_k{_k}",
             f"Megatron/NeMo's label_smoothing = 0.1 (1 - a' on the true class, a'/(K - 1) elsewhere), "
             f"K = {_k}: which a gives the same target in PyTorch's convention?",
-            lambda a, _k=_k: _verify_convention(a, _k),
+            functools.partial(_verify_convention, k=_k),
             (
                 "Equate the off-target mass: a/K = a'/(K - 1).",
                 "a = a' K / (K - 1); labelsmooth.convert_smoothing does it for you.",
             ),
             wrong=(0.1, 0.05 if _k == 2 else 0.099996875),
-            solution=lambda _k=_k: convert_smoothing(
-                0.1, _k, from_convention="off_target", to_convention="uniform"
-            ),
+            solution=functools.partial(_uniform_of, 0.1, _k),
         )
     )

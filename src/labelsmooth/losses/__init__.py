@@ -5,6 +5,9 @@
 - :mod:`.alternatives` — the confidence penalty and the focal loss (FLSD-53).
 - :mod:`.distillation` — knowledge distillation (Hinton et al.) and teacher-free distillation (Tf-KD_reg).
 - :mod:`.noisy` — online label smoothing, label relaxation, forward loss correction (noisy labels).
+
+- :mod:`.value` — value learning as classification: HL-Gauss and two-hot cross-entropy.
+- :mod:`.preference` — DPO with smoothed preferences: cDPO and rDPO.
 """
 
 from .alternatives import ConfidencePenaltyLoss, FocalLoss, confidence_penalty, flsd53_gamma, focal_loss
@@ -12,6 +15,8 @@ from .binary import BCEWithLogitsLoss, binary_cross_entropy_with_logits
 from .cross_entropy import CEArgs, CrossEntropyLoss, cross_entropy, prepare_cross_entropy_args
 from .distillation import distillation_loss, teacher_free_loss, teacher_free_target
 from .noisy import OnlineLabelSmoothing, forward_corrected_loss, label_relaxation_loss, symmetric_transition
+from .preference import PreferenceRewards, preference_loss, preference_rewards
+from .value import hl_gauss_loss, two_hot_loss
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -20,6 +25,7 @@ __all__ = [
     "CrossEntropyLoss",
     "FocalLoss",
     "OnlineLabelSmoothing",
+    "PreferenceRewards",
     "binary_cross_entropy_with_logits",
     "confidence_penalty",
     "cross_entropy",
@@ -27,9 +33,13 @@ __all__ = [
     "flsd53_gamma",
     "focal_loss",
     "forward_corrected_loss",
+    "hl_gauss_loss",
     "label_relaxation_loss",
+    "preference_loss",
+    "preference_rewards",
     "prepare_cross_entropy_args",
     "symmetric_transition",
     "teacher_free_loss",
     "teacher_free_target",
+    "two_hot_loss",
 ]
