@@ -20,7 +20,10 @@ is when opened read-only (report, export, ``--dry-run``) and migrated in place (
 study writes to it; its run hashes are unchanged, so a resumed 0.1.0 study retrains nothing.
 
 Commands that only read open the database read-only (``file:...?mode=ro``; with ``immutable=1`` when the
-folder is not writable, since WAL needs its ``-shm`` file), so they work on a read-only folder.
+folder is not writable), so they work on a read-only folder. A writer uses WAL while it is open and
+switches the file back to a rollback journal when it closes, so a finished study is one file that readers
+open without creating ``-wal`` / ``-shm`` files (a study killed mid-run leaves its WAL files, which the
+next writer or a reader in a writable folder picks up).
 
 The report needs nothing but this file.
 """
@@ -187,6 +190,13 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        """Close; a writer first leaves WAL mode (checkpointing the WAL into the file), so that the closed
+        database is one self-contained file that read-only readers open without a ``-shm`` file."""
+        if not self.readonly:
+            try:
+                self.conn.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:  # another connection is open: it stays in WAL mode, which is also fine
+                pass
         self.conn.close()
 
     # ---------------------------------------------------------------- meta
