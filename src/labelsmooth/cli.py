@@ -107,6 +107,9 @@ def study(config_path, task, out, datasets, data_path, label_column, noise, nois
         _run_study(cfg, quiet=quiet, report=not no_report, extend=extend)
     except _USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C before any run started (loading data, planning)
+        click.echo("\nInterrupted before any run started; nothing was trained.", err=True)
+        sys.exit(130)
 
 
 def _dry_run(cfg) -> None:

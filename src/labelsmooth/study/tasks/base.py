@@ -313,7 +313,8 @@ class Task:
 class FunctionTask(Task):
     """A task from a plain function ``run_one(section, method: str, param, seed) -> {"metrics": ...,
     "curves": ..., "arrays": ...}``: the grid is methods x params x seeds, read from the section's
-    ``methods`` (a mapping method name -> list of params, or a list of ``(method, param)`` pairs) and
+    ``methods`` (a mapping method name -> list of params, or ``true`` for one run without a parameter; or
+    a list of names and ``[name, param]`` pairs) and
     ``seeds`` (an int count or a list) fields. Everything else (store, resume, workers, report, export,
     the verdict when ``verdict`` is given) comes from the engine."""
 
@@ -367,8 +368,12 @@ class FunctionTask(Task):
 
 def _function_grid(task: str, section: Any) -> list[tuple[str, Any]]:
     methods = getattr(section, "methods", None)
-    if isinstance(methods, Mapping):
-        return [(str(m), p) for m, ps in methods.items() for p in (ps if isinstance(ps, (list, tuple)) else [ps])]
+    if isinstance(methods, Mapping):  # name -> params; true: one run without a parameter; false: none
+        out = []
+        for m, ps in methods.items():
+            params = [None] if ps is True else [] if ps is False else ps if isinstance(ps, (list, tuple)) else [ps]
+            out += [(str(m), p) for p in params]
+        return out
     if isinstance(methods, (list, tuple)):
         out = []
         for item in methods:
