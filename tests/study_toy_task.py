@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from labelsmooth.study.tasks import Metric, Method, RunRecord, RunSpec, Task, register
+from labelsmooth.study.tasks import Method, Metric, RunRecord, RunSpec, Task, register
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,11 @@ class ToyChainTask(Task):
     summary = "a teacher per seed and a student that reads the teacher's stored weights (tests only)"
     runtime = "4 runs, well under a second"
     config_cls = ToySection
-    metrics = (Metric("total", "total", better="higher", cli=True), Metric("student_total", "student", cli=True))
-    methods = {
+    metrics = (
+        Metric("total", "total", better="higher", cli=True),
+        Metric("student_total", "student", cli=True),
+    )
+    methods: ClassVar[dict[str, Method]] = {
         "teacher": Method("teacher", None, _no_objective, label=lambda p: "teacher"),
         "student": Method("student", None, _no_objective, label=lambda p: "student"),
     }

@@ -110,11 +110,15 @@ def test_cli_tasks_lists_every_task_and_study_takes_task(tmp_path):
     assert "classification" in lines and "toy_chain" in lines
     assert "with which a" in lines["classification"] and "75 s" in lines["classification"]
     bad = CliRunner().invoke(main, ["study", "--task", "clasification", "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 1 and "did you mean 'classification'" in bad.output and not (tmp_path / "x").exists()
+    assert (
+        bad.exit_code == 1 and "did you mean 'classification'" in bad.output and not (tmp_path / "x").exists()
+    )
 
 
 def test_a_section_of_another_task_or_an_unknown_key_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match=r"`noise` to be a section of task 'toy_chain'.*belongs to task 'classification'"):
+    with pytest.raises(
+        ValueError, match=r"`noise` to be a section of task 'toy_chain'.*belongs to task 'classification'"
+    ):
         prepare({"task": "toy_chain", "noise": {"rates": [0.0]}})
     with pytest.raises(ValueError, match=r"`toy_chain` to be a section of task 'classification'"):
         prepare({"toy_chain": {"scale": 2.0}})
@@ -166,7 +170,9 @@ def test_dependent_runs_get_their_needs_records_and_artefacts_and_resume_reuses_
     seen = []
     again = run(_toy(scale=2.0), out=out, on_run=seen.append, report=False)
     assert [(r["spec"]["method"], r["spec"]["seed"]) for r in seen] == [("student", 1)]
-    assert {r["run_hash"]: r.get("student_total") for r in again} == {r["run_hash"]: r.get("student_total") for r in res}
+    assert {r["run_hash"]: r.get("student_total") for r in again} == {
+        r["run_hash"]: r.get("student_total") for r in res
+    }
 
 
 def test_parallel_workers_never_start_a_run_before_its_needs_are_stored(tmp_path):
@@ -194,7 +200,9 @@ def test_a_second_study_in_a_locked_folder_refuses_naming_the_folder_and_pid(tmp
     out = tmp_path / "o"
     out.mkdir()
     with FolderLock(out):
-        with pytest.raises(StudyLockedError, match=rf"{out} is in use by another labelsmooth study \(PID {os.getpid()}\)"):
+        with pytest.raises(
+            StudyLockedError, match=rf"{out} is in use by another labelsmooth study \(PID {os.getpid()}\)"
+        ):
             run(_toy(), out=out)
         result = CliRunner().invoke(main, ["study", "--task", "toy_chain", "--out", str(out)])
         assert result.exit_code == 1 and f"PID {os.getpid()}" in result.output

@@ -54,8 +54,24 @@ def _alive(pid: int) -> bool:
 
 def _start(out: Path) -> tuple[subprocess.Popen, set[int]]:
     """A two-worker study, returned once its first run is stored, with the PIDs of its children."""
-    args = [PYTHON, "-m", "labelsmooth", "study", "--out", str(out), "--no-report", *TINY_FLAGS,
-            "--workers", "2", "--seeds", "20", "--epochs", "30", "--noise", "0"]  # fmt: skip  40 runs
+    args = [
+        PYTHON,
+        "-m",
+        "labelsmooth",
+        "study",
+        "--out",
+        str(out),
+        "--no-report",
+        *TINY_FLAGS,
+        "--workers",
+        "2",
+        "--seeds",
+        "20",
+        "--epochs",
+        "30",
+        "--noise",
+        "0",
+    ]  # fmt: skip  40 runs
     proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
     db = out / "study.sqlite"

@@ -147,7 +147,8 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
         name = signal.Signals(exc.signum).name
         click.echo(
             f"\nInterrupted ({name}): {exc.stored} runs stored in this session, runs in flight dropped. "
-            f"Rerun the same command to resume (stored runs are skipped). Database: {Path(cfg.out) / DB_NAME}",
+            "Rerun the same command to resume (stored runs are skipped). "
+            f"Database: {Path(cfg.out) / DB_NAME}",
             err=True,
         )
         sys.exit(exc.exit_code)
@@ -195,7 +196,7 @@ def tasks() -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--output", type=click.Path(file_okay=False),
-              help="Folder to write the report to (default RUN_DIR; e.g. for a read-only study).")  # fmt: skip
+              help="Folder for the report (default RUN_DIR; e.g. for a read-only study).")  # fmt: skip
 def report(run_dir: str, output: str | None) -> None:
     """Redraw report.html and report.md of RUN_DIR from its database (which it only reads)."""
     from labelsmooth.study.report import write_report

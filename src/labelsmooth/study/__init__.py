@@ -20,8 +20,8 @@ from labelsmooth.study.runner import StudyInterrupted, StudyLockedError, StudyMi
 from labelsmooth.study.tasks import TASKS, get_task, register
 
 __all__ = [
-    "TASKS", "Dataset", "Results", "StudyConfig", "StudyInterrupted", "StudyLockedError", "StudyMismatchError",
-    "get_task", "load_config", "load_results", "register", "run", "write_report",
+    "TASKS", "Dataset", "Results", "StudyConfig", "StudyInterrupted", "StudyLockedError",
+    "StudyMismatchError", "get_task", "load_config", "load_results", "register", "run", "write_report",
 ]  # fmt: skip
 
 

@@ -33,8 +33,8 @@ DATASETS = ("digits", "synthetic", "npz", "csv", "images", "cifar10")
 NOISE_KINDS = ("symmetric", "pairflip", "matrix")
 MODEL_KINDS = ("logreg", "mlp", "cnn")
 __all__ = [
-    "FOCAL_SCHEDULES", "DataConfig", "MethodsConfig", "ModelConfig", "NoiseConfig", "StudyConfig", "TrainConfig",
-    "apply_overrides", "from_mapping", "load_config", "parse_value", "to_toml", "validate",
+    "FOCAL_SCHEDULES", "DataConfig", "MethodsConfig", "ModelConfig", "NoiseConfig", "StudyConfig",
+    "TrainConfig", "apply_overrides", "from_mapping", "load_config", "parse_value", "to_toml", "validate",
 ]  # fmt: skip
 
 
@@ -74,7 +74,9 @@ def _methods_config() -> type:
     tuple of parameters per method with a ``config_key`` (``label_smoothing``, ``prior``, ``negative``,
     ``confidence_penalty``, ``focal``), defaulting to the entry's ``default``."""
     fields: list[Any] = [("hard", bool, field(default=True))]
-    fields += [(m.config_key, tuple, field(default=tuple(m.default))) for m in CLASSIFICATION_METHODS if m.config_key]
+    fields += [
+        (m.config_key, tuple, field(default=tuple(m.default))) for m in CLASSIFICATION_METHODS if m.config_key
+    ]
     doc = "The training methods compared. Each list is expanded into one method per value.\n\n" + "\n".join(
         f"{m.config_key or m.name}: {m.description}" for m in CLASSIFICATION_METHODS
     )

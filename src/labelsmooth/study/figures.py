@@ -16,7 +16,6 @@ from labelsmooth.study.stats import estimate, group
 from labelsmooth.study.verdict import noise_phrase
 
 
-
 def panels(metrics) -> list[tuple[str, str, str | None]]:
     """(key, title, key of the dashed after-scaling curve or None) of the metrics with ``panel=True``."""
     return [(m.key, m.description or m.header, m.scaled_key if "panel" in m.scaled_in else None)

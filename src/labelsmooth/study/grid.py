@@ -17,6 +17,7 @@ from labelsmooth.study.methods import Method as MethodEntry
 from labelsmooth.study.methods import get_method
 from labelsmooth.study.objectives import CLASSIFICATION_METHODS
 
+
 @dataclass(frozen=True)
 class Method:
     """One method of the grid with its parameter: a registry entry's name (:mod:`labelsmooth.study.methods`)

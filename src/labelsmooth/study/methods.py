@@ -45,7 +45,9 @@ class Method:
             return self.label(param)
         if param is None or self.param_name is None:
             return self.name
-        return f"{self.name} {self.param_name}={param:g}" if isinstance(param, float) else f"{self.name} {param}"
+        return (
+            f"{self.name} {self.param_name}={param:g}" if isinstance(param, float) else f"{self.name} {param}"
+        )
 
 
 METHODS: dict[str, Method] = {}

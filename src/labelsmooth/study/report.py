@@ -82,7 +82,9 @@ def summary_rows(records: list[dict], task: Task | None = None, where: str = "su
 def summary_header(task: Task | None = None, where: str = "summary") -> list[str]:
     """The header of :func:`summary_rows`."""
     task = task or get_task("classification")
-    return [*task.setting_header(), "method", "seeds"] + [h for _, h in metric_columns(task.metrics, where=where)]
+    return [*task.setting_header(), "method", "seeds"] + [
+        h for _, h in metric_columns(task.metrics, where=where)
+    ]
 
 
 def run_columns(task: Task) -> list[tuple[str, str]]:
@@ -94,7 +96,8 @@ def run_columns(task: Task) -> list[tuple[str, str]]:
             cols.append((m.key, m.header))
             if m.scaled:
                 cols.append((m.scaled_key, f"{m.header} after T"))
-    return cols + [("wall_time", "wall time (s)"), ("run_hash", "run")]
+    return [*cols, ("wall_time", "wall time (s)"), ("run_hash", "run")]
+
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}

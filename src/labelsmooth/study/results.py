@@ -28,7 +28,9 @@ class Results(list):
     def __init__(self, records: list[dict[str, Any]] = (), folder: str | None = None) -> None:  # type: ignore[assignment]
         super().__init__(records)
         self.folder = folder
-        self.hidden = 0  # stored runs outside the study's grid, not in this table (load_results(all_runs=True))
+        self.hidden = (
+            0  # stored runs outside the study's grid, not in this table (load_results(all_runs=True))
+        )
 
     @property
     def columns(self) -> list[str]:

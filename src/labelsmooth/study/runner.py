@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -133,7 +133,7 @@ class FolderLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the study's lifetime
+        fh = open(self.path, "a+", encoding="utf-8")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -214,13 +214,15 @@ def _needed(store: Store, spec: RunSpec, cache: dict[str, NeededRun]) -> dict[st
         return {}
     if any(h not in cache for h in spec.needs):
         for r in store.runs():
-            cache.setdefault(r.run_hash, NeededRun(r.run_hash, r.spec, r.metrics, r.curves, r.arrays, r.artefact_dir))
+            cache.setdefault(
+                r.run_hash, NeededRun(r.run_hash, r.spec, r.metrics, r.curves, r.arrays, r.artefact_dir)
+            )
     return {h: cache[h] for h in spec.needs}
 
 
 def _execute_all(
     task: Task, ctx: Context, todo: list[RunSpec], workers: int, store: Store
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Yield the record of each run as it finishes (serially, or from spawned worker processes); a run
     is started only when the runs it needs are stored (the caller stores each record before the next)."""
     cache: dict[str, NeededRun] = {}
@@ -449,7 +451,8 @@ def _check_study(
     held = store.task()
     if held != task:
         raise StudyMismatchError(
-            f"{folder} holds a study of task {held!r} ({len(stored)} runs); use another --out for task {task!r}."
+            f"{folder} holds a study of task {held!r} ({len(stored)} runs); "
+            f"use another --out for task {task!r}."
         )
     if not extend:
         raise StudyMismatchError(

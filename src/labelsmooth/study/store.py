@@ -275,8 +275,10 @@ class Store:
         ]  # fmt: skip
 
     def _v1_rows(self) -> list[StoredRun]:
-        table = "runs_v1" if self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs_v1'").fetchone() else "runs"  # fmt: skip
+        mid_migration = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs_v1'"
+        ).fetchone()
+        table = "runs_v1" if mid_migration else "runs"
         rows = self.conn.execute(
             "SELECT run_hash, dataset, noise_kind, noise_rate, method, param, seed, library_version, config,"
             f" metrics, curves, arrays, wall_time, finished_at FROM {table}"
@@ -297,7 +299,7 @@ class Store:
         return out
 
 
-_RUNS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):].rstrip().rstrip(";")
+_RUNS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS runs") :].rstrip().rstrip(";")
 
 
 def grid_runs(store: Store) -> list[StoredRun]:

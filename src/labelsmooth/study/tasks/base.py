@@ -21,11 +21,11 @@ their artefacts, the report and the export. A task declares:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from labelsmooth._validation import expected
@@ -34,7 +34,8 @@ from labelsmooth.study.methods import METHODS, Method, get_method, register_meth
 
 __all__ = [
     "METHODS", "Context", "Figure", "FunctionTask", "Method", "Metric", "NeededRun", "RunRecord", "RunSpec",
-    "Task", "Verdict", "config_hash", "get_method", "metric_columns", "metric_table", "order_plan", "register_method",
+    "Task", "Verdict", "config_hash", "get_method", "metric_columns", "metric_table", "order_plan",
+    "register_method",
 ]  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -161,11 +162,15 @@ class RunRecord:
             return value
         if not isinstance(value, Mapping) or "metrics" not in value:
             raise TypeError(
-                expected("execute()", "to return a RunRecord or a dict with a 'metrics' key", type(value).__name__)
+                expected(
+                    "execute()", "to return a RunRecord or a dict with a 'metrics' key", type(value).__name__
+                )
             )
         unknown = set(value) - {"metrics", "curves", "arrays", "artefacts"}
         if unknown:
-            raise ValueError(expected("run record", "to hold only metrics, curves, arrays, artefacts", sorted(unknown)))
+            raise ValueError(
+                expected("run record", "to hold only metrics, curves, arrays, artefacts", sorted(unknown))
+            )
         return cls(dict(value["metrics"]), dict(value.get("curves") or {}), dict(value.get("arrays") or {}),
                    dict(value.get("artefacts") or {}))  # fmt: skip
 
@@ -239,7 +244,7 @@ class Task:
     runtime: str = ""
     config_cls: type | None = None
     metrics: tuple[Metric, ...] = ()
-    methods: dict[str, Method] = {}
+    methods: Mapping[str, Method] = MappingProxyType({})
     setting_axes: tuple[str, ...] = ()
     """Axes that define a setting (one verdict and one block of the summary table per setting)."""
     report_note: str = "Intervals are 95% Student-t intervals over seeds."
@@ -265,13 +270,17 @@ class Task:
     def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> Any:
         """Load (and check) the task's datasets; done before anything is written. Default: None."""
         if data is not None:
-            raise TypeError(expected("data", f"to be None (task {self.name!r} brings its own data)", type(data).__name__))
+            raise TypeError(
+                expected("data", f"to be None (task {self.name!r} brings its own data)", type(data).__name__)
+            )
         return None
 
     def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
         raise NotImplementedError
 
-    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord | Mapping[str, Any]:
+    def execute(
+        self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]
+    ) -> RunRecord | Mapping[str, Any]:
         raise NotImplementedError
 
     # -- reading back
@@ -371,7 +380,9 @@ def _function_grid(task: str, section: Any) -> list[tuple[str, Any]]:
     if isinstance(methods, Mapping):  # name -> params; true: one run without a parameter; false: none
         out = []
         for m, ps in methods.items():
-            params = [None] if ps is True else [] if ps is False else ps if isinstance(ps, (list, tuple)) else [ps]
+            params = (
+                [None] if ps is True else [] if ps is False else ps if isinstance(ps, (list, tuple)) else [ps]
+            )
             out += [(str(m), p) for p in params]
         return out
     if isinstance(methods, (list, tuple)):
@@ -384,7 +395,9 @@ def _function_grid(task: str, section: Any) -> list[tuple[str, Any]]:
             else:
                 raise TypeError(expected(f"{task}.methods", "to hold names or [name, param] pairs", item))
         return out
-    raise TypeError(expected(f"{task}.methods", "to be a mapping name -> params or a list", type(methods).__name__))
+    raise TypeError(
+        expected(f"{task}.methods", "to be a mapping name -> params or a list", type(methods).__name__)
+    )
 
 
 def order_plan(specs: Iterable[RunSpec], stored: set[str]) -> list[RunSpec]:

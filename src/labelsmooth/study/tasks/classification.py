@@ -31,22 +31,26 @@ METRICS: tuple[Metric, ...] = (
            description="test accuracy"),
     Metric("nll", "NLL", better="lower", scaled=True, cli=True, panel=True, description="test NLL"),
     Metric("brier", "Brier", better="lower", scaled=True, summary=False, description="test Brier score"),
-    Metric("ece", "ECE", better="lower", scaled=True, cli=True, panel=True, scaled_in=("summary", "cli", "panel"),
-           description="test ECE"),
+    Metric("ece", "ECE", better="lower", scaled=True, cli=True, panel=True, description="test ECE",
+           scaled_in=("summary", "cli", "panel")),
     Metric("smece", "smECE", better="lower", scaled=True, description="test smooth ECE"),
     Metric("calibration_gap", "gap", scaled=True, cli=True, panel=True, scaled_in=("summary", "panel"),
            description="signed gap (confidence - accuracy)"),
-    Metric("mean_confidence", "confidence", scaled=True, summary=False, description="mean top-label confidence"),
+    Metric("mean_confidence", "confidence", scaled=True, summary=False,
+           description="mean top-label confidence"),
     Metric("entropy", "entropy", scaled=True, summary=False, description="mean predictive entropy"),
     Metric("temperature", "T", cli=True, description="temperature fitted on the validation split"),
     Metric("temperature_at_bound", "T at bound", summary=False,
            description="the bound the temperature was clamped to, if any"),
     Metric("train_logit_gap", "train logit gap", description="median training logit gap"),
-    Metric("train_logit_gap_mean", "train logit gap (mean)", summary=False, description="mean training logit gap"),
+    Metric("train_logit_gap_mean", "train logit gap (mean)", summary=False,
+           description="mean training logit gap"),
     Metric("test_logit_gap", "test logit gap", summary=False, description="median test logit gap"),
-    Metric("optimal_logit_gap", "optimal gap", description="log(1 + K(1 - a)/a), the smoothed loss's optimum"),
+    Metric("optimal_logit_gap", "optimal gap",
+           description="log(1 + K(1 - a)/a), the smoothed loss's optimum"),
     Metric("memorised", "memorised", better="lower", description="fraction of noisy training labels fitted"),
-    Metric("train_accuracy", "train accuracy", summary=False, description="against the (noisy) training labels"),
+    Metric("train_accuracy", "train accuracy", summary=False,
+           description="against the (noisy) training labels"),
     Metric("train_accuracy_clean", "train accuracy (clean)", summary=False),
     Metric("noise_fraction", "noise fraction", summary=False, description="training labels actually flipped"),
     Metric("val_accuracy", "val accuracy", better="higher", summary=False),
@@ -70,7 +74,9 @@ class Datasets(dict):
 
 class ClassificationTask(Task):
     name = "classification"
-    summary = "does label smoothing help a classifier on your data, with which a, and at what cost in calibration?"
+    summary = (
+        "does label smoothing help a classifier on your data, with which a, and at what cost in calibration?"
+    )
     runtime = "90 runs (digits, 2 noise rates, 9 methods, 5 seeds), about 75 s on 2 idle cores"
     metrics = METRICS
     setting_axes = ("dataset", "noise_kind", "noise_rate")
@@ -179,7 +185,9 @@ def load_datasets(cfg: Any, data: DataArg = None) -> dict[str, data_mod.Dataset]
 # ------------------------------------------------------------------------------------------- figures
 
 
-def classification_figures(runs: list[StoredRun], records: list[dict], verdicts: list[SettingVerdict]) -> list[Figure]:
+def classification_figures(
+    runs: list[StoredRun], records: list[dict], verdicts: list[SettingVerdict]
+) -> list[Figure]:
     """Every figure of the report: metrics against a per dataset, then four figures per setting."""
     if not runs:
         return []
@@ -248,7 +256,7 @@ class _SettingRuns:
 
 
 def _reliability_figure(s: _SettingRuns) -> Figure | None:
-    panels = []
+    panels: list[tuple[str | None, list[dict]]] = []
     best = s.runs(s.best)
     for label, runs, key in ((s.label(HARD), s.runs(HARD), "reliability"),
                              (s.label(s.best), best, "reliability"),
