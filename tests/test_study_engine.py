@@ -275,15 +275,21 @@ def test_readers_leave_the_folder_untouched(tmp_path):
 def test_readers_open_the_database_read_only_when_the_folder_is_not_writable(tmp_path, monkeypatch):
     """Without write access to the folder, WAL cannot create its -shm file: the store opens the database
     immutable. (The tests run as root on CI, which chmod does not stop: os.access is what the store asks.)"""
+    import os
+
     import labelsmooth.study.store as store_mod
 
     folder = _v1_copy(tmp_path)
     opened = []
     real = sqlite3.connect
-    monkeypatch.setattr(store_mod.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(store_mod.os, "access", lambda path, mode: not mode & os.W_OK)  # no write access
     monkeypatch.setattr(store_mod.sqlite3, "connect", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
     assert len(load_results(folder)) == 12
     assert opened and all(o.startswith("file:") and o.endswith("?mode=ro&immutable=1") for o in opened)
+    result = CliRunner().invoke(main, ["report", str(folder)])
+    assert result.exit_code == 1 and "read-only" in result.output and "-o OTHER_DIR" in result.output, result.output
+    assert "Traceback" not in result.output and not (folder / "report.html").exists()
+    assert CliRunner().invoke(main, ["report", str(folder), "-o", str(tmp_path / "r")]).exit_code == 0
 
 
 def test_workers_are_capped_at_the_cores_with_a_message(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import click
 
 from labelsmooth._validation import expected
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, RuntimeError)
 
 
 def _float_list(name: str, text: str) -> list[float]:

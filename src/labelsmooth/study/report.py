@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,11 @@ def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
     """(Re)draw ``report.html``, ``report.md`` and ``figures/*.png`` from the folder's database (read-only)
     into ``output`` (default: the folder itself). Returns the HTML path."""
     rd = build(folder)
+    if output is None and not os.access(folder, os.W_OK):
+        raise PermissionError(
+            f"Cannot write the report into {folder}: the folder is read-only. Write it elsewhere with "
+            f"`labelsmooth report {folder} -o OTHER_DIR`."
+        )
     folder = Path(output) if output is not None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fig_dir = folder / "figures"
