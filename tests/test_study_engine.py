@@ -189,6 +189,11 @@ def test_dry_run_works_for_every_task(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("4 runs (task toy_chain), 4 to train")
     assert "method=teacher" in result.output and not (tmp_path / "o").exists()
+    run(_toy(), out=tmp_path / "o", report=False)
+    other = CliRunner().invoke(main, ["study", "--task", "toy_chain", "--seeds", "3", "--dry-run",
+                                      "--out", str(tmp_path / "o")])  # fmt: skip
+    assert other.output.startswith("6 runs (task toy_chain), 2 to train")
+    assert "holds another study (4 runs stored); `study` refuses it without --extend" in other.output
 
 
 # ------------------------------------------------------------------------------------------- one folder, one study

@@ -119,9 +119,14 @@ def _dry_run(cfg) -> None:
     ctx = prepare(cfg)
     grid = plan(ctx)
     done: set[str] = set()
+    other = ""
     if (Path(cfg.out) / DB_NAME).is_file():
         with Store.open(cfg.out, create=False, readonly=True) as store:
             done = store.done_hashes()
+            held = set(store.grid() or done)
+        if done and held != {s.run_hash for s in grid}:
+            other = (f"Note: {cfg.out} holds another study ({len(done)} runs stored); `study` refuses it "
+                     "without --extend.")  # fmt: skip
     todo = len({s.run_hash for s in grid} - done)
     each = f" ({cfg.train.epochs} epochs each)" if cfg.task == "classification" else f" (task {cfg.task})"
     click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}:")
@@ -130,6 +135,8 @@ def _dry_run(cfg) -> None:
         h = spec.run_hash
         status = "stored" if h in done else "todo"
         click.echo(f"{i:4d}  {ctx.task.describe(spec)} {h}  {status}")
+    if other:
+        click.echo(other)
 
 
 def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
