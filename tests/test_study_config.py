@@ -214,10 +214,16 @@ def test_parse_value():
     assert parse_value("true") is True
 
 
-def test_resolved_workers():
+def test_resolved_workers(monkeypatch):
+    import labelsmooth.study.config as config_mod
+
+    monkeypatch.setattr(config_mod, "available_cores", lambda: 4)
     assert StudyConfig(workers=3).resolved_workers(2) == 2
     assert StudyConfig(workers=3).resolved_workers(10) == 3
     assert StudyConfig(workers=0).resolved_workers(1) == 1
+    # issue 10 §1: never more processes than cores (--workers 1000 on a 90-run grid)
+    assert StudyConfig(workers=1000).resolved_workers(90) == 4
+    assert StudyConfig(workers=0).resolved_workers(90) == 4
 
 
 def test_the_sample_config_lists_every_key_with_its_default():

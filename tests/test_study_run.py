@@ -9,7 +9,7 @@ from torch import nn
 
 from labelsmooth.study import Results, StudyConfig, load_results, run, write_report
 from labelsmooth.study.grid import expand
-from labelsmooth.study.runner import prepare
+from labelsmooth.study.runner import plan, prepare
 from study_fixtures import tiny
 
 VOLATILE = {"wall_time"}
@@ -112,15 +112,24 @@ def test_one_and_two_workers_store_identical_numbers(tmp_path, tiny_study):
     assert _stable(one).items() <= _stable(results).items()
 
 
-def test_a_changed_setting_trains_new_runs_and_the_report_follows_the_latest_grid(tmp_path):
+def test_a_changed_setting_is_refused_unless_extend_then_the_study_holds_both_grids(tmp_path):
+    """Issue 10 §2: a folder holding another grid is refused (nothing trained, config.toml untouched);
+    with extend=True the changed runs are new runs and the study is the union of both grids."""
+    from labelsmooth.study.runner import StudyMismatchError
+
     cfg = tiny(seeds=1, noise={"rates": [0.0]})
     first = run(cfg, out=tmp_path, report=False)
+    toml = (tmp_path / "config.toml").read_text()
     cfg["train"]["epochs"] = 6
-    seen = []
-    second = run(cfg, out=tmp_path, on_run=seen.append, report=False)
-    assert len(seen) == len(second) == len(first) == 3
-    assert {r["run_hash"] for r in first}.isdisjoint({r["run_hash"] for r in second})
-    assert len(load_results(tmp_path)) == 3
+    seen, said = [], []
+    with pytest.raises(StudyMismatchError, match=r"holds another study \(3 runs stored.*--extend"):
+        run(cfg, out=tmp_path, on_run=seen.append, report=False)
+    assert seen == [] and (tmp_path / "config.toml").read_text() == toml
+    second = run(cfg, out=tmp_path, on_run=seen.append, report=False, extend=True, log=said.append)
+    assert said == [f"extending the study in {tmp_path}: 3 runs kept, 3 new."]
+    assert len(seen) == 3 and len(second) == 6
+    assert {r["run_hash"] for r in first} < {r["run_hash"] for r in second}
+    assert len(load_results(tmp_path)) == 6 and load_results(tmp_path).hidden == 0
 
 
 class NoFeatures(nn.Module):
@@ -178,11 +187,11 @@ def test_grid_and_run_hashes():
     specs = expand(cfg)
     assert len(specs) == 1 * 2 * 9 * 5
     ctx = prepare(tiny())
-    h = {ctx.run_hash(s) for s in expand(ctx.config)}
+    h = {s.run_hash for s in plan(ctx)}
     assert len(h) == len(expand(ctx.config))
     # workers and output folder are not part of a run's identity
     ctx2 = prepare(tiny(workers=2, out="elsewhere"))
-    assert {ctx2.run_hash(s) for s in expand(ctx2.config)} == h
+    assert {s.run_hash for s in plan(ctx2)} == h
 
 
 def test_cnn_and_logreg_train(tmp_path):

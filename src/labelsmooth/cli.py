@@ -17,7 +17,7 @@ import click
 
 from labelsmooth._validation import expected
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, RuntimeError)
 
 
 def _float_list(name: str, text: str) -> list[float]:
@@ -44,6 +44,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file.")
+@click.option("--task", help="The task (default classification; `labelsmooth tasks` lists them).")
 @click.option("--out", help="Output folder (default ./labelsmooth-study). Re-running resumes.")
 @click.option("--dataset", "datasets", multiple=True, help="digits, synthetic, npz, csv, images, cifar10.")
 @click.option("--data-path", help="File or folder for npz / csv / images / cifar10.")
@@ -64,10 +65,11 @@ def main() -> None:
 )
 @click.option("--download", is_flag=True, help="Download CIFAR-10 if it is not on disk (nothing else).")
 @click.option("--dry-run", is_flag=True, help="List the grid and exit; nothing is trained or written.")
+@click.option("--extend", is_flag=True, help="Add this grid's runs to a folder that holds another grid.")
 @click.option("--no-report", is_flag=True, help="Store the runs but do not draw the report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary table.")
-def study(config_path, out, datasets, data_path, label_column, noise, noise_kind, alphas, seeds, epochs,
-          model, width, depth, lr, batch_size, workers, sets, download, dry_run, no_report,
+def study(config_path, task, out, datasets, data_path, label_column, noise, noise_kind, alphas, seeds, epochs,
+          model, width, depth, lr, batch_size, workers, sets, download, dry_run, extend, no_report,
           quiet) -> None:  # fmt: skip
     """Train a grid of models with and without label smoothing, store every run, write a report.
 
@@ -79,7 +81,7 @@ def study(config_path, out, datasets, data_path, label_column, noise, noise_kind
     flag_map = {
         "out": out, "data.path": data_path, "data.label_column": label_column, "noise.kind": noise_kind,
         "train.epochs": epochs, "model.kind": model, "model.width": width, "model.depth": depth,
-        "train.lr": lr, "train.batch_size": batch_size, "workers": workers,
+        "train.lr": lr, "train.batch_size": batch_size, "workers": workers, "task": task,
     }  # fmt: skip
     for sv in sets:  # --set first, so that explicit flags win over it
         if "=" not in sv:
@@ -102,9 +104,12 @@ def study(config_path, out, datasets, data_path, label_column, noise, noise_kind
         if dry_run:
             _dry_run(cfg)
             return
-        _run_study(cfg, quiet=quiet, report=not no_report)
+        _run_study(cfg, quiet=quiet, report=not no_report, extend=extend)
     except _USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C before any run started (loading data, planning)
+        click.echo("\nInterrupted before any run started; nothing was trained.", err=True)
+        sys.exit(130)
 
 
 def _dry_run(cfg) -> None:
@@ -114,55 +119,70 @@ def _dry_run(cfg) -> None:
     ctx = prepare(cfg)
     grid = plan(ctx)
     done: set[str] = set()
+    other = ""
     if (Path(cfg.out) / DB_NAME).is_file():
-        with Store.open(cfg.out, create=False) as store:
+        with Store.open(cfg.out, create=False, readonly=True) as store:
             done = store.done_hashes()
-    todo = len(grid) - len({h for _, h in grid} & done)
-    click.echo(f"{len(grid)} runs ({cfg.train.epochs} epochs each), {todo} to train, in {cfg.out}:")
-    for i, (spec, h) in enumerate(grid, 1):
+            held = set(store.grid() or done)
+        if done and held != {s.run_hash for s in grid}:
+            other = (f"Note: {cfg.out} holds another study ({len(done)} runs stored); `study` refuses it "
+                     "without --extend.")  # fmt: skip
+    todo = len({s.run_hash for s in grid} - done)
+    each = f" ({cfg.train.epochs} epochs each)" if cfg.task == "classification" else f" (task {cfg.task})"
+    click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}:")
+    assert ctx.task is not None  # set by prepare()
+    for i, spec in enumerate(grid, 1):
+        h = spec.run_hash
         status = "stored" if h in done else "todo"
-        click.echo(
-            f"{i:4d}  {spec.dataset:10s} {spec.noise_kind}:{spec.noise_rate:<5g} {spec.method.label:22s} "
-            f"seed {spec.seed:<3d} {h}  {status}"
-        )
+        click.echo(f"{i:4d}  {ctx.task.describe(spec)} {h}  {status}")
+    if other:
+        click.echo(other)
 
 
-def _run_study(cfg, *, quiet: bool, report: bool) -> None:
-    from labelsmooth.study.runner import run
+def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
+    import signal
+
+    from labelsmooth.study.runner import StudyInterrupted, run
     from labelsmooth.study.store import DB_NAME
+    from labelsmooth.study.tasks import get_task
 
     start = time.perf_counter()
-    results = run(cfg, progress=not quiet, report=report)
+    try:
+        results = run(cfg, progress=not quiet, report=report, extend=extend,
+                      log=lambda msg: click.echo(f"labelsmooth: {msg}", err=True))  # fmt: skip
+    except StudyInterrupted as exc:
+        name = signal.Signals(exc.signum).name
+        click.echo(
+            f"\nInterrupted ({name}): {exc.stored} runs stored in this session, runs in flight dropped. "
+            "Rerun the same command to resume (stored runs are skipped). "
+            f"Database: {Path(cfg.out) / DB_NAME}",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
     elapsed = time.perf_counter() - start
     if quiet:
         click.echo(str(Path(cfg.out) / ("report.html" if report else DB_NAME)))
         return
-    click.echo(summary_table(results))
-    from labelsmooth.study.verdict import judge
-
+    task = get_task(cfg.task)
+    click.echo(summary_table(results, task))
     click.echo("")
-    for v in judge(list(results)):
-        click.echo(f"* {v.title}: {v.sentences[-1]}")
+    for v in task.verdict(list(results)):
+        click.echo(f"* {v.title}: {v.sentences[-1] if v.sentences else v.outcome}")
     click.echo(f"\n{len(results)} runs in {elapsed:.1f} s. Database: {Path(cfg.out) / DB_NAME}")
     if report:
         click.echo(f"Report: {Path(cfg.out) / 'report.html'}")
 
 
-def summary_table(records: list[dict]) -> str:
-    """A fixed-width terminal table: mean ± 95% t-interval per setting and method."""
-    from labelsmooth.study.stats import estimate, group
-    from labelsmooth.study.verdict import noise_phrase
+def summary_table(records: list[dict], task=None) -> str:
+    """A fixed-width terminal table: mean ± 95% t-interval per setting and method, of the metrics of the
+    task's table marked ``cli``."""
+    from labelsmooth.study.report import summary_header, summary_rows
 
-    cols = [("accuracy", "acc"), ("nll", "NLL"), ("ece", "ECE"), ("calibration_gap", "gap"),
-            ("temperature", "T"), ("ts_ece", "ECE@T")]  # fmt: skip
-    header = ["dataset", "noise", "method", *[c for _, c in cols]]
-    rows = []
-    for (ds, kind, rate, label), recs in group(
-        records, ("dataset", "noise_kind", "noise_rate", "label")
-    ).items():
-        cells = [ds, noise_phrase(kind, rate).replace(" label noise", ""), label]
-        cells += [estimate(r.get(k) for r in recs).fmt(digits=3) for k, _ in cols]
-        rows.append(cells)
+    header = summary_header(task, where="cli")
+    rows = [[c.replace(" label noise", "") for c in row] for row in summary_rows(records, task, where="cli")]
+    seeds = header.index("seeds")  # the terminal table leaves the seed count out
+    header = header[:seeds] + header[seeds + 1 :]
+    rows = [r[:seeds] + r[seeds + 1 :] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     out = [line, "-" * len(line)]
@@ -171,13 +191,25 @@ def summary_table(records: list[dict]) -> str:
 
 
 @main.command()
+def tasks() -> None:
+    """List the study's tasks: what each answers, and its default runtime."""
+    from labelsmooth.study.tasks import TASKS
+
+    width = max(len(name) for name in TASKS)
+    for name, task in TASKS.items():
+        click.echo(f"{name:{width}s}  {task.summary}" + (f" [{task.runtime}]" if task.runtime else ""))
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-def report(run_dir: str) -> None:
-    """Redraw report.html and report.md of RUN_DIR from its database."""
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="Folder for the report (default RUN_DIR; e.g. for a read-only study).")  # fmt: skip
+def report(run_dir: str, output: str | None) -> None:
+    """Redraw report.html and report.md of RUN_DIR from its database (which it only reads)."""
     from labelsmooth.study.report import write_report
 
     try:
-        path = write_report(run_dir)
+        path = write_report(run_dir, output=output)
     except _USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))
@@ -187,14 +219,18 @@ def report(run_dir: str) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
-def export(run_dir: str, fmt: str, output: str | None) -> None:
+@click.option("--all", "all_runs", is_flag=True, help="Also the stored runs outside the study's grid.")
+def export(run_dir: str, fmt: str, output: str | None, all_runs: bool) -> None:
     """Write the table of all runs of RUN_DIR (one row per run) as CSV or JSON."""
     from labelsmooth.study.runner import load_results
 
     try:
-        results = load_results(run_dir)
+        results = load_results(run_dir, all_runs=all_runs)
     except _USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    if results.hidden:
+        click.echo(f"labelsmooth: {results.hidden} stored runs are outside this study's grid (an earlier "
+                   "config) and not exported; --all exports them too.", err=True)  # fmt: skip
     if fmt == "json":
         text = json.dumps(list(results), indent=1, sort_keys=False) + "\n"
     else:

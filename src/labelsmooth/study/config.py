@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labelsmooth._validation import expected
+from labelsmooth.study.objectives import CLASSIFICATION_METHODS, FOCAL_SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +32,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 DATASETS = ("digits", "synthetic", "npz", "csv", "images", "cifar10")
 NOISE_KINDS = ("symmetric", "pairflip", "matrix")
 MODEL_KINDS = ("logreg", "mlp", "cnn")
-FOCAL_SCHEDULES = ("flsd-53",)
+__all__ = [
+    "FOCAL_SCHEDULES", "DataConfig", "MethodsConfig", "ModelConfig", "NoiseConfig", "StudyConfig",
+    "TrainConfig", "apply_overrides", "from_mapping", "load_config", "parse_value", "to_toml", "validate",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,23 @@ class NoiseConfig:
     matrix: tuple[tuple[float, ...], ...] = ()
 
 
-@dataclass(frozen=True)
-class MethodsConfig:
-    """The training methods compared. Each list is expanded into one method per value."""
+def _methods_config() -> type:
+    """``MethodsConfig``, generated from the classification method registry: ``hard`` (a switch), then one
+    tuple of parameters per method with a ``config_key`` (``label_smoothing``, ``prior``, ``negative``,
+    ``confidence_penalty``, ``focal``), defaulting to the entry's ``default``."""
+    fields: list[Any] = [("hard", bool, field(default=True))]
+    fields += [
+        (m.config_key, tuple, field(default=tuple(m.default))) for m in CLASSIFICATION_METHODS if m.config_key
+    ]
+    doc = "The training methods compared. Each list is expanded into one method per value.\n\n" + "\n".join(
+        f"{m.config_key or m.name}: {m.description}" for m in CLASSIFICATION_METHODS
+    )
+    cls = dataclasses.make_dataclass("MethodsConfig", fields, frozen=True, namespace={"__doc__": doc})
+    cls.__module__ = __name__
+    return cls
 
-    hard: bool = True  # one-hot targets (a = 0), the baseline every verdict compares against
-    label_smoothing: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)  # uniform smoothing, a in (0, 1)
-    prior: tuple[float, ...] = (0.1,)  # smoothing toward the training class frequencies
-    negative: tuple[float, ...] = (-0.1,)  # negative smoothing, a < 0
-    confidence_penalty: tuple[float, ...] = (0.1,)  # beta in CE - beta * H(q)
-    focal: tuple[float | str, ...] = ("flsd-53",)  # gamma >= 0, or the "flsd-53" schedule
+
+MethodsConfig: Any = _methods_config()
 
 
 @dataclass(frozen=True)
@@ -104,26 +115,43 @@ class StudyConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    methods: MethodsConfig = field(default_factory=MethodsConfig)
+    methods: Any = field(default_factory=MethodsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     workers: int = 0  # 0 = auto: min(cpu count, 8); results do not depend on it
     n_bins: int = 15
     out: str = "labelsmooth-study"
+    task: str = "classification"  # the task of the study (labelsmooth.study.tasks.TASKS)
+    section: Any = None  # the task's own section [<task>] (None for classification: data ... train)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON/TOML-ready mapping (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """A plain, JSON/TOML-ready mapping (tuples become lists): the top-level keys, then the task's
+        sections (classification: data, noise, methods, model, train; any other task: ``[<task>]``)."""
+        d = {key: getattr(self, key) for key in _TOP_KEYS}
+        if self.task == "classification":
+            d.update({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
+        elif self.section is not None:
+            d[self.task] = dataclasses.asdict(self.section)
+        return json.loads(json.dumps(d))
 
     def replace(self, **changes: Any) -> StudyConfig:
         """A copy with dotted keys changed, validated: ``cfg.replace(**{"train.epochs": 5})``."""
         return apply_overrides(self, changes)
 
     def resolved_workers(self, n_runs: int | None = None) -> int:
-        """The number of worker processes actually used."""
-        w = self.workers or min(os.cpu_count() or 1, 8)
+        """The number of worker processes actually used: ``workers`` (0 = auto: min(cores, 8)), capped at
+        the cores this process may use (:func:`available_cores`) and at the number of runs."""
+        w = min(self.workers or 8, available_cores())
         return max(1, min(w, n_runs)) if n_runs else max(1, w)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity set where the OS has one, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 SECTIONS: dict[str, type] = {
@@ -133,7 +161,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "train": TrainConfig,
 }
-_TOP_KEYS = ("seeds", "workers", "n_bins", "out")
+_TOP_KEYS = ("task", "seeds", "workers", "n_bins", "out")
 
 
 def _unknown(section: str, key: str, known: list[str]) -> ValueError:
@@ -146,28 +174,63 @@ def _unknown(section: str, key: str, known: list[str]) -> ValueError:
 
 
 def from_mapping(mapping: Mapping[str, Any]) -> StudyConfig:
-    """Build and validate a config from a nested mapping (the TOML layout)."""
+    """Build and validate a config from a nested mapping (the TOML layout).
+
+    The top-level key ``task`` (default ``"classification"``) picks the task; classification reads the
+    sections data, noise, methods, model, train; any other task reads its own section ``[<task>]``. A
+    section of another task is an error naming it.
+    """
     if not isinstance(mapping, Mapping):
         raise TypeError(expected("config", "to be a mapping", type(mapping).__name__))
-    kwargs: dict[str, Any] = {}
-    known_top = list(SECTIONS) + list(_TOP_KEYS)
+    from labelsmooth.study.tasks import TASKS, get_task
+
+    task_name = mapping.get("task", "classification")
+    if not isinstance(task_name, str):
+        raise TypeError(expected("task", "to be a task name (a string)", task_name))
+    task = get_task(task_name)
+    kwargs: dict[str, Any] = {"task": task_name}
+    own = list(SECTIONS) if task_name == "classification" else ([task_name] if task.config_cls else [])
+    known_top = own + list(_TOP_KEYS)
     for key, value in mapping.items():
-        if key in SECTIONS:
-            cls = SECTIONS[key]
-            if not isinstance(value, Mapping):
-                raise TypeError(expected(key, "to be a table of keys", value))
-            names = [f.name for f in dataclasses.fields(cls)]
-            for sub in value:
-                if sub not in names:
-                    raise _unknown(key, sub, names)
-            kwargs[key] = cls(**{k: _coerce(f"{key}.{k}", cls, k, v) for k, v in value.items()})
+        if key == "task":
+            continue
+        if key in own:
+            cls = SECTIONS[key] if task_name == "classification" else task.config_cls
+            assert cls is not None  # own holds task_name only when the task has a section
+            section = parse_section(key, cls, value)
+            if task_name == "classification":
+                kwargs[key] = section
+            else:
+                kwargs["section"] = section
         elif key in _TOP_KEYS:
             kwargs[key] = _coerce(key, StudyConfig, key, value)
+        elif key in SECTIONS or key in TASKS:
+            owner = "classification" if key in SECTIONS else key
+            raise ValueError(
+                expected(key, f"to be a section of task {task_name!r} (it belongs to task {owner!r}; "
+                         f"set task = {owner!r} to use it)", key)
+            )  # fmt: skip
         else:
             raise _unknown("config", key, known_top)
+    if task_name != "classification" and "section" not in kwargs and task.config_cls is not None:
+        kwargs["section"] = task.config_cls()
     cfg = StudyConfig(**kwargs)
     validate(cfg)
+    if task_name != "classification":
+        task.validate(cfg.section)
     return cfg
+
+
+def parse_section(name: str, cls: type, value: Any) -> Any:
+    """One TOML section as an instance of its dataclass: unknown keys get a "did you mean" error naming
+    ``name.key``; values are coerced (lists -> tuples) and type-checked against the defaults."""
+    if not isinstance(value, Mapping):
+        raise TypeError(expected(name, "to be a table of keys", value))
+    names = [f.name for f in dataclasses.fields(cls)]
+    for sub in value:
+        if sub not in names:
+            raise _unknown(name, sub, names)
+    return cls(**{k: _coerce(f"{name}.{k}", cls, k, v) for k, v in value.items()})
 
 
 def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
@@ -191,8 +254,12 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
     if isinstance(ref, tuple):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
-        kinds = (str,) if dotted == "data.datasets" else (int, float)
-        return _tuple_of(dotted, value, kinds, to_float=kinds != (str,))
+        kinds: tuple[type, ...] = (str,) if dotted == "data.datasets" else (int, float)
+        if ref and all(isinstance(x, str) for x in ref):
+            kinds = (str,)
+        elif ref and any(isinstance(x, str) for x in ref):
+            kinds = (int, float, str)
+        return _tuple_of(dotted, value, kinds, to_float=kinds == (int, float))
     if isinstance(ref, bool):
         if not isinstance(value, bool):
             raise TypeError(expected(dotted, "to be true or false", value))
@@ -280,23 +347,15 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     elif n.matrix:
         raise ValueError(expected("noise.matrix", 'to be empty unless noise.kind = "matrix"', "a matrix"))
 
-    for a in m.label_smoothing:
-        rng("methods.label_smoothing", a, 0, 1, lo_open=True, hi_open=True)
-    for a in m.prior:
-        rng("methods.prior", a, 0, 1, lo_open=True, hi_open=True)
-    for a in m.negative:
-        rng("methods.negative", a, -1, 0, hi_open=True)
-    for b in m.confidence_penalty:
-        rng("methods.confidence_penalty", b, 0, 10, lo_open=True)
-    for g in m.focal:
-        if isinstance(g, str):
-            if g not in FOCAL_SCHEDULES:
-                raise ValueError(expected("methods.focal", "to hold gammas >= 0 or 'flsd-53'", g))
-        else:
-            rng("methods.focal", g, 0, 20)
-    for key in ("label_smoothing", "prior", "negative", "confidence_penalty", "focal"):
-        _check_unique(f"methods.{key}", getattr(m, key))
-    if not (m.hard or m.label_smoothing or m.prior or m.negative or m.confidence_penalty or m.focal):
+    for entry in CLASSIFICATION_METHODS:
+        if entry.config_key is None:
+            continue
+        values = getattr(m, entry.config_key)
+        for v in values:
+            if entry.check is not None:
+                entry.check(f"methods.{entry.config_key}", v)
+        _check_unique(f"methods.{entry.config_key}", values)
+    if not (m.hard or any(getattr(m, e.config_key) for e in CLASSIFICATION_METHODS if e.config_key)):
         raise ValueError(expected("methods", "to enable at least one method", "none"))
 
     if mo.kind not in MODEL_KINDS:
@@ -347,8 +406,10 @@ def _merge(base: dict[str, Any], dotted: str, value: Any) -> None:
         raise ValueError(expected("key", "to be `name` or `section.name`", dotted))
     if len(parts) == 2:
         section, key = parts
-        if section not in SECTIONS:
-            raise _unknown("config", section, list(SECTIONS) + list(_TOP_KEYS))
+        from labelsmooth.study.tasks import TASKS
+
+        if section not in SECTIONS and section not in TASKS:
+            raise _unknown("config", section, list(SECTIONS) + list(TASKS) + list(_TOP_KEYS))
         sub = base.setdefault(section, {})
         if not isinstance(sub, dict):
             raise TypeError(expected(section, "to be a table of keys", sub))
@@ -409,7 +470,7 @@ def to_toml(cfg: StudyConfig) -> str:
     lines = ["# labelsmooth study: resolved configuration", ""]
     for key in _TOP_KEYS:
         lines.append(f"{key} = {_toml_value(d[key])}")
-    for section in SECTIONS:
+    for section in [k for k in d if k not in _TOP_KEYS]:
         lines += ["", f"[{section}]"]
         for key, value in d[section].items():
             lines.append(f"{key} = {_toml_value(value)}")
@@ -425,4 +486,6 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(expected("value", "to be TOML-representable", v))  # pragma: no cover

@@ -15,12 +15,11 @@ import numpy as np
 from labelsmooth.study.stats import estimate, group
 from labelsmooth.study.verdict import noise_phrase
 
-PANELS = (
-    ("accuracy", "test accuracy", "ts_accuracy"),
-    ("nll", "test NLL", "ts_nll"),
-    ("ece", "test ECE", "ts_ece"),
-    ("calibration_gap", "signed gap (confidence - accuracy)", "ts_calibration_gap"),
-)
+
+def panels(metrics) -> list[tuple[str, str, str | None]]:
+    """(key, title, key of the dashed after-scaling curve or None) of the metrics with ``panel=True``."""
+    return [(m.key, m.description or m.header, m.scaled_key if "panel" in m.scaled_in else None)
+            for m in metrics if m.panel]  # fmt: skip
 
 
 def _plt():
@@ -45,8 +44,11 @@ def to_png(fig: Any) -> bytes:
 def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
     """Accuracy, NLL, ECE and the signed gap against a (hard = 0, uniform and negative smoothing), one curve
     per noise level, with 95% t-intervals over seeds; dashed: after temperature scaling."""
+    from labelsmooth.study.tasks.classification import METRICS
+
     plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    cols = panels(METRICS)
+    fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3.6))
     recs = [r for r in records if r["dataset"] == dataset and r["alpha"] is not None]
     by_noise = group(recs, ("noise_kind", "noise_rate"))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -54,19 +56,21 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
         by_alpha = group(sorted(rs, key=lambda r: r["alpha"]), ("alpha",))
         alphas = [a for (a,) in by_alpha]
         color = colors[ci % len(colors)]
-        for ax, (key, title, ts_key) in zip(axes, PANELS):
+        for ax, (key, title, ts_key) in zip(axes, cols):
             est = [estimate(r.get(key) for r in v) for v in by_alpha.values()]
             m = np.array([e.mean for e in est])
             h = np.nan_to_num(np.array([e.half for e in est]))
             ax.errorbar(alphas, m, yerr=h, marker="o", capsize=3, color=color, label=noise_phrase(kind, rate))
-            if ts_key in ("ts_ece", "ts_calibration_gap"):
+            if ts_key is not None:
                 ts = np.array([estimate(r.get(ts_key) for r in v).mean for v in by_alpha.values()])
                 ax.plot(alphas, ts, ls="--", color=color, alpha=0.7)
             ax.set_title(title)
             ax.set_xlabel("smoothing a")
-    axes[3].axhline(0.0, color="grey", lw=0.8)
+    signed = axes[[k for k, _, _ in cols].index("calibration_gap")] if "calibration_gap" in dict(
+        (k, t) for k, t, _ in cols) else axes[-1]  # fmt: skip
+    signed.axhline(0.0, color="grey", lw=0.8)
     axes[0].legend(fontsize=8)
-    axes[3].text(0.02, 0.02, "dashed: after temperature scaling", transform=axes[3].transAxes, fontsize=7)
+    signed.text(0.02, 0.02, "dashed: after temperature scaling", transform=signed.transAxes, fontsize=7)
     if any(r["alpha"] < 0 for r in recs):
         for ax in axes:
             ax.axvline(0.0, color="grey", lw=0.5, ls=":")

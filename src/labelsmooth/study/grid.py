@@ -7,49 +7,38 @@ so that re-running a study skips exactly the runs already stored.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from labelsmooth.study.config import StudyConfig
-
-METHOD_NAMES = ("hard", "ls", "ls-prior", "negative", "confidence-penalty", "focal")
+from labelsmooth.study.identity import config_hash
+from labelsmooth.study.methods import Method as MethodEntry
+from labelsmooth.study.methods import get_method
+from labelsmooth.study.objectives import CLASSIFICATION_METHODS
 
 
 @dataclass(frozen=True)
 class Method:
-    """One training objective. ``param`` is a for the smoothing methods, beta for the confidence
-    penalty, gamma (or "flsd-53") for the focal loss, None for hard targets."""
+    """One method of the grid with its parameter: a registry entry's name (:mod:`labelsmooth.study.methods`)
+    and ``param`` (a for the smoothing methods, beta for the confidence penalty, gamma or "flsd-53" for
+    the focal loss, None for hard targets)."""
 
     name: str
     param: float | str | None = None
 
     @property
+    def entry(self) -> MethodEntry:
+        return get_method(self.name)
+
+    @property
     def label(self) -> str:
-        if self.name == "hard":
-            return "hard (a=0)"
-        if self.name == "ls":
-            return f"ls a={self.param:g}"
-        if self.name == "negative":
-            return f"neg-ls a={self.param:g}"
-        if self.name == "ls-prior":
-            return f"ls-prior a={self.param:g}"
-        if self.name == "confidence-penalty":
-            return f"conf-penalty b={self.param:g}"
-        if isinstance(self.param, str):
-            return f"focal {self.param}"
-        return f"focal g={self.param:g}"
+        return self.entry.label_of(self.param)
 
     @property
     def alpha(self) -> float | None:
         """The position on the smoothing axis a (uniform smoothing only; hard = 0, negative < 0)."""
-        if self.name == "hard":
-            return 0.0
-        if self.name in ("ls", "negative"):
-            return float(self.param)  # type: ignore[arg-type]
-        return None
+        return self.entry.alpha(self.param)
 
 
 @dataclass(frozen=True)
@@ -85,14 +74,17 @@ class RunSpec:
 
 
 def methods_of(cfg: StudyConfig) -> list[Method]:
-    """The methods a config enables, in report order."""
+    """The methods a config enables, in registry order (hard targets first); the parameters of the
+    smoothing methods and the confidence penalty sorted, focal's as given."""
     m = cfg.methods
     out: list[Method] = [Method("hard")] if m.hard else []
-    out += [Method("ls", a) for a in sorted(m.label_smoothing)]
-    out += [Method("ls-prior", a) for a in sorted(m.prior)]
-    out += [Method("negative", a) for a in sorted(m.negative)]
-    out += [Method("confidence-penalty", b) for b in sorted(m.confidence_penalty)]
-    out += [Method("focal", g) for g in m.focal]
+    for entry in CLASSIFICATION_METHODS:
+        if entry.config_key is None:
+            continue
+        values = getattr(m, entry.config_key)
+        if entry.name != "focal":
+            values = sorted(values)
+        out += [Method(entry.name, v) for v in values]
     return out
 
 
@@ -125,7 +117,4 @@ def run_config(spec: RunSpec, cfg: StudyConfig, fingerprint: str, model_name: st
     }
 
 
-def config_hash(run_cfg: dict[str, Any]) -> str:
-    """A short, stable hash of a run's config (canonical JSON, sorted keys)."""
-    text = json.dumps(run_cfg, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+__all__ = ["Method", "RunSpec", "config_hash", "expand", "methods_of", "run_config"]

@@ -10,43 +10,16 @@ import base64
 import html
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labelsmooth.study import figures
 from labelsmooth.study.config import StudyConfig, from_mapping, to_toml
-from labelsmooth.study.results import flatten
 from labelsmooth.study.stats import estimate, group
-from labelsmooth.study.store import SCHEMA_VERSION, Store, StoredRun, grid_runs
-from labelsmooth.study.verdict import SETTING_KEYS, SettingVerdict, judge, noise_phrase
-
-SUMMARY_COLUMNS = (
-    ("accuracy", "accuracy", 1),
-    ("nll", "NLL", 1),
-    ("ece", "ECE", 1),
-    ("smece", "smECE", 1),
-    ("calibration_gap", "gap", 1),
-    ("temperature", "T", 1),
-    ("ts_ece", "ECE after T", 1),
-    ("ts_calibration_gap", "gap after T", 1),
-    ("train_logit_gap", "train logit gap", 1),
-    ("optimal_logit_gap", "optimal gap", 1),
-    ("memorised", "memorised", 1),
-)
-RUN_COLUMNS = (
-    "dataset", "noise_rate", "label", "seed", "accuracy", "nll", "brier", "ece", "smece", "calibration_gap",
-    "temperature", "ts_accuracy", "ts_nll", "ts_ece", "ts_calibration_gap", "train_logit_gap",
-    "test_logit_gap",
-    "optimal_logit_gap", "memorised", "train_accuracy", "val_accuracy", "wall_time", "run_hash",
-)  # fmt: skip
-
-
-@dataclass
-class Figure:
-    name: str
-    caption: str
-    png: bytes
+from labelsmooth.study.store import SCHEMA_VERSION, Store, StoredRun, grid_runs, outside_grid
+from labelsmooth.study.tasks import Task, get_task
+from labelsmooth.study.tasks.base import Figure, metric_columns
 
 
 @dataclass
@@ -57,154 +30,26 @@ class ReportData:
     library_version: str
     runs: list[StoredRun]
     records: list[dict[str, Any]]
-    verdicts: list[SettingVerdict]
+    verdicts: list[Any]
     figures: list[Figure]
+    task: Task | None = None
+    hidden: int = 0  # stored runs outside the grid (not shown)
 
 
 def build(folder: str | Path) -> ReportData:
-    """Read a study folder's database and compute the report's content."""
-    with Store.open(folder, create=False) as store:
+    """Read a study folder's database (read-only) and compute the report's content with its task's
+    verdict and figures."""
+    with Store.open(folder, create=False, readonly=True) as store:
+        task = get_task(store.task())
         runs = grid_runs(store)
+        hidden = len(outside_grid(store))
         cfg_dict = store.config()
         version = store.get_meta("library_version", "?") or "?"
     cfg = from_mapping(cfg_dict) if cfg_dict else None
-    records = [flatten(r) for r in runs]
-    verdicts = judge(records)
-    return ReportData(cfg, version, runs, records, verdicts, _figures(runs, records, verdicts))
-
-
-def _figures(runs: list[StoredRun], records: list[dict], verdicts: list[SettingVerdict]) -> list[Figure]:
-    """Every figure of the report: metrics against a per dataset, then four figures per setting."""
-    if not runs:
-        return []
-    out = [
-        Figure(
-            f"metrics_vs_alpha_{_slug(dataset)}",
-            f"{dataset}: accuracy, NLL, ECE and the signed gap against a (a = 0: hard targets; a < 0: "
-            "negative smoothing), one curve per noise level; error bars: 95% t-intervals over seeds; "
-            "dashed: after temperature scaling.",
-            figures.metrics_vs_alpha(records, dataset),
-        )
-        for dataset in dict.fromkeys(r["dataset"] for r in records)
-    ]
-    by_hash = {r.run_hash: r for r in runs}
-    for v in verdicts:
-        s = _SettingRuns.of(v, records, by_hash)
-        for make in (_reliability_figure, _logit_gap_figure, _projection_figure, _curves_figure):
-            fig = make(s)
-            if fig is not None:
-                out.append(fig)
-    return out
-
-
-@dataclass
-class _SettingRuns:
-    """The runs of one setting, arranged for its figures: hard targets and the verdict's chosen a."""
-
-    slug: str
-    where: str
-    by_label: dict[str, list[dict]]
-    by_hash: dict[str, StoredRun]
-    best_label: str | None
-    first_seed: int | None
-
-    @classmethod
-    def of(cls, v: SettingVerdict, records: list[dict], by_hash: dict[str, StoredRun]) -> _SettingRuns:
-        key = (v.dataset, v.noise_kind, v.noise_rate)
-        recs = [r for r in records if (r["dataset"], r["noise_kind"], r["noise_rate"]) == key]
-        return cls(
-            slug=_slug(f"{v.dataset}_{v.noise_kind}_{v.noise_rate:g}"),
-            where=f"{v.dataset}, {noise_phrase(v.noise_kind, v.noise_rate)}",
-            by_label={k[0]: rs for k, rs in group(recs, ("label",)).items()},
-            by_hash=by_hash,
-            best_label=f"ls a={v.alpha:g}" if v.alpha is not None else None,
-            first_seed=min((r["seed"] for r in recs), default=None),
-        )
-
-    def runs(self, label: str | None) -> list[StoredRun]:
-        return [self.by_hash[r["run_hash"]] for r in self.by_label.get(label, [])] if label else []
-
-    def first(self, label: str | None) -> StoredRun | None:
-        return next((r for r in self.runs(label) if r.spec["seed"] == self.first_seed), None)
-
-    def pair(self) -> list[tuple[str, StoredRun]]:
-        """(label, first-seed run) for hard targets and the chosen a, where present."""
-        out = []
-        for label in ("hard (a=0)", self.best_label):
-            run = self.first(label)
-            if label and run is not None:
-                out.append((label, run))
-        return out
-
-
-def _reliability_figure(s: _SettingRuns) -> Figure | None:
-    panels = []
-    best = s.runs(s.best_label)
-    for label, runs, key in (("hard (a=0)", s.runs("hard (a=0)"), "reliability"),
-                             (s.best_label, best, "reliability"),
-                             (f"{s.best_label}, after T", best, "reliability_ts")):  # fmt: skip
-        bins = [r.arrays[key] for r in runs if r.arrays.get(key)]
-        if bins:
-            panels.append((label, bins))
-    if not panels:
-        return None
-    return Figure(
-        f"reliability_{s.slug}",
-        f"{s.where}: reliability diagrams of hard targets, the chosen a, and the chosen a after temperature "
-        "scaling (test split, bins pooled over seeds). Points below the diagonal: overconfident; above: "
-        "underconfident.",
-        figures.reliability(panels, s.where),
-    )
-
-
-def _logit_gap_figure(s: _SettingRuns) -> Figure | None:
-    panels = []
-    for label, recs in s.by_label.items():
-        run = s.first(label) if recs[0]["method"] in ("hard", "ls") else None
-        if run is not None and run.arrays.get("gap_hist_train"):
-            k = int(run.metrics.get("num_classes") or 0)
-            panels.append(
-                (
-                    label,
-                    run.arrays["gap_hist_train"],
-                    recs[0]["alpha"],
-                    run.metrics.get("optimal_logit_gap"),
-                    k,
-                )
-            )
-    if not panels:
-        return None
-    return Figure(
-        f"logit_gap_{s.slug}",
-        f"{s.where}: training logit gaps (seed {s.first_seed}); solid lines mark log(1 + K(1 - a)/a), the "
-        "gap at the optimum of the smoothed loss, dashed lines the mean gap. Hard targets have no finite "
-        "optimum.",
-        figures.logit_gaps(panels, s.where),
-    )
-
-
-def _projection_figure(s: _SettingRuns) -> Figure | None:
-    panels = [(label, run.arrays["projection"]) for label, run in s.pair() if run.arrays.get("projection")]
-    if not panels:
-        return None
-    return Figure(
-        f"projection_{s.slug}",
-        f"{s.where}: penultimate-layer activations of three classes (test split, seed {s.first_seed}) "
-        "projected on the plane through their last-layer templates (Müller et al., 2019). Smoothing pulls "
-        "each class into a tighter cluster at equal distance from the others.",
-        figures.projection(panels, s.where),
-    )
-
-
-def _curves_figure(s: _SettingRuns) -> Figure | None:
-    panels = [(label, run.curves) for label, run in s.pair() if run.curves.get("epoch")]
-    if not panels:
-        return None
-    return Figure(
-        f"curves_{s.slug}",
-        f"{s.where}: per-epoch validation NLL and accuracy (seed {s.first_seed}).",
-        figures.curves(panels, s.where),
-    )
+    records = [task.record(r) for r in runs]
+    verdicts = task.verdict(records)
+    figs = task.figures(runs, records, verdicts) if runs else []
+    return ReportData(cfg, version, runs, records, verdicts, figs, task, hidden)
 
 
 def _slug(text: str) -> str:
@@ -221,20 +66,39 @@ def _cell(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def summary_rows(records: list[dict]) -> list[list[str]]:
-    """The aggregated table: one row per setting and method, mean ± 95% t-interval half-width."""
+def summary_rows(records: list[dict], task: Task | None = None, where: str = "summary") -> list[list[str]]:
+    """The aggregated table: one row per setting and (method, param), mean ± 95% t-interval half-width
+    of each metric of the task's table shown ``where`` (``"summary"`` or ``"cli"``)."""
+    task = task or get_task("classification")
+    table = {m.key: m for m in task.metrics} | {m.scaled_key: m for m in task.metrics if m.scaled}
     rows = []
-    for key, recs in group(records, (*SETTING_KEYS, "label")).items():
-        ds, kind, rate, label = key
-        row = [ds, noise_phrase(kind, rate), label, str(len(recs))]
-        for metric, _, _ in SUMMARY_COLUMNS:
-            e = estimate(r.get(metric) for r in recs)
-            row.append(e.fmt(digits=3))
+    for key, recs in group(records, (*task.setting_axes, "method", "param")).items():
+        row = [*task.setting_cells(key[: len(task.setting_axes)]), recs[0].get("label", ""), str(len(recs))]
+        for metric, _ in metric_columns(task.metrics, where=where):
+            row.append(table[metric].format_estimate(estimate(r.get(metric) for r in recs)))
         rows.append(row)
     return rows
 
 
-SUMMARY_HEADER = ["dataset", "noise", "method", "seeds"] + [h for _, h, _ in SUMMARY_COLUMNS]
+def summary_header(task: Task | None = None, where: str = "summary") -> list[str]:
+    """The header of :func:`summary_rows`."""
+    task = task or get_task("classification")
+    return [*task.setting_header(), "method", "seeds"] + [
+        h for _, h in metric_columns(task.metrics, where=where)
+    ]
+
+
+def run_columns(task: Task) -> list[tuple[str, str]]:
+    """(key, header) of the all-runs table: the setting axes, label, seed, the summary metrics with every
+    stored scaled variant, the wall time, the run hash."""
+    cols = [(a, a) for a in task.setting_axes] + [("label", "method"), ("seed", "seed")]
+    for m in task.metrics:
+        if m.summary:
+            cols.append((m.key, m.header))
+            if m.scaled:
+                cols.append((m.scaled_key, f"{m.header} after T"))
+    return [*cols, ("wall_time", "wall time (s)"), ("run_hash", "run")]
+
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -279,14 +143,22 @@ METHOD_NOTE = (
 )
 
 
+def _note(rd: ReportData) -> str:
+    note = METHOD_NOTE if rd.task is None or rd.task.name == "classification" else rd.task.report_note
+    if rd.hidden:
+        note += (f" This folder also stores {rd.hidden} runs outside the study's grid (an earlier config); "
+                 "they are not shown (`labelsmooth export --all` lists them).")  # fmt: skip
+    return note
+
+
 def render_html(rd: ReportData) -> str:
     """The report as one self-contained HTML page (no external assets)."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>labelsmooth study</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Label smoothing study</h1>",
-        f"<p>{len(rd.runs)} runs; labelsmooth {html.escape(rd.library_version)}; database schema "
-        f"{SCHEMA_VERSION}. {html.escape(METHOD_NOTE)}</p>",
+        f"<p>{len(rd.runs)} runs; task {html.escape(rd.task.name if rd.task else '?')}; labelsmooth "
+        f"{html.escape(rd.library_version)}; database schema {SCHEMA_VERSION}. {html.escape(_note(rd))}</p>",
         "<h2>Verdict</h2>",
     ]
     for v in rd.verdicts:
@@ -296,7 +168,7 @@ def render_html(rd: ReportData) -> str:
         )
     parts += [
         "<h2>Summary (mean ± 95% t-interval)</h2>",
-        _html_table(SUMMARY_HEADER, summary_rows(rd.records)),
+        _html_table(summary_header(rd.task), summary_rows(rd.records, rd.task)),
     ]
     parts.append("<h2>Figures</h2>")
     for f in rd.figures:
@@ -307,8 +179,9 @@ def render_html(rd: ReportData) -> str:
             f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
         )
     parts.append("<h2>All runs (click a header to sort)</h2>")
-    rows = [[_cell(r.get(c)) for c in RUN_COLUMNS] for r in rd.records]
-    parts.append(_html_table(list(RUN_COLUMNS), rows))
+    cols = run_columns(rd.task or get_task("classification"))
+    rows = [[_cell(r.get(c)) for c, _ in cols] for r in rd.records]
+    parts.append(_html_table([h for _, h in cols], rows))
     if rd.config is not None:
         parts.append("<h2>Configuration</h2><pre>" + html.escape(to_toml(rd.config)) + "</pre>")
     parts.append(f"<script>{_JS}</script></body></html>")
@@ -320,9 +193,9 @@ def render_markdown(rd: ReportData, figure_dir: str = "figures") -> str:
     lines = [
         "# Label smoothing study",
         "",
-        f"{len(rd.runs)} runs; labelsmooth {rd.library_version}.",
+        f"{len(rd.runs)} runs; task {rd.task.name if rd.task else '?'}; labelsmooth {rd.library_version}.",
         "",
-        METHOD_NOTE,
+        _note(rd),
         "",
         "## Verdict",
         "",
@@ -332,7 +205,7 @@ def render_markdown(rd: ReportData, figure_dir: str = "figures") -> str:
     lines += [
         "## Summary (mean ± 95% t-interval)",
         "",
-        _md_table(SUMMARY_HEADER, summary_rows(rd.records)),
+        _md_table(summary_header(rd.task), summary_rows(rd.records, rd.task)),
         "",
         "## Figures",
         "",
@@ -346,13 +219,23 @@ def render_markdown(rd: ReportData, figure_dir: str = "figures") -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: str | Path) -> Path:
-    """(Re)draw ``report.html``, ``report.md`` and ``figures/*.png`` from the folder's database. Returns the
-    HTML path."""
-    folder = Path(folder)
+def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
+    """(Re)draw ``report.html``, ``report.md`` and ``figures/*.png`` from the folder's database (read-only)
+    into ``output`` (default: the folder itself). Returns the HTML path."""
     rd = build(folder)
+    if output is None and not os.access(folder, os.W_OK):
+        raise PermissionError(
+            f"Cannot write the report into {folder}: the folder is read-only. Write it elsewhere with "
+            f"`labelsmooth report {folder} -o OTHER_DIR`."
+        )
+    folder = Path(output) if output is not None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     fig_dir = folder / "figures"
     fig_dir.mkdir(exist_ok=True)
+    names = {f"{f.name}.png" for f in rd.figures}
+    for stale in fig_dir.glob("*.png"):  # figures of an earlier grid of this folder
+        if stale.name not in names:
+            stale.unlink()
     for f in rd.figures:
         (fig_dir / f"{f.name}.png").write_bytes(f.png)
     (folder / "report.md").write_text(render_markdown(rd), encoding="utf-8")

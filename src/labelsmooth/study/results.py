@@ -8,30 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelsmooth.study.grid import Method
 from labelsmooth.study.store import StoredRun
 
 ID_COLUMNS = ("dataset", "noise_kind", "noise_rate", "method", "param", "label", "alpha", "seed")
+"""The identity columns of a classification record (other tasks: their axes, then ``label``)."""
 
 
 def flatten(run: StoredRun) -> dict[str, Any]:
-    """One stored run as a flat record: the grid axes, then every scalar metric, then its identity."""
-    s = run.spec
-    method = Method(s["method"], s["param"])
-    rec: dict[str, Any] = {
-        "dataset": s["dataset"],
-        "noise_kind": s["noise_kind"],
-        "noise_rate": s["noise_rate"],
-        "method": s["method"],
-        "param": s["param"],
-        "label": method.label,
-        "alpha": method.alpha,
-        "seed": s["seed"],
-    }
-    rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
-    rec["run_hash"] = run.run_hash
-    rec["library_version"] = run.library_version
-    return rec
+    """One stored run as a flat record (its task's :meth:`~labelsmooth.study.tasks.Task.record`): the
+    axes, the method's label, every scalar metric, then its identity."""
+    from labelsmooth.study.tasks import get_task
+
+    return get_task(run.task).record(run)
 
 
 class Results(list):
@@ -40,6 +28,9 @@ class Results(list):
     def __init__(self, records: list[dict[str, Any]] = (), folder: str | None = None) -> None:  # type: ignore[assignment]
         super().__init__(records)
         self.folder = folder
+        self.hidden = (
+            0  # stored runs outside the study's grid, not in this table (load_results(all_runs=True))
+        )
 
     @property
     def columns(self) -> list[str]:

@@ -1,34 +1,76 @@
-"""Run a study: validate and load everything, then train the runs not yet stored, in parallel if asked.
+"""The study engine: validate and load everything, then train the runs not yet stored, in parallel if asked,
+for any task of :mod:`labelsmooth.study.tasks`.
 
 Order of work, so that errors leave nothing half-written:
 
-1. resolve and validate the config; load every dataset (missing files and bad columns fail here);
-2. only then create the output folder, write ``config.toml`` and open the database;
-3. skip runs already stored (resume); train the others serially or in ``workers`` spawned processes,
-   which return records to the parent, the only writer, which commits each run in its own transaction;
-4. draw the report from the database.
+1. resolve and validate the config (its ``task`` picks the task); the task loads its datasets and plans
+   its runs (missing files and bad columns fail here);
+2. only then create the output folder and take its lock (``study.lock``: ``fcntl.flock``, released by the
+   OS when the process dies, so a ``kill -9`` leaves no stale lock; a second study in the same folder
+   refuses, naming the holder's PID);
+3. check that the folder holds this study (or none): a folder holding another grid refuses unless
+   ``extend`` (then the grid is the union: "N runs kept, M new"); write ``config.toml`` and the metadata;
+4. skip runs already stored (resume); order the others after the runs they need; train them serially or
+   in ``workers`` spawned processes (never more than the cores available), which return records to the
+   parent, the only writer, which saves each run's artefacts and then commits its row in one transaction;
+   a run starts only when every run it needs is stored;
+5. draw the report from the database.
+
+Signals: SIGINT, SIGTERM and SIGHUP stop the study the same way: runs in flight are dropped (workers are
+terminated), finished runs are kept, and :class:`StudyInterrupted` is raised (the CLI exits with 128 +
+the signal number, 130 for Ctrl-C, and says that rerunning the same command resumes). Each worker watches
+its parent and exits when it dies, whatever killed it (``kill -9`` included).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from labelsmooth._validation import expected
-from labelsmooth.study import data as data_mod
-from labelsmooth.study.config import StudyConfig, apply_overrides, load_config, to_toml
-from labelsmooth.study.grid import RunSpec, expand
-from labelsmooth.study.models import ModelFn
-from labelsmooth.study.results import Results, flatten
-from labelsmooth.study.store import Store, grid_runs
-from labelsmooth.study.train import RunContext, execute
+from labelsmooth.study.config import StudyConfig, apply_overrides, available_cores, load_config, to_toml
+from labelsmooth.study.results import Results
+from labelsmooth.study.store import DB_NAME, Store, grid_runs, outside_grid, save_artefacts
+from labelsmooth.study.tasks import get_task
+from labelsmooth.study.tasks.base import Context, NeededRun, RunRecord, RunSpec, Task, order_plan
 
 DataArg = Any  # None | Dataset | (X, y) | {name: (X, y) or Dataset}
+LOCK_NAME = "study.lock"
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """A study stopped by SIGINT, SIGTERM or SIGHUP; ``signum`` is the signal, ``stored`` the runs stored
+    by this call before it stopped."""
+
+    def __init__(self, signum: int, stored: int = 0) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.stored = stored
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StudyLockedError(RuntimeError):
+    """Another process holds the study folder's lock."""
+
+
+class StudyMismatchError(ValueError):
+    """The folder holds another study (another grid or another task)."""
+
+
+# ------------------------------------------------------------------------------------------- config
 
 
 def resolve_config(config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> StudyConfig:
@@ -46,151 +88,276 @@ def resolve_config(config: StudyConfig | Mapping[str, Any] | str | os.PathLike[s
     )
 
 
-def load_datasets(cfg: StudyConfig, data: DataArg = None) -> dict[str, data_mod.Dataset]:
-    """The datasets of the study: the user's ``data`` when given, else those the config names."""
-    if data is None:
-        return {name: data_mod.load(name, cfg.data) for name in cfg.data.datasets}
-    if isinstance(data, data_mod.Dataset):
-        return {data.name: data}
-    if isinstance(data, tuple) and len(data) == 2:
-        return {"user": data_mod.from_arrays(*data, name="user")}
-    if isinstance(data, Mapping):
-        out = {}
-        for name, value in data.items():
-            if isinstance(value, data_mod.Dataset):
-                out[str(name)] = value
-            elif isinstance(value, tuple) and len(value) == 2:
-                out[str(name)] = data_mod.from_arrays(*value, name=str(name))
-            else:
-                raise TypeError(
-                    expected(f"data[{name!r}]", "to be an (X, y) pair or a Dataset", type(value).__name__)
-                )
-        if not out:
-            raise ValueError(expected("data", "to hold at least one dataset", {}))
-        return out
-    raise TypeError(
-        expected("data", "to be an (X, y) pair, a Dataset or a mapping of them", type(data).__name__)
-    )
+@dataclass
+class Prepared(Context):
+    """A :class:`Context` with its task: everything checked and loaded, nothing written."""
+
+    task: Task | None = None
+
+    def plan(self) -> list[RunSpec]:
+        assert self.task is not None  # set by prepare()
+        return self.task.plan(self.config, self.datasets)
 
 
 def prepare(
     config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     *,
-    model_fn: ModelFn | None = None,
+    model_fn: Any = None,
     data: DataArg = None,
-) -> RunContext:
+) -> Prepared:
     """Everything checked and loaded, nothing written: the context every run shares."""
     cfg = resolve_config(config)
-    if model_fn is not None and not callable(model_fn):
-        raise TypeError(
-            expected("model_fn", "to be callable (input_shape, num_classes) -> nn.Module", model_fn)
-        )
-    datasets = load_datasets(cfg, data)
-    if cfg.noise.kind == "matrix":
-        k = len(cfg.noise.matrix)
-        for name, ds in datasets.items():
-            if ds.num_classes != k:
-                raise ValueError(
-                    expected("noise.matrix", f"to be {ds.num_classes} x {ds.num_classes} for {name}", k)
-                )
-    if cfg.model.kind == "cnn" and model_fn is None:
-        for name, ds in datasets.items():
-            if not ds.is_image:
-                raise ValueError(
-                    expected("model.kind", f"not 'cnn' for the non-image dataset {name!r}", "cnn")
-                )
-    for ds in datasets.values():  # a class too small to split fails now, not in a worker
-        data_mod.split(ds.y, cfg.data.val_fraction, cfg.data.test_fraction, seed=0)
-    return RunContext(cfg, datasets, model_fn)
+    task = get_task(cfg.task)
+    datasets = task.load(cfg, data=data, model_fn=model_fn)
+    return Prepared(cfg, task.section(cfg), datasets, model_fn, task)
 
 
-def plan(ctx: RunContext) -> list[tuple[RunSpec, str]]:
-    """The grid of this context, with each run's hash."""
-    return [(s, ctx.run_hash(s)) for s in expand(ctx.config, ctx.datasets)]
+def plan(ctx: Prepared) -> list[RunSpec]:
+    """The runs of this context (each with its ``run_hash``), in the task's order."""
+    return ctx.plan()
 
 
-# ------------------------------------------------------------------ worker processes
-_WORKER_CTX: RunContext | None = None
+# ------------------------------------------------------------------------------------------- the folder lock
 
 
-def _init_worker(ctx: RunContext) -> None:
-    global _WORKER_CTX
+class FolderLock:
+    """An exclusive OS lock on ``folder/study.lock`` (``fcntl.flock``; the OS drops it when the process
+    dies). The file holds the holder's PID. Where ``fcntl`` does not exist (Windows) no lock is taken."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_NAME
+        self._fh: Any = None
+
+    def acquire(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            pid = fh.read().strip() or "unknown"
+            fh.close()
+            raise StudyLockedError(
+                f"{self.path.parent} is in use by another labelsmooth study (PID {pid}); wait for it to "
+                "finish, or use another --out."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# ------------------------------------------------------------------------------------------- worker processes
+_WORKER: tuple[Task, Context] | None = None
+WATCHDOG_INTERVAL = 0.5  # seconds between a worker's checks that its parent is alive
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as its parent is gone (re-parented: getppid() changes)."""
+    while True:
+        time.sleep(WATCHDOG_INTERVAL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(task: Task, ctx: Context, parent: int) -> None:
+    global _WORKER
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates its workers
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="labelsmooth-watchdog").start()
+    if os.getppid() != parent:  # the parent died before the watchdog started
+        os._exit(1)
     torch.set_num_threads(1)
-    _WORKER_CTX = ctx
+    _WORKER = (task, ctx)
 
 
-def _work(spec: RunSpec) -> dict[str, Any]:
-    assert _WORKER_CTX is not None  # set by the pool initializer, never user input
-    return execute(spec, _WORKER_CTX)
+def _work(spec: RunSpec, needs: dict[str, NeededRun]) -> dict[str, Any]:
+    assert _WORKER is not None  # set by the pool initializer, never user input
+    return execute_run(_WORKER[0], spec, _WORKER[1], needs)
 
 
-def _execute_all(ctx: RunContext, todo: list[RunSpec], workers: int) -> Iterator[dict[str, Any]]:
-    """Yield the record of each run as it finishes (serially, or from spawned worker processes)."""
+def execute_run(task: Task, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> dict[str, Any]:
+    """Run one spec and return the record the store takes (artefacts included, not yet saved)."""
+    start = time.perf_counter()
+    rec = RunRecord.of(task.execute(spec, ctx, needs))
+    metrics = dict(rec.metrics)
+    metrics.setdefault("wall_time", time.perf_counter() - start)
+    return {
+        "run_hash": spec.run_hash, "task": task.name, "spec": dict(spec.axes), "config": dict(spec.config),
+        "needs": list(spec.needs), "metrics": metrics, "curves": rec.curves, "arrays": rec.arrays,
+        "artefacts": rec.artefacts,
+    }  # fmt: skip
+
+
+def _needed(store: Store, spec: RunSpec, cache: dict[str, NeededRun]) -> dict[str, NeededRun]:
+    if not spec.needs:
+        return {}
+    if any(h not in cache for h in spec.needs):
+        for r in store.runs():
+            cache.setdefault(
+                r.run_hash, NeededRun(r.run_hash, r.spec, r.metrics, r.curves, r.arrays, r.artefact_dir)
+            )
+    return {h: cache[h] for h in spec.needs}
+
+
+def _execute_all(
+    task: Task, ctx: Context, todo: list[RunSpec], workers: int, store: Store
+) -> Generator[dict[str, Any], None, None]:
+    """Yield the record of each run as it finishes (serially, or from spawned worker processes); a run
+    is started only when the runs it needs are stored (the caller stores each record before the next)."""
+    cache: dict[str, NeededRun] = {}
     if workers <= 1:
         import torch
 
-        threads = torch.get_num_threads()  # execute() trains on one thread; give the caller its threads back
+        threads = torch.get_num_threads()  # runs train on one thread; give the caller its threads back
         try:
             for spec in todo:
-                yield execute(spec, ctx)
+                torch.set_num_threads(1)
+                yield execute_run(task, spec, ctx, _needed(store, spec, cache))
         finally:
             torch.set_num_threads(threads)
         return
     mp = get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(ctx,)
-    ) as pool:
-        pending = {pool.submit(_work, spec) for spec in todo}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(task, ctx, os.getpid())
+    )
+    waiting = list(todo)
+    planned = {s.run_hash for s in todo}
+    pending: set[Future] = set()
+    finished = False
+    try:
+        while waiting or pending:
+            done_now = store.done_hashes()
+            ready = [s for s in waiting if all(n in done_now or n not in planned for n in s.needs)]
+            for s in ready:
+                waiting.remove(s)
+                pending.add(pool.submit(_work, s, _needed(store, s, cache)))
+            if not pending:  # pragma: no cover - order_plan() rules this out
+                raise RuntimeError("runs wait for needs that nothing produces")
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted or failed: drop the runs in flight now, do not wait for them
+            procs = list(getattr(pool, "_processes", {}).values())  # no public API lists them
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(5)
+            pool.shutdown(wait=True)
+
+
+class _Signals:
+    """SIGTERM and SIGHUP raise :class:`StudyInterrupted` in the main thread, like Ctrl-C (SIGINT)."""
+
+    def __init__(self) -> None:
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+
+        def raise_interrupt(signum: int, frame: Any) -> None:
+            raise StudyInterrupted(signum)
+
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self.old[sig] = signal.signal(sig, raise_interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def _stderr(message: str) -> None:
+    print(f"labelsmooth: {message}", file=sys.stderr, flush=True)
 
 
 def run(
     config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     *,
-    model_fn: ModelFn | None = None,
+    model_fn: Any = None,
     data: DataArg = None,
     out: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = False,
     report: bool = True,
+    extend: bool = False,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Results:
-    """Run a label-smoothing study and return its results table (one record per run of the grid).
+    """Run a study (of the config's ``task``, default classification) and return its results table (one
+    record per run of the grid).
 
     Parameters
     ----------
     config : StudyConfig, mapping, TOML path, or None
-        The grid and training settings (:class:`StudyConfig`; None = the default study).
+        The task, the grid and the training settings (:class:`StudyConfig`; None = the default study).
     model_fn : callable ``(input_shape, num_classes) -> nn.Module``, optional
-        Your model. Following the protocol of :mod:`labelsmooth.study.models` (``.features(x)`` and
-        ``.head``) enables the penultimate-layer projection. With ``workers > 1`` it must be picklable (a
-        module-level function). Its qualified name is part of each run's hash.
+        Your model (classification). Following the protocol of :mod:`labelsmooth.study.models`
+        (``.features(x)`` and ``.head``) enables the penultimate-layer projection. With ``workers > 1`` it
+        must be picklable (a module-level function). Its qualified name is part of each run's hash.
     data : (X, y), Dataset, or {name: (X, y)}, optional
-        Your data instead of the config's datasets. X is (N, D) or (N, C, H, W); y any labels.
+        Your data instead of the config's datasets (classification). X is (N, D) or (N, C, H, W).
     out : folder, optional
         Where the database and report go (default ``config.out``). Re-running resumes.
     workers : int, optional
-        Worker processes (default ``config.workers``; 0 = auto). Results do not depend on it.
+        Worker processes (default ``config.workers``; 0 = auto), capped at the cores available (with a
+        message). Results do not depend on it.
     progress : bool
         Show a progress bar on stderr (only when stderr is a terminal).
     report : bool
         Write ``report.html`` and ``report.md`` when done.
+    extend : bool
+        Allow a folder that holds another grid of the same task: the study becomes the union of both
+        grids (stored runs are kept). Without it such a folder is refused (:class:`StudyMismatchError`).
     on_run : callable, optional
         Called with each run's record after it is stored.
+    log : callable, optional
+        Receives the study's messages (capped workers, extended grid); default: printed on stderr.
 
     Returns
     -------
     Results
         A list of dicts; ``results.to_pandas()`` when pandas is installed.
+
+    Raises
+    ------
+    StudyLockedError
+        Another study is running in the folder.
+    StudyMismatchError
+        The folder holds another study and ``extend`` is False.
+    StudyInterrupted
+        SIGINT, SIGTERM or SIGHUP: finished runs are stored, runs in flight dropped.
 
     Examples
     --------
@@ -198,44 +365,104 @@ def run(
     >>> res = st.run({"seeds": 2, "train": {"epochs": 50}}, out="runs/quick")  # doctest: +SKIP
     >>> res.to_pandas().groupby(["noise_rate", "label"])["accuracy"].mean()  # doctest: +SKIP
     """
+    say = log or _stderr
     ctx = prepare(config, model_fn=model_fn, data=data)
     cfg = ctx.config
+    changes: dict[str, Any] = {}
     if out is not None:
-        cfg = cfg.replace(out=str(out))
-        ctx.config = cfg
+        changes["out"] = str(out)
     if workers is not None:
-        cfg = cfg.replace(workers=workers)
+        changes["workers"] = workers
+    if changes:
+        cfg = cfg.replace(**changes)
         ctx.config = cfg
-    grid = plan(ctx)
+    task = ctx.task
+    assert task is not None  # set by prepare()
+    specs = ctx.plan()
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
-    with Store.open(folder) as store:
-        store.save_config(cfg.to_dict())
-        with store.conn:
-            store.set_meta("grid", ",".join(h for _, h in grid))
-            store.set_meta("datasets", ",".join(ctx.datasets))
-        done = store.done_hashes()
-        todo, seen = [], set()
-        for spec, h in grid:
-            if h not in done and h not in seen:
-                todo.append(spec)
-                seen.add(h)
-        n_workers = cfg.resolved_workers(len(todo))
-        bar = _progress(len(todo), enabled=progress)
-        try:
-            for record in _execute_all(ctx, todo, n_workers):
-                store.add_run(record)
-                bar.update(1)
-                if on_run is not None:
-                    on_run(record)
-        finally:
-            bar.close()
-    if report:
-        from labelsmooth.study.report import write_report
+    with FolderLock(folder), _Signals():
+        with Store.open(folder) as store:
+            grid = _check_study(store, task.name, [s.run_hash for s in specs], folder, extend=extend, say=say)
+            (folder / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
+            store.save_config(cfg.to_dict())
+            with store.conn:
+                store.set_meta("task", task.name)
+                store.set_meta("grid", ",".join(grid))
+                configs = json.loads(store.get_meta("configs") or "[]")
+                if not configs or configs[-1] != cfg.to_dict():
+                    configs.append(cfg.to_dict())
+                store.set_meta("configs", json.dumps(configs, sort_keys=True))
+                if task.name == "classification":
+                    store.set_meta("datasets", ",".join(ctx.datasets))
+            done = store.done_hashes()
+            todo = order_plan(_unique(s for s in specs if s.run_hash not in done), done)
+            n_workers = cfg.resolved_workers(len(todo))
+            if cfg.workers > available_cores() and len(todo) > 1:
+                say(f"--workers {cfg.workers} is more than the {available_cores()} cores available; "
+                    f"using {n_workers} worker processes.")  # fmt: skip
+            bar = _progress(len(todo), enabled=progress)
+            stored = 0
+            records = _execute_all(task, ctx, todo, n_workers, store)
+            try:
+                for record in records:
+                    save_artefacts(folder, record["run_hash"], record.pop("artefacts", None) or {})
+                    store.add_run(record)
+                    stored += 1
+                    bar.update(1)
+                    if on_run is not None:
+                        on_run(record)
+            except StudyInterrupted as exc:
+                exc.stored = stored
+                raise
+            except KeyboardInterrupt:
+                raise StudyInterrupted(signal.SIGINT, stored) from None
+            finally:
+                records.close()  # stops the workers now when interrupted (the generator's finally)
+                bar.close()
+        if report:
+            from labelsmooth.study.report import write_report
 
-        write_report(folder)
+            write_report(folder)
     return load_results(folder)
+
+
+def _unique(specs: Any) -> list[RunSpec]:
+    out, seen = [], set()
+    for s in specs:
+        if s.run_hash not in seen:
+            seen.add(s.run_hash)
+            out.append(s)
+    return out
+
+
+def _check_study(
+    store: Store, task: str, hashes: list[str], folder: Path, *, extend: bool, say: Callable[[str], None]
+) -> list[str]:
+    """The grid to record: this plan's, or (``extend``) the union with the folder's. A folder holding
+    another study with stored runs is refused."""
+    new = list(dict.fromkeys(hashes))
+    old = store.grid()
+    stored = store.done_hashes()
+    if old is None:
+        old = sorted(stored)
+    if not stored or set(old) == set(new):
+        return new
+    held = store.task()
+    if held != task:
+        raise StudyMismatchError(
+            f"{folder} holds a study of task {held!r} ({len(stored)} runs); "
+            f"use another --out for task {task!r}."
+        )
+    if not extend:
+        raise StudyMismatchError(
+            f"{folder} holds another study ({len(stored)} runs stored, a different grid); use another --out, "
+            "or --extend to add this grid's runs to it."
+        )
+    union = old + [h for h in new if h not in set(old)]
+    kept = len(stored & set(union))
+    say(f"extending the study in {folder}: {kept} runs kept, {len(set(new) - stored)} new.")
+    return union
 
 
 def _progress(total: int, *, enabled: bool):
@@ -256,7 +483,27 @@ def _progress(total: int, *, enabled: bool):
     return _Null()
 
 
-def load_results(folder: str | os.PathLike[str]) -> Results:
-    """The results table of a stored study (the runs of its latest grid)."""
-    with Store.open(Path(folder), create=False) as store:
-        return Results([flatten(r) for r in grid_runs(store)], str(folder))
+def study_task(store: Store) -> Task:
+    """The task of a stored study (a task not registered in this process raises ValueError)."""
+    return get_task(store.task())
+
+
+def load_results(folder: str | os.PathLike[str], *, all_runs: bool = False) -> Results:
+    """The results table of a stored study: the runs of its grid (``all_runs``: every stored run, those
+    outside the grid last). Opens the database read-only. ``results.hidden`` counts the stored runs left
+    out."""
+    with Store.open(Path(folder), create=False, readonly=True) as store:
+        task = study_task(store)
+        runs = grid_runs(store)
+        extra = outside_grid(store)
+        if all_runs:
+            runs = runs + extra
+        res = Results([task.record(r) for r in runs], str(folder))
+        res.hidden = 0 if all_runs else len(extra)
+        return res
+
+
+__all__ = [
+    "DB_NAME", "FolderLock", "Prepared", "StudyInterrupted", "StudyLockedError", "StudyMismatchError",
+    "execute_run", "load_results", "plan", "prepare", "resolve_config", "run",
+]  # fmt: skip

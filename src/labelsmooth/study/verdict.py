@@ -23,6 +23,7 @@ from typing import Any
 from labelsmooth.study.stats import Estimate, estimate, group, paired
 
 SETTING_KEYS = ("dataset", "noise_kind", "noise_rate")
+HARD = ("hard", None)  # the baseline's (method, param): runs are looked up by it, never by a label
 
 
 @dataclass(frozen=True)
@@ -74,17 +75,18 @@ def _direction(e: Estimate, up: str, down: str) -> str:
     return up if e.mean > 0 else down
 
 
-def choose_alpha(by_label: dict[str, list[dict]]) -> tuple[str, float] | None:
-    """The uniform-smoothing method with the best mean validation accuracy (ties: lower validation NLL)."""
+def choose_alpha(by_method: dict[tuple, list[dict]]) -> tuple[tuple, float] | None:
+    """The uniform-smoothing method with the best mean validation accuracy (ties: lower validation NLL):
+    its ``(method, param)`` key and its a. ``by_method`` maps ``(method, param)`` to the runs."""
     best = None
-    for label, recs in by_label.items():
+    for mkey, recs in by_method.items():
         if recs[0]["method"] != "ls":
             continue
         acc = estimate(r.get("val_accuracy") for r in recs).mean
         nll = estimate(r.get("val_nll") for r in recs).mean
         key = (-acc if not math.isnan(acc) else math.inf, nll if not math.isnan(nll) else math.inf)
         if best is None or key < best[0]:
-            best = (key, label, recs[0]["alpha"])
+            best = (key, mkey, recs[0]["alpha"])
     return (best[1], best[2]) if best else None
 
 
@@ -92,14 +94,14 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
     """The verdict for the runs of one setting."""
     r0 = records[0]
     ds, kind, rate = r0["dataset"], r0["noise_kind"], r0["noise_rate"]
-    by_label = {k[0]: v for k, v in group(records, ("label",)).items()}
-    hard = by_label.get("hard (a=0)")
-    choice = choose_alpha(by_label)
+    by_method = group(records, ("method", "param"))
+    hard = by_method.get(HARD)
+    choice = choose_alpha(by_method)
     if hard is None or choice is None:
         why = "no hard-target baseline" if hard is None else "no uniform label smoothing in the grid"
         return SettingVerdict(ds, kind, rate, "no baseline", None, [f"No comparison: {why}."])
-    label, alpha = choice
-    ls = by_label[label]
+    key, alpha = choice
+    ls = by_method[key]
     n = len({r["seed"] for r in ls} & {r["seed"] for r in hard})
     d_acc, d_nll, d_ece = (paired(ls, hard, k) for k in ("accuracy", "nll", "ece"))
     gap_ls, gap_hard = (
@@ -144,7 +146,7 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
                 f"Hard targets memorised {mem_h.mean * 100:.0f}% of the noisy training labels, a = {alpha:g} "
                 f"{mem_l.mean * 100:.0f}%."
             )
-    alt = _best_alternative(by_label, hard)
+    alt = _best_alternative(by_method, hard)
     if alt:
         s.append(alt)
     nll_up = d_nll.significant and d_nll.mean > 0
@@ -175,12 +177,13 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
     return SettingVerdict(ds, kind, rate, outcome, alpha, s, numbers)
 
 
-def _best_alternative(by_label: dict[str, list[dict]], hard: list[dict]) -> str | None:
+def _best_alternative(by_method: dict[tuple, list[dict]], hard: list[dict]) -> str | None:
     """One sentence on the best non-uniform-smoothing alternative (by validation accuracy)."""
     best = None
-    for label, recs in by_label.items():
-        if recs[0]["method"] in ("hard", "ls"):
+    for (method, _), recs in by_method.items():
+        if method in ("hard", "ls"):
             continue
+        label = recs[0].get("label") or method
         acc = estimate(r.get("val_accuracy") for r in recs).mean
         if not math.isnan(acc) and (best is None or acc > best[0]):
             best = (acc, label, recs)

@@ -1,0 +1,117 @@
+"""Issue 10 §1: a study stopped by a signal. SIGTERM, SIGHUP and Ctrl-C keep the finished runs, drop the
+runs in flight, exit with 128 + the signal and say how to resume; a parent killed by any signal (kill -9
+included) leaves no worker and no resource tracker behind. Real ``python -m labelsmooth`` subprocesses with
+two workers, each stopped as soon as its first run is stored (a few seconds)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from study_fixtures import PYTHON, subprocess_env
+from test_cli import TINY_FLAGS
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+def _count(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _children(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid`` (the workers and the multiprocessing resource tracker)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start(out: Path) -> tuple[subprocess.Popen, set[int]]:
+    """A two-worker study, returned once its first run is stored, with the PIDs of its children."""
+    args = [
+        PYTHON,
+        "-m",
+        "labelsmooth",
+        "study",
+        "--out",
+        str(out),
+        "--no-report",
+        *TINY_FLAGS,
+        "--workers",
+        "2",
+        "--seeds",
+        "20",
+        "--epochs",
+        "30",
+        "--noise",
+        "0",
+    ]  # fmt: skip  40 runs
+    proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    db = out / "study.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and _count(db) < 1:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be stopped"
+    kids = _children(proc.pid)
+    assert len(kids) >= 2, kids  # two workers (and the resource tracker)
+    return proc, kids
+
+
+def _gone(pids: set[int], seconds: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return {p for p in pids if _alive(p)}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_keeps_finished_runs_drops_the_rest_and_says_how_to_resume(tmp_path, sig):
+    proc, kids = _start(tmp_path / "s")
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C in a terminal reaches the whole process group
+    else:
+        os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig == (130 if sig == signal.SIGINT else proc.returncode), err
+    assert f"Interrupted ({sig.name})" in err and "Rerun the same command to resume" in err
+    assert "Traceback" not in err and "leaked" not in err, err
+    assert _gone(kids) == set()
+    stored = _count(tmp_path / "s" / "study.sqlite")
+    assert 1 <= stored < 40
+    con = sqlite3.connect(tmp_path / "s" / "study.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+
+def test_workers_and_resource_tracker_exit_when_the_parent_is_killed(tmp_path):
+    proc, kids = _start(tmp_path / "k")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _gone(kids) == set(), "orphaned workers or resource tracker"
