@@ -188,3 +188,40 @@ def smece_sigma_direct(conf, correct, sigma, n_grid=8001, images=5):
     a = (dens / f.numel()).abs()
     h = 1.0 / (n_grid - 1)
     return float(h * (a.sum() - 0.5 * (a[0] + a[-1])))
+
+
+# --------------------------------------------------------------------------- kernel options
+def cross_entropy_options64(
+    logits,
+    target,
+    alpha=0.0,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    prior=None,
+    softcap=None,
+    z_loss=0.0,
+    num_items=None,
+):
+    """``cross_entropy_dense64`` with soft-capping, the z-loss and a given mean denominator, in float64.
+
+    z' = c tanh(z / c) (when ``softcap`` is given); loss_i = -sum_k P_ik log_softmax(z'_i)_k
+    + z_loss * logsumexp(z'_i)^2 on rows not ignored (P as in ``cross_entropy_dense64``); "mean" divides
+    the sum by ``num_items`` when given, else by sum_i w_{y_i}. Differentiable back to ``logits``.
+    """
+    z = logits
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
+    loss = cross_entropy_dense64(z, target, alpha, weight, ignore_index, "none", prior)
+    valid = (target != ignore_index).double()
+    loss = loss + z_loss * torch.logsumexp(z, dim=1) ** 2 * valid
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if num_items is not None:
+        return loss.sum() / float(num_items)
+    n, k = z.shape
+    w = weight.double() if weight is not None else torch.ones(k, dtype=torch.float64)
+    safe = torch.where(target != ignore_index, target, torch.zeros_like(target))
+    return loss.sum() / (w[safe] * valid).sum()
