@@ -56,11 +56,6 @@ def _kernel():
     import triton.language as tl
 
     @triton.jit
-    def _tanh(u):
-        # exp(2u) overflows to inf for large u, giving 1; underflows to 0 for very negative u, giving -1.
-        return 1.0 - 2.0 / (tl.exp(2.0 * u) + 1.0)
-
-    @triton.jit
     def ce_kernel(
         z_ptr,
         z_stride,
@@ -107,7 +102,7 @@ def _kernel():
             mask = offs < V
             x = tl.load(z_row + offs, mask=mask, other=float("-inf")).to(tl.float32)
             if SOFTCAP:
-                x = tl.where(mask, cap * _tanh(x * inv_cap), float("-inf"))
+                x = tl.where(mask, cap * (1.0 - 2.0 / (tl.exp(2.0 * inv_cap * x) + 1.0)), float("-inf"))
             m_new = tl.maximum(m, tl.max(x, 0))
             # While every logit so far is -inf, m_new is -inf and exp(-inf - -inf) would be nan: shift by 0.
             shift = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -122,7 +117,7 @@ def _kernel():
                     zu += tl.sum(xz, 0)
         zy = tl.load(z_row + y).to(tl.float32)
         if SOFTCAP:
-            zy = cap * _tanh(zy * inv_cap)
+            zy = cap * (1.0 - 2.0 / (tl.exp(2.0 * inv_cap * zy) + 1.0))
         # the row's loss and coefficients: _core.row_terms, in registers
         valid = tl.load(valid_ptr + row) != 0
         wy = tl.load(wy_ptr + row)
@@ -163,7 +158,8 @@ def _kernel():
                 mask = offs < V
                 x = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
                 if SOFTCAP:
-                    t = _tanh(x * inv_cap)
+                    # tanh(u) = 1 - 2 / (exp(2u) + 1): exp overflowing to inf gives 1, underflowing to 0 gives -1
+                    t = 1.0 - 2.0 / (tl.exp(2.0 * inv_cap * x) + 1.0)
                     x = cap * t
                 g = A * tl.exp(x - m)
                 if SMOOTH:
