@@ -221,7 +221,7 @@ def cross_entropy_options64(
         return loss.sum()
     if num_items is not None:
         return loss.sum() / float(num_items)
-    n, k = z.shape
+    k = z.shape[1]
     w = weight.double() if weight is not None else torch.ones(k, dtype=torch.float64)
     safe = torch.where(target != ignore_index, target, torch.zeros_like(target))
     return loss.sum() / (w[safe] * valid).sum()

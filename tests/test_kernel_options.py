@@ -87,7 +87,9 @@ def test_logits_paths_match_float64_reference(option, semantics, reduction, fn, 
     if fn == "cross_entropy":
         loss = cross_entropy(work, y, reduction=reduction, **_f32(kw), **opts)
     else:
-        loss = fused_cross_entropy(work, y, reduction=reduction, inplace=fn == "fused_inplace", **_f32(kw), **opts)
+        loss = fused_cross_entropy(
+            work, y, reduction=reduction, inplace=fn == "fused_inplace", **_f32(kw), **opts
+        )
     assert loss.dtype == torch.float32
     (loss.double() * go).sum().backward()
     assert _rel(loss.detach(), ref.detach()) < 1e-5
@@ -100,7 +102,10 @@ def test_logits_paths_match_float64_reference(option, semantics, reduction, fn, 
 def test_linear_matches_float64_reference_every_gradient(option, reduction, bias):
     g = torch.Generator().manual_seed(1)
     n, d, v = 9, 5, 23
-    x64, W64 = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(v, d, generator=g, dtype=torch.float64)
+    x64, W64 = (
+        torch.randn(n, d, generator=g, dtype=torch.float64),
+        torch.randn(v, d, generator=g, dtype=torch.float64),
+    )
     b64 = torch.randn(v, generator=g, dtype=torch.float64)
     y = torch.randint(0, v, (n,), generator=g)
     y[3] = -100
@@ -135,10 +140,14 @@ def test_gradcheck_with_softcap_and_z_loss(fn):
     W = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(6, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda a, c, d: linear_cross_entropy(a, c, y, d, w, label_smoothing=0.2, chunk_size=3, **opts), (x, W, b)
+        lambda a, c, d: linear_cross_entropy(a, c, y, d, w, label_smoothing=0.2, chunk_size=3, **opts),
+        (x, W, b),
     )
     assert torch.autograd.gradcheck(
-        lambda a: linear_cross_entropy(a, W, y, reduction="none", label_smoothing=0.2, softcap=1.7, z_loss=0.3), (x,)
+        lambda a: linear_cross_entropy(
+            a, W, y, reduction="none", label_smoothing=0.2, softcap=1.7, z_loss=0.3
+        ),
+        (x,),
     )
 
 
@@ -411,7 +420,9 @@ def test_float_targets_of_the_index_shape_say_indices_must_be_integers():
     """Issue 10: (N,) float targets were reported as a shape mismatch with the probabilities' shape."""
     z = torch.randn(3, 4)
     for f in (cross_entropy, fused_cross_entropy):
-        with pytest.raises(TypeError, match=r"`target` of shape \(3,\) to hold integer class indices.*float32"):
+        with pytest.raises(
+            TypeError, match=r"`target` of shape \(3,\) to hold integer class indices.*float32"
+        ):
             f(z, torch.tensor([0.0, 1.0, 2.0]))
     with pytest.raises(TypeError, match="integer class indices"):
         cross_entropy(torch.randn(2, 4, 5), torch.zeros(2, 5))  # spatial: (N, d1)

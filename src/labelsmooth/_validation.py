@@ -186,11 +186,11 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> float | torch.Te
             raise ValueError(expected("num_items_in_batch", "to hold one number", num_items_in_batch))
         if num_items_in_batch.dtype == torch.bool or num_items_in_batch.is_complex():
             raise TypeError(
-                expected("num_items_in_batch", "to be an integer or floating tensor", num_items_in_batch.dtype)
+                expected("num_items_in_batch", "to be an integer or float tensor", num_items_in_batch.dtype)
             )
         return num_items_in_batch.reshape(())
     if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, (int, float)):
-        raise TypeError(expected("num_items_in_batch", "to be an int, a float or a tensor", num_items_in_batch))
+        raise TypeError(expected("num_items_in_batch", "to be a number or a tensor", num_items_in_batch))
     if not (num_items_in_batch > 0 and math.isfinite(num_items_in_batch)):
         raise ValueError(expected("num_items_in_batch", "> 0", num_items_in_batch))
     return num_items_in_batch

@@ -23,4 +23,10 @@ from .linear import linear_cross_entropy
 from .normalization import global_token_count
 from .triton_ce import available as triton_available
 
-__all__ = ["CrossEntropyAux", "fused_cross_entropy", "global_token_count", "linear_cross_entropy", "triton_available"]
+__all__ = [
+    "CrossEntropyAux",
+    "fused_cross_entropy",
+    "global_token_count",
+    "linear_cross_entropy",
+    "triton_available",
+]

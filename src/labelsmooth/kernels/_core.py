@@ -472,7 +472,8 @@ def stream_loss_grad(
 
 def new_stats(M: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Empty ``(lse, correct)`` per-row buffers for :func:`stream_loss_grad` (compute dtype, bool)."""
-    return torch.empty(M, dtype=_compute_dtype(dtype), device=device), torch.empty(M, dtype=torch.bool, device=device)
+    lse = torch.empty(M, dtype=_compute_dtype(dtype), device=device)
+    return lse, torch.empty(M, dtype=torch.bool, device=device)
 
 
 def reduce_loss(losses: torch.Tensor, p: RowParams, reduction: str, out_shape, dtype) -> torch.Tensor:

@@ -158,7 +158,7 @@ def _kernel():
                 mask = offs < V
                 x = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
                 if SOFTCAP:
-                    # tanh(u) = 1 - 2 / (exp(2u) + 1): exp overflowing to inf gives 1, underflowing to 0 gives -1
+                    # tanh(u) = 1 - 2 / (exp(2u) + 1): exp overflowing to inf gives 1, to 0 gives -1
                     t = 1.0 - 2.0 / (tl.exp(2.0 * inv_cap * x) + 1.0)
                     x = cap * t
                 g = A * tl.exp(x - m)

@@ -7,7 +7,13 @@
 
 from .alternatives import ConfidencePenaltyLoss, FocalLoss, confidence_penalty, flsd53_gamma, focal_loss
 from .binary import BCEWithLogitsLoss, binary_cross_entropy_with_logits
-from .cross_entropy import CEArgs, CrossEntropyAux, CrossEntropyLoss, cross_entropy, prepare_cross_entropy_args
+from .cross_entropy import (
+    CEArgs,
+    CrossEntropyAux,
+    CrossEntropyLoss,
+    cross_entropy,
+    prepare_cross_entropy_args,
+)
 
 __all__ = [
     "BCEWithLogitsLoss",

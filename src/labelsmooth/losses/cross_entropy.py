@@ -113,7 +113,8 @@ def make_aux(
     if correct is not None and valid is not None:
         hits = (correct & valid).sum().to(torch.float32)
         accuracy = hits / valid.sum().to(torch.float32)
-    return CrossEntropyAux(lse.reshape(out_shape), _reduce(zl, denom.detach(), reduction, out_shape), accuracy)
+    zl = _reduce(zl, denom.detach(), reduction, out_shape)
+    return CrossEntropyAux(lse.reshape(out_shape), zl, accuracy)
 
 
 def _rows(x: torch.Tensor, batched: bool, extra: int) -> torch.Tensor:
@@ -198,9 +199,8 @@ def prepare_cross_entropy_args(
         if ignore_index >= 0:
             # PyTorch raises too: masking rows of soft targets by a class index is undefined.
             raise ValueError(
-                expected("ignore_index", "to be negative with probability targets (there are no labels to ignore)",
-                         ignore_index)
-            )  # fmt: skip
+                expected("ignore_index", "to be negative with probability targets (no labels)", ignore_index)
+            )
         if weight_mode == "row" and weight is not None:
             raise ValueError(
                 expected(
@@ -235,8 +235,9 @@ def prepare_cross_entropy_args(
         rows_target = _rows(target, batched, extra)
         out_shape = tuple(input.shape[:1]) + spatial if batched else ()
     return CEArgs(
-        logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape, softcap, z_loss, num_items
-    )
+        logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape,
+        softcap, z_loss, num_items,
+    )  # fmt: skip
 
 
 def _reduce(
