@@ -380,22 +380,12 @@ def empty(shape, dtype: torch.dtype, device: torch.device, zero: bool = False) -
 # On the 2-core dev machine (AMD EPYC, 1 MB L2 per core, 32 MB L3) 2-8 MB blocks were fastest; the passes
 # are bound by exp on two cores rather than by memory bandwidth. See docs/kernels.md.
 BLOCK_BYTES = 4 << 20
-# Half inputs go through a float32 buffer per worker, copied in and out each block; at 2 MiB it stays in a
-# 2 MiB L2. Measured on the Intel dev machine (2 MiB L2 per core), 4096 x 32000 bf16, every variant
-# round-robin in one process (benchmarks/bench_fused_interleaved.py --alt-block-bytes 2097152): 2 MiB
-# blocks took 0.75x the time of 4 MiB blocks (0.83x in place); see benchmarks/RESULTS.md, run 5.
-HALF_BLOCK_BYTES = 2 << 20
 
 
 def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
-    """Rows per block so that a block of compute-dtype logits takes about ``block_bytes``.
-
-    The default is :data:`BLOCK_BYTES`, or :data:`HALF_BLOCK_BYTES` for float16/bfloat16 inputs.
-    """
-    cdt = _compute_dtype(dtype)
-    item = torch.empty((), dtype=cdt).element_size()
-    default = HALF_BLOCK_BYTES if cdt != dtype else BLOCK_BYTES
-    return max(1, (block_bytes or default) // (item * max(1, num_classes)))
+    """Rows per block so that a block of compute-dtype logits takes about ``block_bytes``."""
+    item = torch.empty((), dtype=_compute_dtype(dtype)).element_size()
+    return max(1, (block_bytes or BLOCK_BYTES) // (item * max(1, num_classes)))
 
 
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None
