@@ -9,6 +9,12 @@ method); the parent prints ratios measured in this one run. Methods:
 - ``fused_inplace``: the same with ``inplace=True`` (the logits are refilled before each step,
   outside the timing);
 - ``liger``: Liger Kernel's ``LigerCrossEntropyLoss`` (CUDA only, if importable);
+- ``eager_opts`` / ``compile_opts`` / ``fused_opts``: the same three with final-logit soft-capping
+  (``c = 30``, Gemma's value) and PaLM's z-loss (``lambda = 1e-4``): eager PyTorch computes
+  ``c * tanh(z / c)``, the loss and ``lambda * mean(logsumexp^2)`` as separate ops; ``fused_opts`` passes
+  ``softcap=30.0, z_loss=1e-4``. Their ``x eager`` / ``x compile`` columns are against ``eager_opts`` /
+  ``compile_opts`` (not in the default method list: ``--methods ... eager_opts compile_opts fused_opts``
+  or ``--options``);
 - ``copy``: ``dst.copy_(z)`` of the logits' size, the memory-bandwidth yardstick. The fused step must
   read the logits and write the gradient, the same bytes as one copy, so ``t_copy / t_method`` is the
   fraction of the bandwidth limit reached.
@@ -33,6 +39,20 @@ from _memory import bench_parser, measure, run_table, table_row
 CPU_SHAPES = ["4096x32000", "1024x128256", "512x256000"]
 GPU_SHAPES = ["8192x32000", "8192x128256", "4096x256000"]
 METHODS = ["copy", "eager", "compile", "fused", "fused_inplace"]
+OPTION_METHODS = ["eager_opts", "compile_opts", "fused_opts"]
+SOFTCAP, Z_LOSS = 30.0, 1e-4
+
+
+def eager_with_options(t, y, ignore_index=-100):
+    """What a training script writes without labelsmooth: soft-cap, smoothed CE, z-loss, all eager."""
+    import torch
+    import torch.nn.functional as F
+
+    capped = SOFTCAP * torch.tanh(t / SOFTCAP)
+    lse = torch.logsumexp(capped.float(), -1)
+    valid = y != ignore_index
+    z = (lse.square() * valid).sum() / valid.sum()
+    return F.cross_entropy(capped, y, label_smoothing=0.1) + Z_LOSS * z
 
 
 def _one(cfg: dict) -> dict:
@@ -60,9 +80,16 @@ def _one(cfg: dict) -> dict:
         def step():
             dst.copy_(src)
             sync()
-    elif method in ("eager", "compile", "fused", "liger"):
+    elif method in ("eager", "compile", "fused", "liger", *OPTION_METHODS):
         z = src.requires_grad_()
-        if method == "eager":
+        if method == "eager_opts":
+            fn = lambda t: eager_with_options(t, y)  # noqa: E731
+        elif method == "compile_opts":
+            fn = torch.compile(lambda t: eager_with_options(t, y))
+        elif method == "fused_opts":
+            fn = lambda t: _apply(t, y, None, -100, "mean", 0.1, None, False, "auto", bb,  # noqa: E731
+                                  softcap=SOFTCAP, z_loss=Z_LOSS)  # fmt: skip
+        elif method == "eager":
             fn = lambda t: F.cross_entropy(t, y, label_smoothing=0.1)  # noqa: E731
         elif method == "compile":
             fn = torch.compile(lambda t: F.cross_entropy(t, y, label_smoothing=0.1))
@@ -104,18 +131,23 @@ def _row(shape: str, dt: str, m: str, r: dict, res: dict) -> str:
     if m == "copy":
         return f"| {shape} | {dt} | copy_ | {r['time']:.4f} | | | | | | 1.00 | |"
     copy = res.get("copy")
+    if m in OPTION_METHODS:  # against eager PyTorch (and compile) doing the same options
+        res = dict(res, eager=res.get("eager_opts"), compile=res.get("compile_opts"))
     return table_row(shape, dt, m, r, res, f"{copy['time'] / r['time']:.2f}" if copy else "")
 
 
 def main() -> None:
     ap = bench_parser(__doc__, "NxV, e.g. 4096x32000", None)
     ap.add_argument("--block-bytes", type=int, default=None, help="row-block size of the fused CPU path")
+    ap.add_argument("--options", action="store_true", help="add the softcap + z-loss rows (OPTION_METHODS)")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
         return
     shapes = args.shapes or (GPU_SHAPES if args.device == "cuda" else CPU_SHAPES)
     methods = args.methods or (METHODS + (["liger"] if args.device == "cuda" and _has_liger() else []))
+    if args.options:
+        methods = methods + [m for m in OPTION_METHODS if m not in methods]
     config = {"block_bytes": args.block_bytes}
     run_table(__file__, args, shapes, methods, config, "N x V", "bandwidth (t_copy/t)", _row)
 

@@ -191,6 +191,7 @@ def smece_sigma_direct(conf, correct, sigma, n_grid=8001, images=5):
     return float(h * (a.sum() - 0.5 * (a[0] + a[-1])))
 
 
+
 # --------------------------------------------------------------------------- group, selective and privacy metrics
 def group_rates_loop(pred, target, groups):
     """Per group: (selection rate, TPR, FPR) of binary predictions, one Python loop per group (fairlearn's
@@ -241,6 +242,9 @@ def modified_entropy_loop(probs, target):
             elif pk > 0:
                 v -= pk * math.log(1 - pk)
         out.append(v)
+    return out
+
+
 
 # --------------------------------------------------------------------------- distillation and noisy labels
 def _softmax_row(z):
@@ -357,6 +361,8 @@ def online_smoothing_means_loop(batches, num_classes, initial):
             out[c] = torch.tensor([s / counts[c] for s in sums[c]], dtype=torch.float64)
     return out
 
+
+
 # --- value targets and preference losses (issue 12), float64 loops with math.erf / math.exp ---
 
 
@@ -422,3 +428,41 @@ def dpo_trl_loop(pc, pr, rc, rr, beta, label_smoothing, robust):
         chosen.append(beta * (a - c))
         rejected.append(beta * (b - d))
     return sum(losses) / len(losses), chosen, rejected
+
+
+
+# --------------------------------------------------------------------------- kernel options
+def cross_entropy_options64(
+    logits,
+    target,
+    alpha=0.0,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    prior=None,
+    softcap=None,
+    z_loss=0.0,
+    num_items=None,
+):
+    """``cross_entropy_dense64`` with soft-capping, the z-loss and a given mean denominator, in float64.
+
+    z' = c tanh(z / c) (when ``softcap`` is given); loss_i = -sum_k P_ik log_softmax(z'_i)_k
+    + z_loss * logsumexp(z'_i)^2 on rows not ignored (P as in ``cross_entropy_dense64``); "mean" divides
+    the sum by ``num_items`` when given, else by sum_i w_{y_i}. Differentiable back to ``logits``.
+    """
+    z = logits
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
+    loss = cross_entropy_dense64(z, target, alpha, weight, ignore_index, "none", prior)
+    valid = (target != ignore_index).double()
+    loss = loss + z_loss * torch.logsumexp(z, dim=1) ** 2 * valid
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if num_items is not None:
+        return loss.sum() / float(num_items)
+    k = z.shape[1]
+    w = weight.double() if weight is not None else torch.ones(k, dtype=torch.float64)
+    safe = torch.where(target != ignore_index, target, torch.zeros_like(target))
+    return loss.sum() / (w[safe] * valid).sum()

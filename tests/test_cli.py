@@ -58,7 +58,10 @@ def test_dry_run_lists_the_grid_and_marks_stored_runs(cli_study):
     result = CliRunner().invoke(main, ["study", "--out", str(out), *TINY_FLAGS, "--seeds", "3", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("12 runs (8 epochs each), 4 to train")
-    assert result.output.count("stored") == 8 and result.output.count("todo") == 4
+    rows = [line.split() for line in result.output.splitlines()[1:] if line.strip()[:1].isdigit()]
+    assert [r[-1] for r in rows].count("stored") == 8 and [r[-1] for r in rows].count("todo") == 4
+    # a grid that differs from the stored one (3 seeds instead of 2) is announced: `study` would refuse it
+    assert "holds another study (8 runs stored)" in result.output and "--extend" in result.output
 
 
 @pytest.mark.parametrize(

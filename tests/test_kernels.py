@@ -382,9 +382,23 @@ def test_dispatch_and_missing_triton(monkeypatch):
     assert not _dispatch.use_triton(torch.zeros(2, 3), "auto")  # CPU tensors take the torch path
     assert _dispatch.use_triton(torch.zeros(2, 3), "triton")
     monkeypatch.setattr(triton_ce, "available", lambda: False)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # past the device check: CPU tensors are allowed
     z, y, _ = _problem(n=3, v=5)
     with pytest.raises(RuntimeError, match="Triton"):
         fused_cross_entropy(z.float().requires_grad_(), y, backend="triton")
+
+
+@pytest.mark.parametrize("fn", ["fused", "linear"])
+def test_triton_backend_on_cpu_tensors_is_one_clear_error(monkeypatch, fn):
+    """Issue 10: not Triton's 15-frame ``RuntimeError: 0 active drivers``, one line naming CUDA."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    z, y, _ = _problem(n=3, v=5)
+    with pytest.raises(ValueError, match=r'CUDA device with backend="triton".*got a tensor on cpu') as err:
+        if fn == "fused":
+            fused_cross_entropy(z.float(), y, backend="triton")
+        else:
+            linear_cross_entropy(z.float(), torch.randn(7, 5), torch.tensor([0, 1, 2]), backend="triton")
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

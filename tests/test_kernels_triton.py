@@ -22,18 +22,105 @@ def _triton_importable() -> bool:
     return True
 
 
+VARIANTS = ["base", "options"]
+
+
 @pytest.mark.skipif(
     not _triton_importable(), reason="triton is not importable (pip install labelsmooth[triton])"
 )
-def test_triton_kernel_under_interpreter():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_triton_kernel_under_interpreter(variant):
     env = dict(os.environ, TRITON_INTERPRET="1")
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = tests_dir + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, os.path.abspath(__file__), variant], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "triton interpreter checks passed" in proc.stdout
+    assert f"triton interpreter checks passed: {variant}" in proc.stdout
+
+
+def _child_options() -> None:
+    """Soft-capping, z-loss, global denominator and the per-row statistics in the Triton kernel."""
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+
+    from labelsmooth.kernels import _core, triton_ce
+    from labelsmooth.kernels import fused_cross_entropy as fce
+    from labelsmooth.kernels import linear_cross_entropy as lce
+    from reference import cross_entropy_options64
+
+    g = torch.Generator().manual_seed(1)
+    n, v = 5, 37
+    w = torch.rand(v, generator=g) + 0.1
+    u = torch.softmax(torch.randn(v, generator=g), 0)
+    variants = [
+        {"softcap": 2.5},
+        {"z_loss": 0.05},
+        {"softcap": 2.5, "z_loss": 0.05, "weight": w, "prior": u},
+        {"softcap": 30.0, "z_loss": 1e-4, "label_smoothing": torch.rand(n, generator=g)},
+        {"softcap": 4.0, "z_loss": 1e-2, "num_items_in_batch": 11},
+    ]
+    for kw in variants:
+        for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+            for reduction in ("mean", "sum", "none"):
+                if reduction != "mean" and "num_items_in_batch" in kw:
+                    continue
+                z = torch.randn(n, v, generator=g) * 3
+                z[0, 4], z[4, 1] = 1e4, -1e4
+                y = torch.tensor([0, 3, -100, 36, 2])
+                a = kw.get("label_smoothing", 0.1)
+                opts = {k: kw[k] for k in ("softcap", "z_loss", "num_items_in_batch") if k in kw}
+                _, p = _core.prepare(z.to(dtype), y, kw.get("weight"), -100, reduction, a, kw.get("prior"), **opts)
+                zt = z.to(dtype)
+                grad = torch.empty_like(zt)
+                stats = _core.new_stats(n, dtype, zt.device)
+                rows = triton_ce.loss_grad(zt, grad, p, block=16, stats=stats)
+                ref_z = zt.double().requires_grad_()
+                ref = cross_entropy_options64(
+                    ref_z, y, a.double() if isinstance(a, torch.Tensor) else a,
+                    kw["weight"].double() if "weight" in kw else None, -100, "none",
+                    kw["prior"].double() if "prior" in kw else None, kw.get("softcap"), kw.get("z_loss", 0.0),
+                )  # fmt: skip
+                ref.backward(p.scale.double())
+                err_l = ((rows.double() - ref.detach()).abs().max() / ref.detach().abs().max()).item()
+                err_g = ((grad.double() - ref_z.grad).abs().max() / ref_z.grad.abs().max()).item()
+                assert err_l < tol and err_g < tol, (dtype, reduction, sorted(kw), err_l, err_g)
+                capped = zt.double()
+                if "softcap" in kw:
+                    capped = kw["softcap"] * torch.tanh(capped / kw["softcap"])
+                torch.testing.assert_close(stats[0].double(), torch.logsumexp(capped, 1), rtol=1e-5, atol=1e-4)
+                keep = y != -100  # an ignored row's flag refers to class 0
+                assert torch.equal(stats[1][keep], (capped.argmax(1) == y)[keep]), (stats[1], capped.argmax(1), y)
+                loss_only = triton_ce.loss_grad(zt, None, p, block=16)
+                torch.testing.assert_close(loss_only, rows)
+
+    # the public functions with return_aux, against the torch path
+    z = torch.randn(6, 37, generator=g)
+    y = torch.tensor([1, -100, 5, 36, 0, 0])
+    opts = {"label_smoothing": 0.1, "softcap": 3.0, "z_loss": 1e-2, "return_aux": True}
+    for inplace in (False, True):
+        zt, zc = z.clone().requires_grad_(), z.clone().requires_grad_()
+        lt, at = fce(zt.clone() if inplace else zt, y, backend="triton", inplace=inplace, **opts)
+        lc, ac = fce(zc, y, backend="torch", **opts)
+        torch.testing.assert_close(lt, lc)
+        for x1, x2 in zip(at, ac):
+            torch.testing.assert_close(x1, x2)
+        lt.backward()
+        lc.backward()
+        torch.testing.assert_close(zt.grad, zc.grad)
+    x, W = torch.randn(6, 4, generator=g), torch.randn(37, 4, generator=g)
+    xs, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    lt, at = lce(xs, W, y, chunk_size=4, backend="triton", num_items_in_batch=9, **opts)
+    lc, ac = lce(xr, W, y, chunk_size=4, backend="torch", num_items_in_batch=9, **opts)
+    torch.testing.assert_close(lt, lc)
+    torch.testing.assert_close(at.lse, ac.lse)
+    torch.testing.assert_close(at.accuracy, ac.accuracy)
+    lt.backward()
+    lc.backward()
+    torch.testing.assert_close(xs.grad, xr.grad)
+    print("triton interpreter checks passed: options")
 
 
 def _child() -> None:
@@ -161,8 +248,8 @@ def _child() -> None:
     out.backward()
     ref.backward()
     torch.testing.assert_close(xs.grad, xr.grad)
-    print("triton interpreter checks passed")
+    print("triton interpreter checks passed: base")
 
 
 if __name__ == "__main__":
-    _child()
+    {"base": _child, "options": _child_options}[sys.argv[1] if len(sys.argv) > 1 else "base"]()

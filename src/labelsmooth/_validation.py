@@ -154,3 +154,43 @@ def check_labels(name: str, target: torch.Tensor, num_classes: int, ignore_index
         first = int(target[(t < 0) | (t >= num_classes)][0].item())
         extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
         raise ValueError(expected(name, f"to hold class indices in [0, {num_classes}){extra}", first))
+
+
+def check_softcap(softcap: Any) -> float | None:
+    """Final-logit soft-capping ``c``: ``None`` (off) or a finite float ``> 0``."""
+    if softcap is None:
+        return None
+    return check_scalar_range("softcap", softcap, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def check_z_loss(z_loss: Any) -> float:
+    """The z-loss weight ``lambda``: a finite float ``>= 0``."""
+    return check_scalar_range("z_loss", z_loss, 0.0, math.inf, hi_open=True)
+
+
+def check_num_items(num_items_in_batch: Any, reduction: str) -> float | torch.Tensor | None:
+    """The global denominator of ``reduction="mean"``: ``None``, a number ``> 0`` or a 1-element tensor.
+
+    A tensor (e.g. a count all-reduced over data-parallel ranks, possibly on the GPU) is returned as a
+    0-d tensor and its value is not read (no host synchronisation).
+    """
+    if num_items_in_batch is None:
+        return None
+    if reduction != "mean":
+        raise ValueError(
+            expected("num_items_in_batch", f'to be None unless reduction="mean" (reduction={reduction!r})',
+                     num_items_in_batch)
+        )  # fmt: skip
+    if isinstance(num_items_in_batch, torch.Tensor):
+        if num_items_in_batch.numel() != 1:
+            raise ValueError(expected("num_items_in_batch", "to hold one number", num_items_in_batch))
+        if num_items_in_batch.dtype == torch.bool or num_items_in_batch.is_complex():
+            raise TypeError(
+                expected("num_items_in_batch", "to be an integer or float tensor", num_items_in_batch.dtype)
+            )
+        return num_items_in_batch.reshape(())
+    if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, (int, float)):
+        raise TypeError(expected("num_items_in_batch", "to be a number or a tensor", num_items_in_batch))
+    if not (num_items_in_batch > 0 and math.isfinite(num_items_in_batch)):
+        raise ValueError(expected("num_items_in_batch", "> 0", num_items_in_batch))
+    return num_items_in_batch

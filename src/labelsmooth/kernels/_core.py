@@ -20,6 +20,11 @@ From them (:func:`row_terms`), with ``L = log S`` and ``r`` the reduction's scal
 
 with ``softmax(z)_k = exp(z_k - m) / S``.
 
+Options. Soft-capping ``c`` replaces ``z`` by ``z' = c tanh(z / c)`` before everything above; the gradient
+with respect to ``z`` is the one above (taken at ``z'``) times ``1 - tanh(z / c)^2``. The z-loss
+``lambda`` adds ``lambda lse^2`` to the loss of each row not ignored and ``2 lambda lse softmax(z)`` to its
+gradient, so it only moves ``C`` by ``r 2 lambda lse``.
+
 This is ``(1-a) w_y (softmax - onehot) + a (c softmax - uw)`` (PyTorch's weighting), i.e.
 ``softmax(z) - p`` without weights. The terms ``L - (z_y - m)`` and ``zu - c m`` are formed from the
 shifted logits so that logits of magnitude 1e4 keep their precision.
@@ -62,6 +67,8 @@ class RowParams:
     scale: torch.Tensor
     denom: torch.Tensor
     smooth: bool
+    softcap: float | None = None
+    z_loss: float = 0.0
 
     def rows(self, s: int, e: int) -> RowParams:
         """The parameters of rows ``s:e``."""
@@ -79,6 +86,8 @@ class RowParams:
             self.scale[s:e],
             self.denom,
             self.smooth,
+            self.softcap,
+            self.z_loss,
         )
 
     def with_scale(self, scale: torch.Tensor) -> RowParams:
@@ -96,6 +105,10 @@ def prepare(
     reduction: str,
     label_smoothing: float | torch.Tensor,
     prior: torch.Tensor | None,
+    *,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
 ):
     """Validate with the reference's own checks (:func:`labelsmooth.losses.prepare_cross_entropy_args`).
 
@@ -107,8 +120,9 @@ def prepare(
         Probability (floating) targets: the kernels take class indices only.
     """
     args = prepare_cross_entropy_args(
-        input, target, weight, ignore_index, reduction, label_smoothing, prior, "torch", False
-    )
+        input, target, weight, ignore_index, reduction, label_smoothing, prior, "torch", False,
+        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
+    )  # fmt: skip
     if not args.index_target:
         raise TypeError(
             expected(
@@ -127,6 +141,9 @@ def prepare(
         args.prior,
         _compute_dtype(input.dtype),
         input.device,
+        softcap=args.softcap,
+        z_loss=args.z_loss,
+        num_items=args.num_items,
     )
     return args, params
 
@@ -141,8 +158,16 @@ def row_params(
     prior: torch.Tensor | None,
     dtype: torch.dtype,
     device: torch.device,
+    *,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items: float | torch.Tensor | None = None,
 ) -> RowParams:
-    """Build :class:`RowParams` from validated row arguments (``target`` is ``(M,)``)."""
+    """Build :class:`RowParams` from validated row arguments (``target`` is ``(M,)``).
+
+    ``num_items`` (validated: a number > 0 or a 0-d tensor) replaces ``sum w_y`` as the mean's
+    denominator.
+    """
     # Few tensor ops on purpose: on a GPU each is a launch (~5-10 us of host time), and this runs per call.
     target = target.to(device)
     valid = target != ignore_index
@@ -152,8 +177,15 @@ def row_params(
         wy = torch.where(valid, w[safe], 0.0)
     else:
         wy = valid.to(dtype)
-    denom = wy.sum()
-    if reduction == "mean":
+    if num_items is None:
+        denom = wy.sum()
+    elif isinstance(num_items, torch.Tensor):
+        denom = num_items.to(device=device, dtype=dtype)
+    else:
+        denom = torch.tensor(float(num_items), dtype=dtype, device=device)
+    if reduction == "mean" and num_items is not None and not isinstance(num_items, torch.Tensor):
+        scale = valid.to(dtype) * (1.0 / float(num_items))
+    elif reduction == "mean":
         # 1 / denom, and 0 (not inf) when denom is 0 (an all-ignored batch): its gradient is 0, its loss
         # nan (0/0).
         scale = torch.where(valid, denom.reciprocal().nan_to_num(posinf=0.0), 0.0)
@@ -176,7 +208,7 @@ def row_params(
     if uw is not None:
         c = uw.sum(-1)
         uw = uw.contiguous()
-    return RowParams(num_classes, alpha, uw, c, wy, valid, safe, scale, denom, smooth)
+    return RowParams(num_classes, alpha, uw, c, wy, valid, safe, scale, denom, smooth, softcap, float(z_loss))
 
 
 def row_terms(
@@ -187,15 +219,20 @@ def row_terms(
     ``L = log S`` (so ``lse = m + L``); all inputs are ``(r,)`` tensors in the compute dtype (``zu`` may be
     ``None`` when ``a = 0``). The gradient is ``C softmax(z) - B uw - T e_y`` with
     ``C = r ((1-a) w_y + a c)``: a kernel holding ``exp(z - m)`` rather than the softmax uses ``C / S``.
-    The loss is 0 on ignored rows.
+    The loss is 0 on ignored rows. With a z-loss ``lambda``, ``lambda lse^2`` is added to the loss and
+    ``r 2 lambda lse`` to ``C``.
     """
     a, wy = p.alpha, p.wy
     loss = (1 - a) * wy * (L - (zy - m))
     if p.smooth and zu is not None:
         loss = loss + a * (p.c * L - (zu - p.c * m))
-    loss = torch.where(p.valid, loss, torch.zeros_like(loss))
     r = p.scale
     C = r * ((1 - a) * wy + a * p.c)
+    if p.z_loss:
+        lse = m + L
+        loss = loss + p.z_loss * lse * lse
+        C = C + r * (2 * p.z_loss) * lse
+    loss = torch.where(p.valid, loss, torch.zeros_like(loss))
     B = r * a if isinstance(a, torch.Tensor) else r * float(a)
     T = r * (1 - a) * wy
     return loss, C, B, T
@@ -206,7 +243,13 @@ def row_terms(
 SOFTMAX_MIN_CLASSES = 16
 
 
-def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.Tensor:
+def block_loss_grad(
+    zb: torch.Tensor,
+    out: torch.Tensor,
+    p: RowParams,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    tb: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One row block: per-row losses, and the scaled gradient written into ``out``.
 
     The statistics that need the logits (``m``, ``z_y``, ``zu``) come first, then ATen's vectorised
@@ -214,6 +257,9 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
     ``exp(z - m)`` as a separate op), the row sum ``s`` and maximum of that softmax give
     ``log S = log(s / max_k softmax(z)_k)`` (the softmax at the row's maximum is ``exp(0) / S``) and the
     exact normalisation, and two in-place passes turn the softmax into the gradient.
+
+    With soft-capping, ``t = tanh(z / c)`` goes into ``tb`` first and ``out`` receives ``z' = c t``, on
+    which everything above runs; the gradient is finally multiplied by ``1 - t^2``.
 
     Parameters
     ----------
@@ -223,12 +269,23 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
         Same dtype; receives ``r_i * dloss_i/dz``. May be ``zb`` itself (in place).
     p : RowParams
         The parameters of these rows (:meth:`RowParams.rows`).
+    stats : (Tensor (r,), Tensor (r,) bool), optional
+        Receive each row's ``lse`` (of the capped logits) and whether its target logit is the row maximum.
+    tb : Tensor (r, V), optional
+        Scratch of the compute dtype, not aliasing ``zb`` or ``out``; required with soft-capping.
 
     Returns
     -------
     Tensor (r,)
         Per-row losses (0 on ignored rows), unscaled.
     """
+    if p.softcap is not None:
+        if tb is None:  # pragma: no cover - internal
+            raise RuntimeError("block_loss_grad: soft-capping needs a scratch block")
+        torch.div(zb, p.softcap, out=tb)
+        tb.tanh_()
+        torch.mul(tb, p.softcap, out=out)  # out may alias zb: the raw logits are no longer needed
+        zb = out
     m = zb.amax(1)
     zu = None
     if p.smooth:  # statistics that need the original logits come first (out may alias zb)
@@ -250,6 +307,9 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
     # softmax, s = S_exact / S_aten, corrects both the normalisation (C / s) and log S.
     s = out.sum(1)
     L = (s / out.amax(1)).log()
+    if stats is not None:
+        stats[0].copy_(m + L)
+        stats[1].copy_(zy == m)
     loss, C, B, T = row_terms(m, L, zy, zu, p)
     out.mul_((C / s).unsqueeze(1))
     if p.smooth:
@@ -260,6 +320,9 @@ def block_loss_grad(zb: torch.Tensor, out: torch.Tensor, p: RowParams) -> torch.
             out.addcmul_(uw, B.unsqueeze(1), value=-1)
     # The target's -(1-a) w_y term is folded in the compute dtype, before any rounding to half.
     out.scatter_add_(1, p.safe.unsqueeze(1), -T.unsqueeze(1))
+    if p.softcap is not None and tb is not None:
+        tb.mul_(tb)
+        out.addcmul_(out, tb, value=-1)  # d z' / d z = 1 - tanh(z / c)^2
     return loss
 
 
@@ -350,15 +413,21 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def stream_loss_grad(
-    z: torch.Tensor, grad: torch.Tensor | None, p: RowParams, block_bytes: int | None = None
+    z: torch.Tensor,
+    grad: torch.Tensor | None,
+    p: RowParams,
+    block_bytes: int | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Stream over row blocks of ``z`` (M, V): per-row losses (M,), gradient written into ``grad``.
 
     ``grad`` has the dtype of ``z`` and may be ``z`` itself (in place), or ``None`` for the loss only
     (then nothing of size M x V is written). Half inputs, and ``grad=None``, go through one float32 block
-    buffer per worker, reused for every block; the only (M, V) tensor touched is ``grad``. On the CPU
-    with more than one block and more than one thread, blocks run on worker threads (:func:`_pool`);
-    otherwise inline. The result does not depend on the block size or on the workers.
+    buffer per worker, reused for every block; with soft-capping each worker also keeps a second block
+    buffer (``tanh(z / c)``). The only (M, V) tensor touched is ``grad``. ``stats`` = ``(lse, correct)``,
+    (M,) tensors of the compute dtype and bool, receive the per-row statistics of :func:`block_loss_grad`.
+    On the CPU with more than one block and more than one thread, blocks run on worker threads
+    (:func:`_pool`); otherwise inline. The result does not depend on the block size or on the workers.
     """
     M, V = z.shape
     cdt = _compute_dtype(z.dtype)
@@ -366,21 +435,27 @@ def stream_loss_grad(
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
 
+    def scratch(name: str) -> torch.Tensor:
+        buf = getattr(local, name, None)
+        if buf is None:
+            buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
+            setattr(local, name, buf)
+        return buf
+
     def work(s: int, e: int) -> None:
         with torch.no_grad():
             pb = p.rows(s, e)
+            st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
+            tb = scratch("tb")[: e - s] if p.softcap is not None else None
             if cdt == z.dtype and grad is not None:
-                losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb)
+                losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)
                 return
-            buf = getattr(local, "buf", None)
-            if buf is None:
-                buf = local.buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
-            b = buf[: e - s]
+            b = scratch("buf")[: e - s]
             if cdt == z.dtype:
-                losses[s:e] = block_loss_grad(z[s:e], b, pb)
+                losses[s:e] = block_loss_grad(z[s:e], b, pb, st, tb)
                 return
             b.copy_(z[s:e])
-            losses[s:e] = block_loss_grad(b, b, pb)
+            losses[s:e] = block_loss_grad(b, b, pb, st, tb)
             if grad is not None:
                 grad[s:e].copy_(b)
 
@@ -393,6 +468,12 @@ def stream_loss_grad(
         for f in futures:
             f.result()
     return losses
+
+
+def new_stats(M: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Empty ``(lse, correct)`` per-row buffers for :func:`stream_loss_grad` (compute dtype, bool)."""
+    lse = torch.empty(M, dtype=_compute_dtype(dtype), device=device)
+    return lse, torch.empty(M, dtype=torch.bool, device=device)
 
 
 def reduce_loss(losses: torch.Tensor, p: RowParams, reduction: str, out_shape, dtype) -> torch.Tensor:

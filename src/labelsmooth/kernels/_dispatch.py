@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,6 +32,24 @@ def compiler_disabled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _interpreting() -> bool:
+    """``TRITON_INTERPRET`` is set: Triton runs its kernels on CPU tensors (the tests' mode)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def check_device(backend: str, t: torch.Tensor) -> None:
+    """``backend="triton"`` needs CUDA tensors (CPU tensors only under ``TRITON_INTERPRET=1``).
+
+    Raises a one-line ValueError instead of the Triton driver's ``RuntimeError: 0 active drivers``.
+    """
+    if backend == "triton" and t.device.type != "cuda" and not _interpreting():
+        raise ValueError(
+            f'Expected `input` on a CUDA device with backend="triton" (the Triton kernel runs on CUDA '
+            f'tensors; use backend="auto" or "torch" on the {t.device.type.upper()}), got a tensor on '
+            f"{t.device}."
+        )
+
+
 def use_triton(z: torch.Tensor, backend: str) -> bool:
     """``backend="auto"`` means Triton exactly when ``z.is_cuda`` and Triton imports."""
     if backend == "triton":
@@ -50,10 +69,14 @@ def loss_grad(
     p: RowParams,
     backend: str = "auto",
     block_bytes: int | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Per-row losses of ``z`` (M, V); the scaled gradient goes into ``grad`` (``z``; None: loss only)."""
+    """Per-row losses of ``z`` (M, V); the scaled gradient goes into ``grad`` (``z``; None: loss only).
+
+    ``stats`` = ``(lse, correct)`` (M,) buffers receive the per-row log-sum-exp and target-is-max flags.
+    """
     if use_triton(z, backend):
         from . import triton_ce
 
-        return triton_ce.loss_grad(z, grad, p)
-    return stream_loss_grad(z, grad, p, block_bytes)
+        return triton_ce.loss_grad(z, grad, p, stats=stats)
+    return stream_loss_grad(z, grad, p, block_bytes, stats)

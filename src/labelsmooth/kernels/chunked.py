@@ -9,11 +9,14 @@ the logits' storage and creates none.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 
 from .._validation import check_choice, expected
+from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
-from ._core import empty, prepare, reduce_loss
+from ._core import empty, new_stats, prepare, reduce_loss
 from ._dispatch import compiler_disabled
 
 BACKENDS = ("auto", "torch", "triton")
@@ -36,18 +39,27 @@ class _FusedCrossEntropy(torch.autograd.Function):
         backend,
         block_bytes,
         need_grad,
+        options,
+        aux,
     ):
-        args, params = prepare(input, target, weight, ignore_index, reduction, label_smoothing, prior)
+        softcap, z_loss, num_items = options
+        args, params = prepare(
+            input, target, weight, ignore_index, reduction, label_smoothing, prior,
+            softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items,
+        )  # fmt: skip
         rows = args.logits
         if not rows.is_contiguous():
             rows = rows.contiguous()
         aliased = rows.data_ptr() == input.data_ptr() and rows.numel() == input.numel()
         spatial = input.dim() > 2
+        stats = new_stats(rows.shape[0], rows.dtype, rows.device) if aux is not None else None
+        if aux is not None:
+            aux.extend([stats, params, args.out_shape])
         if not need_grad:  # loss only: block-sized scratch, the logits untouched
-            losses = _dispatch.loss_grad(rows, None, params, backend, block_bytes)
+            losses = _dispatch.loss_grad(rows, None, params, backend, block_bytes, stats)
             return reduce_loss(losses, params, reduction, args.out_shape, input.dtype)
         grad_rows = rows if inplace else empty(rows.shape, rows.dtype, rows.device)
-        losses = _dispatch.loss_grad(rows, grad_rows, params, backend, block_bytes)
+        losses = _dispatch.loss_grad(rows, grad_rows, params, backend, block_bytes, stats)
         if input.dim() == 1:
             grad = grad_rows.view(input.shape)
         elif spatial:
@@ -78,7 +90,45 @@ class _FusedCrossEntropy(torch.autograd.Function):
         if not bool((go == 1).all()):
             grad.mul_(go)
             ctx.consumed = True
-        return grad.detach(), None, None, None, None, None, None, None, None, None, None
+        return grad.detach(), None, None, None, None, None, None, None, None, None, None, None, None
+
+
+@overload
+def fused_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    inplace: bool = False,
+    backend: str = "auto",
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def fused_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    inplace: bool = False,
+    backend: str = "auto",
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[True],
+) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
 @compiler_disabled
@@ -93,7 +143,11 @@ def fused_cross_entropy(
     prior: torch.Tensor | None = None,
     inplace: bool = False,
     backend: str = "auto",
-) -> torch.Tensor:
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, CrossEntropyAux]:
     """Label-smoothed cross-entropy whose forward also computes the gradient, streaming over rows.
 
     Same value and gradient as :func:`labelsmooth.cross_entropy` (``weight_mode="torch"``), which equals
@@ -146,12 +200,28 @@ def fused_cross_entropy(
         reads the logits afterwards (e.g. logits straight out of the output projection).
     backend : {"auto", "torch", "triton"}, default "auto"
         ``"auto"`` picks Triton for CUDA tensors when it is importable and the torch row-block loop
-        otherwise; ``"triton"`` forces the Triton kernel (on CPU only under ``TRITON_INTERPRET=1``).
+        otherwise; ``"triton"`` forces the Triton kernel (CUDA tensors; CPU tensors only under
+        ``TRITON_INTERPRET=1``).
+    softcap : float, optional
+        Final-logit soft-capping ``c > 0`` (Gemma 2/3): the loss is computed on ``c * tanh(z / c)``,
+        inside the streaming pass, and the gradient includes the factor ``1 - tanh(z / c)^2``.
+    z_loss : float, default 0.0
+        PaLM's z-loss weight ``lambda >= 0``: ``lambda * lse^2`` is added to each row not ignored
+        (``lse`` of the capped logits; not class-weighted) and reduced with the loss.
+    num_items_in_batch : int, float or 1-element Tensor, optional
+        ``reduction="mean"`` only: the denominator of the mean instead of the local ``sum w_y`` over
+        rows not ignored (it replaces the weight sum when ``weight`` is given), e.g. the token count of
+        the global batch under gradient accumulation or data parallelism
+        (:func:`labelsmooth.kernels.global_token_count`).
+    return_aux : bool, default False
+        Also return a :class:`labelsmooth.losses.CrossEntropyAux` (per-row ``lse``, the ``z_loss`` part,
+        the token ``accuracy``), computed in the same pass.
 
     Returns
     -------
     Tensor
-        Scalar, or ``target.shape`` for ``"none"``; the input's dtype.
+        Scalar, or ``target.shape`` for ``"none"``; the input's dtype. With ``return_aux=True``,
+        ``(loss, aux)``.
 
     Notes
     -----
@@ -169,8 +239,9 @@ def fused_cross_entropy(
         Non-float logits, weight or prior; probability (floating) targets; non-bool ``inplace``.
     ValueError
         Everything :func:`labelsmooth.cross_entropy` rejects (shapes, labels out of range, smoothing
-        outside [0, 1], a prior that is not a distribution, unknown reduction), and an unknown
-        ``backend``.
+        outside [0, 1], a prior that is not a distribution, unknown reduction, ``softcap <= 0``,
+        ``z_loss < 0``, a bad ``num_items_in_batch``), an unknown ``backend``, and ``backend="triton"``
+        with CPU tensors (outside ``TRITON_INTERPRET=1``).
 
     Examples
     --------
@@ -185,18 +256,41 @@ def fused_cross_entropy(
     >>> z.grad
     tensor([[-0.0739,  0.0710,  0.0029],
             [ 0.0080,  0.0106, -0.0186]])
+    >>> loss, aux = fused_cross_entropy(z, y, label_smoothing=0.1, softcap=2.0, z_loss=1e-4, return_aux=True)
+    >>> round(loss.item(), 4), [round(v, 4) for v in aux.lse.tolist()], aux.accuracy.item()
+    (0.4581, [1.8894, 2.1327], 1.0)
     """
     if not isinstance(inplace, bool):
         raise TypeError(expected("inplace", "to be a bool", inplace))
     check_choice("backend", backend, BACKENDS)
-    return _apply(input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend)
+    if isinstance(input, torch.Tensor):
+        _dispatch.check_device(backend, input)
+    return _apply(
+        input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend,
+        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch, return_aux=return_aux,
+    )  # fmt: skip
 
 
 def _apply(
-    input, target, weight, ignore_index, reduction, label_smoothing, prior, inplace, backend, block_bytes=None
+    input,
+    target,
+    weight,
+    ignore_index,
+    reduction,
+    label_smoothing,
+    prior,
+    inplace,
+    backend,
+    block_bytes=None,
+    *,
+    softcap=None,
+    z_loss=0.0,
+    num_items_in_batch=None,
+    return_aux=False,
 ):
     need_grad = torch.is_grad_enabled() and isinstance(input, torch.Tensor) and input.requires_grad
-    return _FusedCrossEntropy.apply(
+    aux: list | None = [] if return_aux else None
+    loss = _FusedCrossEntropy.apply(
         input,
         target,
         weight,
@@ -208,4 +302,10 @@ def _apply(
         backend,
         block_bytes,
         need_grad,
+        (softcap, z_loss, num_items_in_batch),
+        aux,
     )
+    if aux is None:
+        return loss
+    (lse, correct), p, out_shape = aux
+    return loss, make_aux(lse, correct, p.valid, p.denom, p.z_loss, reduction, out_shape)

@@ -13,12 +13,14 @@ loss's gradient ``g_c`` (the row-block pass of :mod:`labelsmooth.kernels._core`)
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 
 from .._validation import check_float_tensor, expected
-from ..losses.cross_entropy import _compute_dtype
-from ._core import empty, prepare, reduce_loss
-from ._dispatch import compiler_disabled, loss_grad
+from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
+from ._core import empty, new_stats, prepare, reduce_loss
+from ._dispatch import check_device, compiler_disabled, loss_grad
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
 # every chunk streams W twice (x_c @ W.T, g_c @ W) and grad_W once (grad_W += g_c.T @ x_c), so chunks of
@@ -51,8 +53,11 @@ def default_chunk_size(num_classes: int, dtype: torch.dtype, device_type: str = 
     return max(minimum, chunk_bytes // (item * max(1, num_classes)))
 
 
-def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
-    """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``."""
+def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stats=None):
+    """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``.
+
+    ``stats`` = ``(lse, correct)`` (M,) buffers receive the per-row statistics (see ``_core``).
+    """
     M, D = x.shape
     V = W.shape[0]
     dt = x.dtype
@@ -73,7 +78,8 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
             torch.mm(xc, Wt, out=lc)
         else:
             torch.addmm(b, xc, Wt, out=lc)
-        losses[s:e] = loss_grad(lc, lc, p.rows(s, e), backend)  # lc now holds the gradient
+        st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
+        losses[s:e] = loss_grad(lc, lc, p.rows(s, e), backend, stats=st)  # lc now holds the gradient
         if need_x:
             torch.mm(lc, W, out=gx[s:e])
         if need_W:
@@ -90,7 +96,7 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto"):
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, W, b, target, p, reduction, out_shape, chunk, needs, backend):
+    def forward(ctx, x, W, b, target, p, reduction, out_shape, chunk, needs, backend, stats):
         need_x, need_W, need_b = needs
         x2 = x.reshape(-1, x.shape[-1])
         ctx.reduction, ctx.chunk, ctx.needs, ctx.x_shape, ctx.backend = (
@@ -104,11 +110,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if reduction == "none" or not any(needs):
             # "none": the per-row grad_output is needed before the g^T x products, so backward
             # recomputes the chunks with it; only x, W, b (already live) are kept.
-            losses = _linear_pass(x2, W, b, p, chunk, False, False, False, backend)[0]
+            losses = _linear_pass(x2, W, b, p, chunk, False, False, False, backend, stats)[0]
             ctx.p = p
             ctx.save_for_backward(x, W, b)
         else:
-            losses, gx, gW, gb = _linear_pass(x2, W, b, p, chunk, need_x, need_W, need_b, backend)
+            losses, gx, gW, gb = _linear_pass(x2, W, b, p, chunk, need_x, need_W, need_b, backend, stats)
             ctx.save_for_backward(gx, gW, gb)
         return reduce_loss(losses, p, reduction, out_shape, x.dtype)
 
@@ -135,7 +141,49 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 ctx.consumed = True
         if gx is not None:
             gx = gx.view(ctx.x_shape)
-        return gx, gW, gb, None, None, None, None, None, None, None
+        return gx, gW, gb, None, None, None, None, None, None, None, None
+
+
+@overload
+def linear_cross_entropy(
+    input: torch.Tensor,
+    linear_weight: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    backend: str = "auto",
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def linear_cross_entropy(
+    input: torch.Tensor,
+    linear_weight: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    backend: str = "auto",
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[True],
+) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
 @compiler_disabled
@@ -152,7 +200,11 @@ def linear_cross_entropy(
     prior: torch.Tensor | None = None,
     chunk_size: int | None = None,
     backend: str = "auto",
-) -> torch.Tensor:
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, CrossEntropyAux]:
     """Label-smoothed cross-entropy of ``input @ linear_weight.T + bias`` without the N x V logits.
 
     Equals ``labelsmooth.cross_entropy(input @ linear_weight.T + bias, target, weight, ignore_index,
@@ -198,19 +250,32 @@ def linear_cross_entropy(
         (:func:`default_chunk_size`).
     backend : {"auto", "torch", "triton"}
         Kernel for each chunk's loss and gradient (see :func:`fused_cross_entropy`).
+    softcap : float, optional
+        Final-logit soft-capping ``c > 0`` (Gemma 2/3's ``final_logit_softcapping``): the loss of
+        ``c * tanh(z / c)`` with ``z = W x + b``; the capped logits never exist either.
+    z_loss : float, default 0.0
+        PaLM's z-loss weight ``lambda >= 0`` (``lambda * lse^2`` per row not ignored).
+    num_items_in_batch : int, float or 1-element Tensor, optional
+        ``reduction="mean"`` only: the mean's denominator instead of the local ``sum w_y`` (see
+        :func:`fused_cross_entropy`; Hugging Face ``Trainer`` passes it under gradient accumulation).
+    return_aux : bool, default False
+        Also return a :class:`labelsmooth.losses.CrossEntropyAux` (per-row ``lse``, the ``z_loss`` part,
+        the token ``accuracy``), from the same pass.
 
     Returns
     -------
     Tensor
-        Scalar, or ``target.shape`` for ``"none"``; the input's dtype.
+        Scalar, or ``target.shape`` for ``"none"``; the input's dtype. With ``return_aux=True``,
+        ``(loss, aux)``.
 
     Raises
     ------
     TypeError
         Non-float ``input``/``linear_weight``/``bias``, mismatched dtypes, probability targets.
     ValueError
-        Shape mismatches, a non-positive ``chunk_size``, and everything :func:`labelsmooth.cross_entropy`
-        rejects.
+        Shape mismatches, a non-positive ``chunk_size``, everything :func:`labelsmooth.cross_entropy`
+        rejects (``softcap <= 0``, ``z_loss < 0`` included), and ``backend="triton"`` with CPU tensors
+        (outside ``TRITON_INTERPRET=1``).
 
     Examples
     --------
@@ -254,6 +319,7 @@ def linear_cross_entropy(
     from .chunked import BACKENDS
 
     check_choice("backend", backend, BACKENDS)
+    check_device(backend, input)
     M = target.numel()
     rows_target = target.reshape(M)
     if isinstance(label_smoothing, torch.Tensor) and label_smoothing.dim() > 1:
@@ -261,7 +327,10 @@ def linear_cross_entropy(
             label_smoothing = label_smoothing.reshape(M)
     # The reference's validation, on a zero-stride stand-in for the (M, V) logits (allocates nothing).
     fake = torch.empty((), dtype=input.dtype, device=input.device).expand(M, V)
-    _, p = prepare(fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior)
+    _, p = prepare(
+        fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior,
+        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
+    )  # fmt: skip
     chunk = chunk_size or default_chunk_size(V, input.dtype, input.device.type)
     grad_on = torch.is_grad_enabled()
     needs = (
@@ -269,6 +338,10 @@ def linear_cross_entropy(
         grad_on and linear_weight.requires_grad,
         grad_on and bias is not None and bias.requires_grad,
     )
-    return _LinearCrossEntropy.apply(
-        input, linear_weight, bias, target, p, reduction, tuple(target.shape), chunk, needs, backend
+    stats = new_stats(M, input.dtype, input.device) if return_aux else None
+    loss = _LinearCrossEntropy.apply(
+        input, linear_weight, bias, target, p, reduction, tuple(target.shape), chunk, needs, backend, stats
     )
+    if stats is None:
+        return loss
+    return loss, make_aux(stats[0], stats[1], p.valid, p.denom, p.z_loss, reduction, tuple(target.shape))

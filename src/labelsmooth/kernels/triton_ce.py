@@ -8,6 +8,11 @@ One kernel, one program per row, two passes over the row's V classes in blocks o
 2. (when a gradient is asked for) ``g_k = (C / S) exp(z_k - m) - B uw_k - T [k = y]`` in float32, then
    one rounding to the output dtype; the output may be the logits themselves (in place).
 
+Options, as in ``_core``: soft-capping replaces each loaded logit by ``c tanh(z / c)`` in both passes
+(``tanh(u) = 1 - 2 / (exp(2u) + 1)``, which the interpreter runs too) and multiplies the gradient by
+``1 - tanh^2``; the z-loss adds ``lambda lse^2`` to the loss and ``r 2 lambda lse`` to ``C``; the
+per-row ``lse`` and "target logit is the maximum" flags are stored when asked for.
+
 The row-term formulas in the kernel are those of :func:`labelsmooth.kernels._core.row_terms` (the CPU
 path's, and the documented maths), written out again in Triton so that the whole step is one launch; the
 tests compare this kernel with the float64 reference for every variant (weights, priors, per-row
@@ -69,9 +74,16 @@ def _kernel():
         uw_ptr,
         uw_stride,
         loss_ptr,
+        lse_ptr,
+        hit_ptr,
         V,
         inv_V,
+        cap,
+        inv_cap,
+        z_loss,
         SMOOTH: tl.constexpr,
+        SOFTCAP: tl.constexpr,
+        WRITE_STATS: tl.constexpr,
         HAS_UW: tl.constexpr,
         A_FROM_PTR: tl.constexpr,
         C_FROM_PTR: tl.constexpr,
@@ -89,6 +101,8 @@ def _kernel():
             offs = start + tl.arange(0, BLOCK)
             mask = offs < V
             x = tl.load(z_row + offs, mask=mask, other=float("-inf")).to(tl.float32)
+            if SOFTCAP:
+                x = tl.where(mask, cap * (1.0 - 2.0 / (tl.exp(2.0 * inv_cap * x) + 1.0)), float("-inf"))
             m_new = tl.maximum(m, tl.max(x, 0))
             # While every logit so far is -inf, m_new is -inf and exp(-inf - -inf) would be nan: shift by 0.
             shift = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -102,6 +116,8 @@ def _kernel():
                 else:
                     zu += tl.sum(xz, 0)
         zy = tl.load(z_row + y).to(tl.float32)
+        if SOFTCAP:
+            zy = cap * (1.0 - 2.0 / (tl.exp(2.0 * inv_cap * zy) + 1.0))
         # the row's loss and coefficients: _core.row_terms, in registers
         valid = tl.load(valid_ptr + row) != 0
         wy = tl.load(wy_ptr + row)
@@ -122,10 +138,18 @@ def _kernel():
             else:
                 zu = zu * inv_V
             loss += a * (c * L - (zu - c * m))
+        lse = m + L
+        Cz = r * ((1 - a) * wy + a * c)
+        if z_loss != 0.0:
+            loss += z_loss * lse * lse
+            Cz += r * 2.0 * z_loss * lse
         tl.store(loss_ptr + row, tl.where(valid, loss, 0.0))
+        if WRITE_STATS:
+            tl.store(lse_ptr + row, lse)
+            tl.store(hit_ptr + row, (zy >= m).to(tl.uint8))
         if WRITE_GRAD:
             # pass 2: g = (C / S) exp(z - m) - B uw - T [k = y]
-            A = r * ((1 - a) * wy + a * c) / s
+            A = Cz / s
             B = r * a
             T = r * (1 - a) * wy
             g_row = g_ptr + row * g_stride
@@ -133,6 +157,10 @@ def _kernel():
                 offs = start + tl.arange(0, BLOCK)
                 mask = offs < V
                 x = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
+                if SOFTCAP:
+                    # tanh(u) = 1 - 2 / (exp(2u) + 1): exp overflowing to inf gives 1, to 0 gives -1
+                    t = 1.0 - 2.0 / (tl.exp(2.0 * inv_cap * x) + 1.0)
+                    x = cap * t
                 g = A * tl.exp(x - m)
                 if SMOOTH:
                     if HAS_UW:
@@ -142,6 +170,8 @@ def _kernel():
                         g = g - B * inv_V
                 # -(1 - a) w_y folded in float32, before the one rounding to the output dtype.
                 g = tl.where(offs == y, g - T, g)
+                if SOFTCAP:
+                    g = g * (1.0 - t * t)
                 tl.store(g_row + offs, g.to(g_ptr.dtype.element_ty), mask=mask)
 
     return ce_kernel
@@ -177,18 +207,20 @@ def loss_grad(
     p: RowParams,
     block: int | None = None,
     num_warps: int | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per-row losses of ``z`` (M, V) and the scaled gradient written into ``grad`` (may alias ``z``).
 
     ``grad=None`` runs the first pass only (the loss, no M x V write). ``block`` and ``num_warps``
-    override the launch configuration (:func:`_launch`; used by the benchmarks' sweep).
+    override the launch configuration (:func:`_launch`; used by the benchmarks' sweep). ``stats`` =
+    ``(lse, correct)``, float32 and bool (M,) tensors, receive the per-row statistics.
 
     float64 logits are sent to the torch row-block path (the kernel computes in float32).
     """
     if z.dtype == torch.float64:
         from ._core import stream_loss_grad
 
-        return stream_loss_grad(z, grad, p)
+        return stream_loss_grad(z, grad, p, stats=stats)
     if not available():
         raise RuntimeError("backend='triton' needs Triton, which could not be imported (pip install triton).")
     kernel = _kernel()
@@ -205,12 +237,15 @@ def loss_grad(
     c_ptr, c_stride, c_val = _scalar_or_rows(p.c, M)
     BLOCK, warps = _launch(V, block)
     g = grad if grad is not None else z  # any pointer; unused without WRITE_GRAD
+    lse_out, hit_out = (stats[0], stats[1].view(torch.uint8)) if stats is not None else (loss, loss)
+    cap = float(p.softcap) if p.softcap is not None else 1.0
     kernel[(M,)](
         z, z.stride(0), g, g.stride(0), p.safe.contiguous(), p.valid.contiguous().view(torch.uint8),
         p.wy.contiguous(), p.scale.contiguous(),
         loss if a_ptr is None else a_ptr, a_stride, a_val, loss if c_ptr is None else c_ptr, c_stride, c_val,
-        uw, uw_stride, loss, V, 1.0 / V,
-        SMOOTH=bool(p.smooth), HAS_UW=has_uw, A_FROM_PTR=a_ptr is not None, C_FROM_PTR=c_ptr is not None,
+        uw, uw_stride, loss, lse_out, hit_out, V, 1.0 / V, cap, 1.0 / cap, float(p.z_loss),
+        SMOOTH=bool(p.smooth), SOFTCAP=p.softcap is not None, WRITE_STATS=stats is not None, HAS_UW=has_uw,
+        A_FROM_PTR=a_ptr is not None, C_FROM_PTR=c_ptr is not None,
         WRITE_GRAD=grad is not None, BLOCK=BLOCK, num_warps=num_warps or warps,
     )  # fmt: skip
     return loss

@@ -12,7 +12,13 @@
 
 from .alternatives import ConfidencePenaltyLoss, FocalLoss, confidence_penalty, flsd53_gamma, focal_loss
 from .binary import BCEWithLogitsLoss, binary_cross_entropy_with_logits
-from .cross_entropy import CEArgs, CrossEntropyLoss, cross_entropy, prepare_cross_entropy_args
+from .cross_entropy import (
+    CEArgs,
+    CrossEntropyAux,
+    CrossEntropyLoss,
+    cross_entropy,
+    prepare_cross_entropy_args,
+)
 from .distillation import distillation_loss, teacher_free_loss, teacher_free_target
 from .noisy import OnlineLabelSmoothing, forward_corrected_loss, label_relaxation_loss, symmetric_transition
 from .preference import PreferenceRewards, preference_loss, preference_rewards
@@ -22,6 +28,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CEArgs",
     "ConfidencePenaltyLoss",
+    "CrossEntropyAux",
     "CrossEntropyLoss",
     "FocalLoss",
     "OnlineLabelSmoothing",

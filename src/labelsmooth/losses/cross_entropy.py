@@ -17,6 +17,7 @@ This module holds the reference semantics. The fast kernels in :mod:`labelsmooth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import nn
@@ -26,13 +27,16 @@ from .._validation import (
     check_float_tensor,
     check_labels,
     check_num_classes,
+    check_num_items,
     check_reduction,
     check_smoothing,
+    check_softcap,
+    check_z_loss,
     expected,
 )
 from ..targets import _check_prior
 
-__all__ = ["CEArgs", "CrossEntropyLoss", "cross_entropy", "prepare_cross_entropy_args"]
+__all__ = ["CEArgs", "CrossEntropyAux", "CrossEntropyLoss", "cross_entropy", "prepare_cross_entropy_args"]
 
 WEIGHT_MODES = ("torch", "row")
 _HALF = (torch.float16, torch.bfloat16)
@@ -50,7 +54,8 @@ class CEArgs:
     ``logits`` is ``(M, C)`` with the class dimension last (a view or a copy of the input),
     ``target`` is ``(M,)`` class indices or ``(M, C)`` probabilities, ``label_smoothing`` is a float or
     ``(M,)``, ``prior`` is ``None``, ``(C,)`` or ``(M, C)``. ``out_shape`` is the shape of
-    ``reduction="none"`` output.
+    ``reduction="none"`` output. ``softcap`` (``None`` or ``c > 0``), ``z_loss`` (``lambda >= 0``) and
+    ``num_items`` (``None``, a number or a 0-d tensor: the mean's denominator) are the validated options.
     """
 
     logits: torch.Tensor
@@ -61,6 +66,55 @@ class CEArgs:
     prior: torch.Tensor | None
     num_classes: int
     out_shape: tuple[int, ...]
+    softcap: float | None = None
+    z_loss: float = 0.0
+    num_items: float | torch.Tensor | None = None
+
+
+class CrossEntropyAux(NamedTuple):
+    """Extras of one cross-entropy call, from the same pass as the loss (``return_aux=True``).
+
+    None of them carries a gradient (the z-loss's gradient flows through the returned loss).
+
+    - ``lse``: the per-row log-sum-exp ``log sum_k exp(z_k)`` of the logits the loss sees (after
+      soft-capping), shape ``target.shape`` (index targets) or the batch shape, every row including
+      ignored ones, in the compute dtype (float32 for half inputs).
+    - ``z_loss``: the z-loss part ``lambda * lse^2`` of the returned loss, reduced like the loss (a
+      scalar for ``"mean"``/``"sum"``, per row with 0 on ignored rows for ``"none"``); zeros when
+      ``z_loss=0``.
+    - ``accuracy``: 0-d float32 tensor, the fraction of rows not ignored whose target logit is the
+      row's maximum (ties count as correct), ``nan`` when every row is ignored; ``None`` for
+      probability targets.
+    """
+
+    lse: torch.Tensor
+    z_loss: torch.Tensor
+    accuracy: torch.Tensor | None
+
+
+def make_aux(
+    lse: torch.Tensor,
+    correct: torch.Tensor | None,
+    valid: torch.Tensor | None,
+    denom: torch.Tensor,
+    z_loss: float,
+    reduction: str,
+    out_shape: tuple[int, ...],
+) -> CrossEntropyAux:
+    """:class:`CrossEntropyAux` from per-row ``lse`` (M,), ``correct`` (M,) bool and ``valid`` (M,) bool.
+
+    ``valid=None`` means every row counts (probability targets, where ``correct`` is ``None``).
+    """
+    lse = lse.detach()
+    zl = z_loss * lse * lse
+    if valid is not None:
+        zl = torch.where(valid, zl, torch.zeros_like(zl))
+    accuracy = None
+    if correct is not None and valid is not None:
+        hits = (correct & valid).sum().to(torch.float32)
+        accuracy = hits / valid.sum().to(torch.float32)
+    zl = _reduce(zl, denom.detach(), reduction, out_shape)
+    return CrossEntropyAux(lse.reshape(out_shape), zl, accuracy)
 
 
 def _rows(x: torch.Tensor, batched: bool, extra: int) -> torch.Tensor:
@@ -90,6 +144,10 @@ def prepare_cross_entropy_args(
     prior: torch.Tensor | None,
     weight_mode: str,
     allow_negative: bool,
+    *,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
 ) -> CEArgs:
     """Validate the arguments of :func:`cross_entropy` and flatten them to rows.
 
@@ -112,9 +170,22 @@ def prepare_cross_entropy_args(
     n = input.shape[0] if batched else None
     spatial = tuple(input.shape[2:]) if batched else ()
 
+    softcap = check_softcap(softcap)
+    z_loss = check_z_loss(z_loss)
+    num_items = check_num_items(num_items_in_batch, reduction)
+
     index_target = not target.is_floating_point()
+    want = (input.shape[0], *spatial) if batched else ()
+    if not index_target and tuple(target.shape) == want and want != tuple(input.shape):
+        raise TypeError(
+            expected(
+                "target",
+                f"of shape {want} to hold integer class indices (probability targets have the input's "
+                f"shape {tuple(input.shape)})",
+                target.dtype,
+            )
+        )
     if index_target:
-        want = (input.shape[0], *spatial) if batched else ()
         if tuple(target.shape) != want:
             raise ValueError(
                 expected("target", f"of shape {want} for input of shape {tuple(input.shape)}", target)
@@ -124,6 +195,11 @@ def prepare_cross_entropy_args(
         if tuple(target.shape) != tuple(input.shape):
             raise ValueError(
                 expected("target", f"of shape {tuple(input.shape)} (probabilities, like input)", target)
+            )
+        if ignore_index >= 0:
+            # PyTorch raises too: masking rows of soft targets by a class index is undefined.
+            raise ValueError(
+                expected("ignore_index", "to be negative with probability targets (no labels)", ignore_index)
             )
         if weight_mode == "row" and weight is not None:
             raise ValueError(
@@ -158,7 +234,10 @@ def prepare_cross_entropy_args(
     else:
         rows_target = _rows(target, batched, extra)
         out_shape = tuple(input.shape[:1]) + spatial if batched else ()
-    return CEArgs(logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape)
+    return CEArgs(
+        logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape,
+        softcap, z_loss, num_items,
+    )  # fmt: skip
 
 
 def _reduce(
@@ -169,6 +248,44 @@ def _reduce(
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / denom
+
+
+@overload
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    weight_mode: str = "torch",
+    allow_negative: bool = False,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float | torch.Tensor = 0.0,
+    *,
+    prior: torch.Tensor | None = None,
+    weight_mode: str = "torch",
+    allow_negative: bool = False,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: Literal[True],
+) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
 def cross_entropy(
@@ -182,7 +299,11 @@ def cross_entropy(
     prior: torch.Tensor | None = None,
     weight_mode: str = "torch",
     allow_negative: bool = False,
-) -> torch.Tensor:
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    num_items_in_batch: int | float | torch.Tensor | None = None,
+    return_aux: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, CrossEntropyAux]:
     """Label-smoothed cross-entropy; a drop-in for :func:`torch.nn.functional.cross_entropy`.
 
     For a row with logits ``z`` (K classes), label ``y``, smoothing ``a`` and prior ``u`` (uniform
@@ -227,12 +348,31 @@ def cross_entropy(
         weights the whole row by ``w_y``, so the minimiser stays p.
     allow_negative : bool
         Permit ``a < 0``, negative label smoothing (Wei et al. 2022; Struppek et al. 2024).
+    softcap : float, optional
+        Final-logit soft-capping ``c > 0`` (Gemma 2 and 3): every formula above is applied to
+        ``c * tanh(z / c)`` instead of ``z``, and the gradient flows through the ``tanh``.
+    z_loss : float, default 0.0
+        The z-loss weight ``lambda >= 0`` of PaLM (Chowdhery et al. 2022; Liger's ``lse_square_scale``):
+        each row not ignored adds ``lambda * lse^2`` (not multiplied by a class weight) to its loss, and
+        the reduction treats the sum like the loss (``"mean"`` divides it by the same denominator).
+    num_items_in_batch : int, float or 1-element Tensor, optional
+        Only with ``reduction="mean"``: divide the summed loss by this number instead of the local
+        denominator (the sum of ``w_y`` over rows not ignored, i.e. their count without weights; the row
+        count for probability targets). With class weights it *replaces* the weight sum: pass the global
+        ``sum w_y`` (``labelsmooth.kernels.global_token_count(target, weight=weight)``) to keep the
+        weighted mean. For gradient accumulation and data parallelism pass the count over the whole
+        global batch, so that the micro-batch losses add up to the loss of the global batch (Hugging
+        Face's name; see docs/kernels.md). A tensor is not read on the host.
+    return_aux : bool, default False
+        Return ``(loss, aux)`` with ``aux`` a :class:`CrossEntropyAux` (per-row ``lse``, the ``z_loss``
+        part, the token ``accuracy``) instead of the loss alone.
 
     Returns
     -------
     Tensor
         A scalar, or the per-row losses of shape ``target.shape`` (index targets) with 0 on ignored
-        rows, for ``reduction="none"``. Same dtype as ``input``.
+        rows, for ``reduction="none"``. Same dtype as ``input``. With ``return_aux=True``, the tuple
+        ``(loss, CrossEntropyAux)``.
 
     Notes
     -----
@@ -246,7 +386,11 @@ def cross_entropy(
     ValueError
         Fewer than 2 classes; shape mismatches; labels outside ``[0, C)`` other than ``ignore_index``;
         smoothing outside [0, 1] (or above 1 with ``allow_negative``) or of the wrong length; a prior
-        that is not a distribution; an unknown ``reduction`` or ``weight_mode``.
+        that is not a distribution; an unknown ``reduction`` or ``weight_mode``; ``softcap <= 0``;
+        ``z_loss < 0``; ``num_items_in_batch <= 0`` or given with a reduction other than ``"mean"``;
+        ``ignore_index >= 0`` with probability targets (PyTorch raises too).
+    TypeError
+        Floating targets of the index shape (class indices must be integers).
 
     Examples
     --------
@@ -260,27 +404,42 @@ def cross_entropy(
     >>> ours = cross_entropy(z, y, label_smoothing=0.1)
     >>> bool(torch.allclose(ours, F.cross_entropy(z, y, label_smoothing=0.1)))
     True
+    >>> loss, aux = cross_entropy(z, y, label_smoothing=0.1, softcap=2.0, z_loss=1e-4, return_aux=True)
+    >>> round(loss.item(), 4), [round(v, 4) for v in aux.lse.tolist()], aux.accuracy.item()
+    (0.4581, [1.8894, 2.1327], 1.0)
 
     References
     ----------
     Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016.
     """
     args = prepare_cross_entropy_args(
-        input, target, weight, ignore_index, reduction, label_smoothing, prior, weight_mode, allow_negative
-    )
+        input, target, weight, ignore_index, reduction, label_smoothing, prior, weight_mode, allow_negative,
+        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
+    )  # fmt: skip
     cdtype = _compute_dtype(input.dtype)
     z = args.logits.to(cdtype)
+    if args.softcap is not None:
+        z = args.softcap * torch.tanh(z / args.softcap)
     a = args.label_smoothing
     if isinstance(a, torch.Tensor):
         a = a.to(device=z.device, dtype=cdtype)
     w = args.weight.to(device=z.device, dtype=cdtype) if args.weight is not None else None
     u = args.prior.to(device=z.device, dtype=cdtype) if args.prior is not None else None
 
+    correct = valid = None
     if args.index_target:
-        loss, denom = _index_loss(z, args.target, w, ignore_index, a, u, weight_mode)
+        loss, denom, lse, correct, valid = _index_loss(z, args.target, w, ignore_index, a, u, weight_mode)
     else:
-        loss, denom = _prob_loss(z, args.target.to(cdtype), w, a, u)
-    return _reduce(loss, denom, reduction, args.out_shape).to(input.dtype)
+        loss, denom, lse = _prob_loss(z, args.target.to(cdtype), w, a, u)
+    if args.z_loss:
+        zl = args.z_loss * lse * lse
+        loss = loss + (zl if valid is None else torch.where(valid, zl, torch.zeros_like(zl)))
+    if args.num_items is not None:
+        denom = torch.as_tensor(args.num_items, device=z.device).to(loss.dtype)
+    out = _reduce(loss, denom, reduction, args.out_shape).to(input.dtype)
+    if not return_aux:
+        return out
+    return out, make_aux(lse, correct, valid, denom, args.z_loss, reduction, args.out_shape)
 
 
 def _uz(z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
@@ -299,8 +458,8 @@ def _index_loss(z, target, w, ignore_index, a, u, weight_mode):
     # lse - <u, z> are formed from numbers the size of the row's spread, not of the logits: a float32 row
     # near 1e4 keeps its precision. Every term below is invariant to a per-row shift (sum_k u_k = 1), and
     # the detached shift leaves the gradient unchanged.
-    if z.numel():
-        z = z - z.detach().amax(dim=-1, keepdim=True)
+    m = z.detach().amax(dim=-1, keepdim=True) if z.numel() else torch.zeros_like(z[..., :1])
+    z = z - m
     lse = torch.logsumexp(z, dim=-1)
     zy = z.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     wy = w[safe] if w is not None else None
@@ -320,7 +479,8 @@ def _index_loss(z, target, w, ignore_index, a, u, weight_mode):
     zero = torch.zeros((), dtype=row.dtype, device=row.device)
     loss = torch.where(valid, row, zero)
     denom = wy.masked_fill(~valid, 0).sum() if wy is not None else valid.sum().to(row.dtype)
-    return loss, denom
+    # the unshifted log-sum-exp (its gradient is softmax(z): m is detached) and "the target is a maximum"
+    return loss, denom, lse + m.squeeze(-1), zy == 0, valid
 
 
 def _prob_loss(z, p, w, a, u):
@@ -333,7 +493,7 @@ def _prob_loss(z, p, w, a, u):
     terms = p * logq if w is None else p * w * logq
     loss = -terms.sum(-1)
     denom = torch.tensor(float(loss.shape[0]), dtype=loss.dtype, device=loss.device)
-    return loss, denom
+    return loss, denom, torch.logsumexp(z, dim=-1)
 
 
 class CrossEntropyLoss(nn.Module):
