@@ -25,7 +25,7 @@ computed with labelsmooth itself (:mod:`labelsmooth.targets`, :mod:`labelsmooth.
 
 from __future__ import annotations
 
-from . import _practice, _principles  # noqa: F401  (register the checks)
+from . import _applications, _practice, _principles  # noqa: F401  (register the checks)
 from ._practice import Split, digits, train_mlp
 from ._registry import EXERCISES, Exercise, WrongAnswer, check, hint, names
 

@@ -1,0 +1,213 @@
+"""Checks for the exercises on the chapter's applications (notebooks 11 and up): distillation, fairness
+and privacy. Reference values come from labelsmooth's own losses, metrics and privacy module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from labelsmooth import privacy
+from labelsmooth.losses import distillation_loss
+from labelsmooth.metrics import aurc
+from labelsmooth.targets import convert_smoothing
+
+from ._practice import _call
+from ._registry import Exercise, WrongAnswer, as_float, register
+
+# ---------------------------------------------------------------- 11: distillation
+KD_STUDENT = [[1.0, 0.5, -0.5, 0.0]]
+KD_TEACHER = [[3.0, 1.0, -1.0, 0.0]]
+
+
+def _kd_grad_norm(temperature: float, scaled: bool) -> float:
+    s = torch.tensor(KD_STUDENT, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(KD_TEACHER, dtype=torch.float64)
+    loss = distillation_loss(s, t, temperature=temperature)
+    if not scaled:
+        loss = loss / temperature**2
+    loss.backward()
+    assert s.grad is not None
+    return float(s.grad.norm())
+
+
+def _kd_ratio() -> float:
+    return _kd_grad_norm(8.0, scaled=False) / _kd_grad_norm(4.0, scaled=False)
+
+
+def _verify_kd_ratio(answer: Any) -> str:
+    got = as_float(answer, "the ratio of gradient norms")
+    want = _kd_ratio()
+    if abs(got - want) <= 2e-3:
+        return (
+            f"{want:.4f}, close to (4/8)^2 = 0.25: without the T^2 factor the soft-target gradient shrinks "
+            "like 1/T^2, so Hinton et al. multiply the loss by T^2 to keep its scale when T changes."
+        )
+    if abs(got - 0.5) <= 2e-3:
+        raise WrongAnswer(
+            "The gradient is divided by T once by the chain rule and once more by the softmax's "
+            "linearisation at high T: it shrinks like 1/T^2, not 1/T."
+        )
+    if abs(got - 1.0) <= 2e-3:
+        raise WrongAnswer("A ratio of about 1 is what the T^2-scaled loss gives; measure the unscaled KL.")
+    raise WrongAnswer(f"{got:.4g} is not the ratio |grad at T = 8| / |grad at T = 4| of the unscaled KL.")
+
+
+register(
+    Exercise(
+        "kd_temperature",
+        "Without the T^2 factor, by what factor does the gradient of KL(softmax(t/T) || softmax(s/T)) with "
+        "respect to the student's logits shrink from T = 4 to T = 8?",
+        _verify_kd_ratio,
+        (
+            "Compute both gradients with autograd: distillation_loss(s, t, temperature=T) / T**2.",
+            "Divide the norm at T = 8 by the norm at T = 4.",
+        ),
+        wrong=(0.5, 1.0, 2.0),
+        solution=_kd_ratio,
+    )
+)
+
+
+def _verify_tfkd(answer: Any) -> str:
+    got = as_float(answer, "the uniform label_smoothing")
+    want = float(convert_smoothing(0.1, 10, from_convention="off_target", to_convention="uniform"))
+    if abs(got - want) <= 1e-9:
+        return (
+            "The virtual teacher is a smoothed target in the off-target convention: a' = 1 - a = 0.1, i.e. "
+            f"label_smoothing = a' K/(K - 1) = {want:.6f} in the uniform one."
+        )
+    if abs(got - 0.1) <= 1e-9:
+        raise WrongAnswer("0.1 is the off-target a' = 1 - a; convert it to the uniform convention (ex. 9).")
+    if abs(got - 0.9) <= 1e-9:
+        raise WrongAnswer("0.9 is the teacher's mass on the label, not the smoothing.")
+    raise WrongAnswer(f"{got:.6g} does not reproduce the virtual teacher's target for K = 10.")
+
+
+register(
+    Exercise(
+        "teacher_free",
+        "Tf-KD's virtual teacher puts a = 0.9 on the label and (1 - a)/(K - 1) on every other class, K = 10. "
+        "Which label_smoothing (the uniform convention of labelsmooth.cross_entropy) gives the same target?",
+        _verify_tfkd,
+        (
+            "Compare with exercise 9: 1 - a on the label and the rest spread over the K - 1 others.",
+            "labelsmooth.convert_smoothing(1 - a, K, from_convention='off_target', to_convention='uniform').",
+        ),
+        wrong=(0.1, 0.9, 0.09),
+        solution=lambda: float(
+            convert_smoothing(0.1, 10, from_convention="off_target", to_convention="uniform")
+        ),
+    )
+)
+
+
+# ---------------------------------------------------------------- 12: selective prediction and privacy
+def _selective_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    logits = 2.0 * torch.randn(200, 4, generator=g, dtype=torch.float64)
+    target = torch.distributions.Categorical(logits=logits).sample()
+    return torch.softmax(logits, -1), target
+
+
+def _aurc_reference(probs: torch.Tensor, target: torch.Tensor) -> float:
+    return aurc(probs, target, from_logits=False)
+
+
+def _aurc_solution(probs: torch.Tensor, target: torch.Tensor) -> float:
+    conf, pred = probs.max(-1)
+    errors = (pred != target).double()
+    order = torch.argsort(conf, descending=True)  # the most confident first (no ties in these inputs)
+    risk = torch.cumsum(errors[order], 0) / torch.arange(1, len(errors) + 1, dtype=torch.float64)
+    return float(risk.mean())
+
+
+def _aurc_ascending(probs: torch.Tensor, target: torch.Tensor) -> float:
+    """The usual slip: the least confident first."""
+    conf, pred = probs.max(-1)
+    errors = (pred != target).double()
+    steps = torch.arange(1, len(errors) + 1, dtype=torch.float64)
+    return float((torch.cumsum(errors[torch.argsort(conf)], 0) / steps).mean())
+
+
+def _verify_aurc(fn: Any) -> str:
+    for seed in (0, 1):
+        p, y = _selective_case(seed)
+        got = as_float(_call(fn, "aurc(probs, target)", p, y), "aurc(...)")
+        want = _aurc_reference(p, y)
+        if abs(got - want) <= 1e-9:
+            continue
+        conf, pred = p.max(-1)
+        errors = (pred != y).double()
+        asc = torch.argsort(conf)
+        steps = torch.arange(1, len(errors) + 1, dtype=torch.float64)
+        wrong_order = float((torch.cumsum(errors[asc], 0) / steps).mean())
+        if abs(got - wrong_order) <= 1e-9:
+            raise WrongAnswer("Sort by decreasing confidence: selective prediction keeps the most confident.")
+        if abs(got - float(errors.mean())) <= 1e-9:
+            raise WrongAnswer("That is the risk at full coverage; AURC averages it over every coverage.")
+        raise WrongAnswer(f"Your AURC is {got:.6f}, the reference {want:.6f}.")
+    return "AURC = mean over k of the error rate among the k most confident predictions (lower is better)."
+
+
+register(
+    Exercise(
+        "aurc",
+        "Write aurc(probs, target): sort the samples by decreasing max-probability; for each k, the error "
+        "rate among the k most confident; return the mean of those N risks.",
+        _verify_aurc,
+        (
+            "errors = (probs.argmax(-1) != target); order = argsort(confidence, descending).",
+            "risk_k = cumsum(errors[order])[k] / (k + 1); AURC = mean_k risk_k.",
+        ),
+        wrong=(
+            lambda p, y: float((p.argmax(-1) != y).double().mean()),
+            lambda p, y: _aurc_ascending(p, y),
+        ),
+        solution=lambda: _aurc_solution,
+    )
+)
+
+
+def _mia_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.6, 1.0, 150), rng.normal(0.0, 1.0, 170)
+
+
+def _advantage_solution(members: np.ndarray, nonmembers: np.ndarray) -> float:
+    best = 0.0
+    for threshold in np.concatenate([members, nonmembers]):
+        tpr = float((members >= threshold).mean())
+        fpr = float((nonmembers >= threshold).mean())
+        best = max(best, tpr - fpr)
+    return best
+
+
+def _verify_advantage(fn: Any) -> str:
+    for seed in (0, 1):
+        m, nm = _mia_case(seed)
+        got = as_float(_call(fn, "advantage(member_scores, nonmember_scores)", m, nm), "advantage(...)")
+        want = privacy.membership_attack(m, nm).advantage
+        if abs(got - want) <= 1e-9:
+            continue
+        if abs(got - privacy.membership_attack(m, nm).auc) <= 1e-9:
+            raise WrongAnswer("That is the AUC; the advantage is the best TPR - FPR over thresholds.")
+        raise WrongAnswer(f"Your advantage is {got:.6f}, the reference {want:.6f}.")
+    return (
+        "max over thresholds of TPR - FPR: how much better than guessing the best single threshold does. "
+        "Carlini et al. (2022) argue for TPR at a low FPR instead: an attack can be confident on a few."
+    )
+
+
+register(
+    Exercise(
+        "membership_advantage",
+        "Write advantage(member_scores, nonmember_scores): over every threshold t, TPR = P(member >= t), "
+        "FPR = P(non-member >= t); return the largest TPR - FPR.",
+        _verify_advantage,
+        ("Try every observed score as a threshold.", "Predict 'member' when the score is >= t."),
+        wrong=(lambda m, nm: privacy.membership_attack(m, nm).auc, lambda m, nm: 0.0),
+        solution=lambda: _advantage_solution,
+    )
+)
