@@ -12,6 +12,7 @@ from labelsmooth import privacy
 from labelsmooth.losses import distillation_loss
 from labelsmooth.metrics import aurc
 from labelsmooth.targets import convert_smoothing
+from labelsmooth.theory import cdpo_optimal_margin
 
 from ._practice import _call
 from ._registry import Exercise, WrongAnswer, as_float, register
@@ -209,5 +210,93 @@ register(
         ("Try every observed score as a threshold.", "Predict 'member' when the score is >= t."),
         wrong=(lambda m, nm: privacy.membership_attack(m, nm).auc, lambda m, nm: 0.0),
         solution=lambda: _advantage_solution,
+    )
+)
+
+
+# ---------------------------------------------------------------- 13: reinforcement learning
+HL_Y, HL_LO, HL_HI, HL_BINS = 0.3, -1.0, 1.0, 8
+
+
+def _hl_reference() -> list[float]:
+    from labelsmooth.targets import Support, hl_gauss_targets
+
+    support = Support.uniform(HL_LO, HL_HI, HL_BINS)
+    sigma = 0.75 * (HL_HI - HL_LO) / HL_BINS
+    return hl_gauss_targets(torch.tensor([HL_Y], dtype=torch.float64), support, sigma)[0].tolist()
+
+
+def _hl_unnormalised() -> list[float]:
+    import math
+
+    edges = [HL_LO + i * (HL_HI - HL_LO) / HL_BINS for i in range(HL_BINS + 1)]
+    sigma = 0.75 * (HL_HI - HL_LO) / HL_BINS
+
+    def phi(x: float) -> float:
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    return [phi((edges[i + 1] - HL_Y) / sigma) - phi((edges[i] - HL_Y) / sigma) for i in range(HL_BINS)]
+
+
+def _verify_hl(answer: Any) -> str:
+    from ._registry import as_floats, close
+
+    got = as_floats(answer, HL_BINS, f"the HL-Gauss target ({HL_BINS} numbers)")
+    want = _hl_reference()
+    if close(got, want, 1e-6):
+        return (
+            "p_i = Phi((e_{i+1} - y)/sigma) - Phi((e_i - y)/sigma), renormalised over the support: the value "
+            "smoothed over neighbouring bins, the regression analogue of label smoothing."
+        )
+    if close(got, _hl_unnormalised(), 1e-6):
+        raise WrongAnswer("Renormalise over the support: the Gaussian's tails beyond [-1, 1] are cut off")
+    if abs(sum(got) - 1) > 1e-6:
+        raise WrongAnswer(f"Your target sums to {sum(got):.4g}; a distribution over the bins sums to 1.")
+    raise WrongAnswer("Integrate N(y, sigma^2) over each bin: its CDF differenced at the edges.")
+
+
+register(
+    Exercise(
+        "hl_gauss_target",
+        f"y = {HL_Y}, {HL_BINS} equal bins on [{HL_LO:g}, {HL_HI:g}], sigma = 0.75 x bin width: the HL-Gauss "
+        "target over the bins.",
+        _verify_hl,
+        (
+            "Phi is the standard normal CDF: 0.5 (1 + erf(x / sqrt(2))).",
+            "p_i is proportional to Phi((e_{i+1} - y)/sigma) - Phi((e_i - y)/sigma); divide by their sum.",
+        ),
+        wrong=(_hl_unnormalised(), [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0], [1 / 8] * 8),
+        solution=_hl_reference,
+    )
+)
+
+
+def _verify_cdpo(answer: Any) -> str:
+    got = as_float(answer, "the optimal margin h*")
+    want = cdpo_optimal_margin(0.1, 0.1)
+    if abs(got - want) <= 1e-6 * want:
+        return (
+            f"h* = log((1 - e)/e) / beta = {want:.4f}: a finite margin, where DPO's (e = 0) is infinite — "
+            "the same fix smoothing brings to the logit gap (exercise 4)."
+        )
+    if abs(got - want * 0.1) <= 1e-6:
+        raise WrongAnswer("That is beta h*; the margin h itself is divided by beta = 0.1.")
+    if abs(got + want) <= 1e-6:
+        raise WrongAnswer("The sign is flipped: the chosen response wins; log((1 - e)/e) > 0 for e < 0.5.")
+    raise WrongAnswer(f"{got:.6g} is not where the cDPO loss of one pair is minimal.")
+
+
+register(
+    Exercise(
+        "cdpo_margin",
+        "cDPO with e = 0.1 and beta = 0.1: the margin h (policy log-ratio of chosen minus rejected, relative "
+        "to the reference) that minimises (1 - e)(-log sigmoid(beta h)) + e(-log sigmoid(-beta h)).",
+        _verify_cdpo,
+        (
+            "Differentiate: -(1 - e) sigmoid(-beta h) + e sigmoid(beta h) = 0.",
+            "sigmoid(beta h) = 1 - e, so beta h = log((1 - e)/e).",
+        ),
+        wrong=(2.1972245773362196, -21.972245773362196, float("inf")),
+        solution=lambda: cdpo_optimal_margin(0.1, 0.1),
     )
 )
