@@ -17,7 +17,9 @@ from .losses import (
     binary_cross_entropy_with_logits,
     confidence_penalty,
     cross_entropy,
+    discriminator_loss,
     focal_loss,
+    generator_loss,
 )
 from .metrics import (
     CalibrationMeter,
@@ -49,9 +51,11 @@ __all__ = [
     "confidence_penalty",
     "convert_smoothing",
     "cross_entropy",
+    "discriminator_loss",
     "expected_calibration_error",
     "focal_loss",
     "fused_cross_entropy",
+    "generator_loss",
     "kernels",
     "linear_cross_entropy",
     "logit_gap",
