@@ -58,14 +58,18 @@ def test_half_inputs_are_computed_in_float32():
     r, f = torch.tensor([2.0, 3.0], dtype=torch.bfloat16), torch.tensor([-1.0, 0.5], dtype=torch.bfloat16)
     got = discriminator_loss(r, f, real_target=0.9)
     assert got.dtype == torch.bfloat16
-    assert got.float().item() == pytest.approx(discriminator_loss(r.float(), f.float(), real_target=0.9).item(), rel=1e-2)
+    assert got.float().item() == pytest.approx(
+        discriminator_loss(r.float(), f.float(), real_target=0.9).item(), rel=1e-2
+    )
 
 
 def test_gradcheck_float64():
     g = torch.Generator().manual_seed(2)
     r = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
     f = torch.randn(3, dtype=torch.float64, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, y: discriminator_loss(x, y, real_target=0.9, fake_target=0.1), (r, f))
+    assert torch.autograd.gradcheck(
+        lambda x, y: discriminator_loss(x, y, real_target=0.9, fake_target=0.1), (r, f)
+    )
     assert torch.autograd.gradcheck(lambda y: generator_loss(y, reduction="sum"), (f,))
 
 
@@ -104,9 +108,9 @@ def test_discriminator_loss_errors(kwargs, exc, match):
 def test_discriminator_loss_type_errors():
     with pytest.raises(TypeError, match="`real_logits` to be a floating-point tensor"):
         discriminator_loss(torch.zeros(2, dtype=torch.long), torch.zeros(2))
-    with pytest.raises(TypeError, match="`fake_logits` to be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"`fake_logits` to be a torch\.Tensor"):
         discriminator_loss(torch.zeros(2), [0.0])
-    with pytest.raises(ValueError, match="`fake_logits` of dtype torch.float32"):
+    with pytest.raises(ValueError, match=r"`fake_logits` of dtype torch\.float32"):
         discriminator_loss(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
     with pytest.raises(TypeError, match="`fake_logits` to be a floating-point tensor"):
         generator_loss(torch.zeros(2, dtype=torch.long))

@@ -18,7 +18,12 @@ def test_defaults_validate_and_grid():
     grid = gan.default_grid(s)
     assert len(grid) == 2 * 4 * s.seeds
     assert grid[0] == ("ring", "none", None, 0)
-    assert {(m, p) for _, m, p, _ in grid} == {("none", None), ("one_sided", 0.1), ("one_sided", 0.2), ("two_sided", 0.2)}
+    assert {(m, p) for _, m, p, _ in grid} == {
+        ("none", None),
+        ("one_sided", 0.1),
+        ("one_sided", 0.2),
+        ("two_sided", 0.2),
+    }
 
 
 @pytest.mark.parametrize(
@@ -32,7 +37,9 @@ def test_targets_of(method, param, targets):
 
 def test_mixtures():
     ring, grid = gan.mixture_centers("ring"), gan.mixture_centers("grid")
-    assert ring.shape == (8, 2) and torch.allclose(ring.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    assert ring.shape == (8, 2) and torch.allclose(
+        ring.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64)
+    )
     assert grid.shape == (25, 2) and set(grid[:, 0].tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     a, b = gan.sample_mixture("ring", 500, 0.05, g1), gan.sample_mixture("ring", 500, 0.05, g2)
@@ -82,7 +89,7 @@ def test_validate_errors(kwargs, exc, match):
 
 def test_from_mapping_and_bad_methods():
     assert gan.GanSection.from_mapping({"one_sided": [0.1]}).one_sided == (0.1,)
-    with pytest.raises(ValueError, match="did you mean `gan.steps`"):
+    with pytest.raises(ValueError, match=r"did you mean `gan\.steps`"):
         gan.GanSection.from_mapping({"stepz": 3})
     with pytest.raises(ValueError, match="`method` to be one of 'none', 'one_sided', 'two_sided'"):
         gan.run_one(TINY, "smooth", 0.1, 0)
@@ -112,3 +119,17 @@ def test_summarize_says_when_nothing_is_detectable():
     assert "one-sided (0.9/0): modes covered 6.000 ± " in text
     assert "vs no smoothing: modes 0.00 ± 1.84 (no detectable difference)" in text
     assert "two-sided (0.9/0.1)" in text and "energy distance 0.2150 ± 0.0205 (worse)" in text
+
+
+def test_figures_render_png_from_the_arrays():
+    pytest.importorskip("matplotlib")
+    from labelsmooth.study.tasks.task_figures import gan_samples, metric_by_method
+
+    out = gan.run_one(TINY, "none", None, 0)
+    png = gan_samples([("none", out["arrays"]), ("empty", {})], "ring")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    recs = [{"modes": 3.0}, {"modes": 4.0}]
+    assert (
+        metric_by_method([("none", recs), ("one", [{"modes": None}])], [("modes", "modes")], "t")[:4]
+        == b"\x89PNG"
+    )

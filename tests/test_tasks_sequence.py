@@ -96,11 +96,13 @@ def test_run_one_differs_by_method_and_is_identical_in_another_process():
     assert a["metrics"] != seq.run_one(TINY, "smoothing", 0.1, 0, dataset="reverse")["metrics"]
     code = (
         "import json, sys; from labelsmooth.study.tasks import sequence as s; "
-        f"sec = s.SequenceSection(**json.loads(sys.argv[1])); "
+        "sec = s.SequenceSection(**json.loads(sys.argv[1])); "
         "print(json.dumps(s.run_one(sec, 'hard', None, 0, dataset='reverse')['metrics']))"
     )
     kw = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(TINY).items()}
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == a["metrics"]
 
 
@@ -134,7 +136,7 @@ def test_validate_errors(kwargs, exc, match):
 def test_from_mapping_and_unknown_keys():
     s = seq.SequenceSection.from_mapping({"datasets": ["reverse"], "steps": 10})
     assert s.datasets == ("reverse",) and s.steps == 10
-    with pytest.raises(ValueError, match="did you mean `sequence.steps`"):
+    with pytest.raises(ValueError, match=r"did you mean `sequence\.steps`"):
         seq.SequenceSection.from_mapping({"step": 10})
 
 
@@ -170,4 +172,6 @@ def test_summarize_and_claims_on_hand_made_records():
     assert "after temperature scaling ECE 0.0000 ± 0.0000 (no detectable difference)" in text
     one_seed = [r for r in recs if r["seed"] == 0]
     assert {c["status"] for c in seq.claims(one_seed)} == {"not enough seeds"}
-    assert seq.summarize([r for r in recs if r["method"] != "hard"]) == ["stdlib: no hard-target runs, nothing to compare with."]
+    assert seq.summarize([r for r in recs if r["method"] != "hard"]) == [
+        "stdlib: no hard-target runs, nothing to compare with."
+    ]

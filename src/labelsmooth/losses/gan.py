@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_float_tensor, check_scalar_range
+from .._validation import check_choice, check_float_tensor, check_scalar_range, expected
 from .cross_entropy import _compute_dtype
 
 __all__ = ["discriminator_loss", "generator_loss"]
@@ -93,7 +93,7 @@ def discriminator_loss(
     check_float_tensor("fake_logits", fake_logits)
     if fake_logits.dtype != real_logits.dtype:
         raise ValueError(
-            f"Expected `fake_logits` of dtype {real_logits.dtype} like `real_logits`, got {fake_logits.dtype}."
+            expected("fake_logits", f"of dtype {real_logits.dtype} like `real_logits`", fake_logits.dtype)
         )
     a = check_scalar_range("real_target", real_target, 0.0, 1.0)
     b = check_scalar_range("fake_target", fake_target, 0.0, 1.0)
@@ -107,7 +107,8 @@ def generator_loss(fake_logits: torch.Tensor, *, reduction: str = "mean") -> tor
 
     .. math::
 
-        \ell = \frac{1}{N_f}\sum_{j=1}^{N_f} -\log\sigma(f_j) = \frac{1}{N_f}\sum_j \operatorname{softplus}(-f_j)
+        \ell = \frac{1}{N_f}\sum_{j=1}^{N_f} -\log\sigma(f_j)
+             = \frac{1}{N_f}\sum_j \operatorname{softplus}(-f_j)
 
     with :math:`f_j` the discriminator's logits on generated samples. The generator's target stays 1 under
     any discriminator smoothing (Salimans et al. 2016 smooth only the discriminator). Its gradient

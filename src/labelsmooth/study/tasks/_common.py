@@ -36,7 +36,9 @@ def check_int(name: str, value: Any, lo: int) -> int:
     return value
 
 
-def check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
+def check_float(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(expected(name, "to be a number", value))
     v = float(value)
@@ -48,7 +50,9 @@ def check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = 
     return v
 
 
-def check_names(name: str, values: Any, known: Sequence[str], *, allow_empty: bool = False) -> tuple[str, ...]:
+def check_names(
+    name: str, values: Any, known: Sequence[str], *, allow_empty: bool = False
+) -> tuple[str, ...]:
     """A tuple of known names, without repeats, with a "did you mean" hint for a typo."""
     if isinstance(values, str) or not isinstance(values, (tuple, list)):
         raise TypeError(expected(name, "to be a list of names", values))
@@ -57,7 +61,11 @@ def check_names(name: str, values: Any, known: Sequence[str], *, allow_empty: bo
     for v in values:
         if v not in known:
             hint = difflib.get_close_matches(str(v), list(known), n=1)
-            what = "to be one of " + ", ".join(map(repr, known)) + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            what = (
+                "to be one of "
+                + ", ".join(map(repr, known))
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
             raise ValueError(expected(name, what, v))
     if len(set(values)) != len(values):
         raise ValueError(expected(name, "to hold no repeats", values))
@@ -96,7 +104,7 @@ def timed(fn: Callable[[], dict]) -> dict:
 
 # ------------------------------------------------------------------ verdict helpers
 def flatten(records: Iterable[dict]) -> list[dict]:
-    """Records as flat dicts: ``{"method", "param", "seed", ..., **metrics}`` (a ``metrics`` key is opened)."""
+    """Records as flat dicts ``{"method", "param", "seed", ..., **metrics}`` (a ``metrics`` key is opened)."""
     out = []
     for r in records:
         flat = {k: v for k, v in r.items() if k != "metrics"}
@@ -116,7 +124,7 @@ def diff(a: Sequence[dict], b: Sequence[dict], key: str) -> Estimate:
 
 
 def spread(records: Sequence[dict], key: str) -> str:
-    """"mean ± half (min .. max over n seeds)" of one metric."""
+    """ "mean ± half (min .. max over n seeds)" of one metric."""
     vals = [float(r[key]) for r in records if r.get(key) is not None and math.isfinite(float(r[key]))]
     if not vals:
         return "n/a"
@@ -134,7 +142,7 @@ def direction(e: Estimate, *, up: str, down: str, none: str = "no detectable dif
 
 
 def claim_status(e: Estimate, expected_sign: int) -> str:
-    """"reproduced" when the interval excludes 0 on the expected side, "contradicted" on the other,
+    """ "reproduced" when the interval excludes 0 on the expected side, "contradicted" on the other,
     "not detectable" when it contains 0, "not enough seeds" below two."""
     if e.n < 2 or math.isnan(e.half):
         return "not enough seeds"

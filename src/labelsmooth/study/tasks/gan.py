@@ -109,11 +109,13 @@ class GanSection:
     def from_mapping(cls, mapping: dict[str, Any]) -> GanSection:
         """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
         known = [f.name for f in fields(cls)]
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for key, value in mapping.items():
             if key not in known:
                 hint = difflib.get_close_matches(key, known, n=1)
-                what = "to be a key of the gan section" + (f" (did you mean `gan.{hint[0]}`?)" if hint else "")
+                what = "to be a key of the gan section" + (
+                    f" (did you mean `gan.{hint[0]}`?)" if hint else ""
+                )
                 raise ValueError(expected(f"gan.{key}", what, key))
             kwargs[key] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs).validate()
@@ -201,7 +203,9 @@ def quality(samples: torch.Tensor, dataset: str, section: GanSection) -> tuple[f
     return float(good.double().mean()), covered, counts
 
 
-def run_one(section: GanSection, method: str, param: float | None, seed: int, *, dataset: str | None = None) -> dict:
+def run_one(
+    section: GanSection, method: str, param: float | None, seed: int, *, dataset: str | None = None
+) -> dict:
     """Train one GAN of the grid and measure its samples.
 
     ``dataset`` defaults to the section's first dataset. Returns ``{"metrics": {key: float} (the keys of
@@ -234,7 +238,7 @@ def run_one(section: GanSection, method: str, param: float | None, seed: int, *,
             g_loss.backward()
             logged = step % every == 0 or step + 1 == section.steps
             if logged or step >= late:  # the norm costs a host sync: only when it is recorded
-                norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in G.parameters()])))
+                norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in G.parameters() if p.grad is not None])))
             opt_g.step()
             if step >= late:
                 late_norms.append(norm)
@@ -276,6 +280,9 @@ def _datasets(records: list[dict]) -> list[Any]:
     return seen
 
 
+TWO_SIDED_CLAIM = "two-sided smoothing (0.9/0.1) is worse than one-sided (0.9/0)"
+
+
 def claims(records: list[dict]) -> list[dict[str, Any]]:
     """Salimans et al. 2016's two claims on a grid's records, paired over seeds, one dict per dataset:
 
@@ -289,8 +296,12 @@ def claims(records: list[dict]) -> list[dict[str, Any]]:
     for ds in _datasets(flat):
         groups = by_method([r for r in flat if r.get("dataset") == ds])
         base = groups.get(("none", None))
-        one = next((rs for (m, p), rs in groups.items() if m == "one_sided" and targets_of(m, p) == (0.9, 0.0)), None)
-        two = next((rs for (m, p), rs in groups.items() if m == "two_sided" and targets_of(m, p)[0] == 0.9), None)
+        one = next(
+            (rs for (m, p), rs in groups.items() if m == "one_sided" and targets_of(m, p) == (0.9, 0.0)), None
+        )
+        two = next(
+            (rs for (m, p), rs in groups.items() if m == "two_sided" and targets_of(m, p)[0] == 0.9), None
+        )
         if base and one:
             e = diff(one, base, "modes")
             out.append({"dataset": ds, "claim": "one-sided smoothing (0.9/0) covers at least as many modes",
@@ -298,7 +309,7 @@ def claims(records: list[dict]) -> list[dict[str, Any]]:
                         "status": claim_status(e, +1)})  # fmt: skip
         if one and two:
             e = diff(two, one, "energy_distance")
-            out.append({"dataset": ds, "claim": "two-sided smoothing (0.9/0.1) is worse than one-sided (0.9/0)",
+            out.append({"dataset": ds, "claim": TWO_SIDED_CLAIM,
                         "source": "Salimans et al. 2016", "key": "energy_distance", "estimate": e,
                         "status": claim_status(e, +1)})  # fmt: skip
     return out

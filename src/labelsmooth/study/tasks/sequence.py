@@ -133,7 +133,9 @@ class SequenceSection:
         for key in ("d_model", "n_layers", "n_heads", "steps", "batch_size", "n_train", "n_eval", "n_bins"):
             check_int(f"sequence.{key}", getattr(self, key), 1)
         if self.d_model % self.n_heads:
-            raise ValueError(expected("sequence.d_model", f"divisible by sequence.n_heads = {self.n_heads}", self.d_model))
+            raise ValueError(
+                expected("sequence.d_model", f"divisible by sequence.n_heads = {self.n_heads}", self.d_model)
+            )
         check_float("sequence.lr", self.lr, 0.0, math.inf, lo_open=True)
         check_int("sequence.context", self.context, 1)
         check_int("sequence.corpus_bytes", self.corpus_bytes, 20 * self.context + 10_240)
@@ -150,11 +152,13 @@ class SequenceSection:
         import difflib
 
         known = [f.name for f in fields(cls)]
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for key, value in mapping.items():
             if key not in known:
                 hint = difflib.get_close_matches(key, known, n=1)
-                what = "to be a key of the sequence section" + (f" (did you mean `sequence.{hint[0]}`?)" if hint else "")
+                what = "to be a key of the sequence section" + (
+                    f" (did you mean `sequence.{hint[0]}`?)" if hint else ""
+                )
                 raise ValueError(expected(f"sequence.{key}", what, key))
             kwargs[key] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs).validate()
@@ -188,7 +192,9 @@ def build_data(section: SequenceSection, dataset: str, seed: int) -> TokenData:
 
 
 def build_model(section: SequenceSection, data: TokenData) -> CausalTransformer:
-    return CausalTransformer(data.vocab_size, data.context, section.d_model, section.n_layers, section.n_heads)
+    return CausalTransformer(
+        data.vocab_size, data.context, section.d_model, section.n_layers, section.n_heads
+    )
 
 
 def _check_method(method: str, param: float | None) -> float:
@@ -202,7 +208,9 @@ def _check_method(method: str, param: float | None) -> float:
     return check_float("param", param, 0.0, hi, hi_open=method == "smoothing")
 
 
-def _loss(model: CausalTransformer, x: torch.Tensor, y: torch.Tensor, method: str, param: float) -> torch.Tensor:
+def _loss(
+    model: CausalTransformer, x: torch.Tensor, y: torch.Tensor, method: str, param: float
+) -> torch.Tensor:
     h = model.hidden(x).reshape(-1, model.head.weight.shape[1])
     t = y.reshape(-1)
     if method == "confidence_penalty":  # needs H(q): the logits are built for this method only
@@ -210,7 +218,9 @@ def _loss(model: CausalTransformer, x: torch.Tensor, y: torch.Tensor, method: st
     return linear_cross_entropy(h, model.head.weight, t, ignore_index=IGNORE, label_smoothing=param)
 
 
-def _batch(data: TokenData, section: SequenceSection, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    data: TokenData, section: SequenceSection, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     if data.train_stream is not None:
         T = data.context
         starts = torch.randint(0, data.train_stream.numel() - T - 1, (section.batch_size,), generator=g)
@@ -223,7 +233,9 @@ def _batch(data: TokenData, section: SequenceSection, g: torch.Generator) -> tup
 
 
 @torch.no_grad()
-def _scored_logits(model: CausalTransformer, split: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _scored_logits(
+    model: CausalTransformer, split: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(N, V)`` (float64) and targets ``(N,)`` of every scored token of a held-out split."""
     x, y = split
     zs, ys = [], []
@@ -236,16 +248,19 @@ def _scored_logits(model: CausalTransformer, split: tuple[torch.Tensor, torch.Te
 
 
 def _bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, list[float]]:
+    """Reliability numbers in the layout :func:`labelsmooth.study.figures.reliability` pools over seeds."""
     b = calibration_bins(z, y, n_bins=n_bins, from_logits=True)
     return {
         "edges": [float(v) for v in b.edges],
         "counts": [int(v) for v in b.counts],
-        "confidence": [None if math.isnan(v) else float(v) for v in b.confidence],
-        "accuracy": [None if math.isnan(v) else float(v) for v in b.accuracy],
+        "sum_confidence": [float(v) for v in b.sum_confidence],
+        "sum_correct": [float(v) for v in b.sum_correct],
     }
 
 
-def run_one(section: SequenceSection, method: str, param: float | None, seed: int, *, dataset: str | None = None) -> dict:
+def run_one(
+    section: SequenceSection, method: str, param: float | None, seed: int, *, dataset: str | None = None
+) -> dict:
     """Train one model of the grid and measure it on the test split.
 
     ``dataset`` defaults to the section's first dataset. Returns ``{"metrics": {key: float | None} (the
@@ -286,7 +301,10 @@ def run_one(section: SequenceSection, method: str, param: float | None, seed: in
             warnings.simplefilter("ignore")
             scaler = TemperatureScaler().fit(zv, yv)
         zs = scaler.transform(zt)
-        nll, nll_ts = negative_log_likelihood(zt, yt, from_logits=True), negative_log_likelihood(zs, yt, from_logits=True)
+        nll, nll_ts = (
+            negative_log_likelihood(zt, yt, from_logits=True),
+            negative_log_likelihood(zs, yt, from_logits=True),
+        )
         metrics: dict[str, float | None] = {
             "nll": nll,
             "perplexity": math.exp(nll),
@@ -306,7 +324,11 @@ def run_one(section: SequenceSection, method: str, param: float | None, seed: in
             "reliability_ts": _bins(zs, yt, section.n_bins),
             "fingerprint": data.fingerprint,
         }
-    return {"metrics": {k: (None if v is None else float(v)) for k, v in metrics.items()}, "curves": {"train_loss": curve}, "arrays": arrays}
+    return {
+        "metrics": {k: (None if v is None else float(v)) for k, v in metrics.items()},
+        "curves": {"train_loss": curve},
+        "arrays": arrays,
+    }
 
 
 # ------------------------------------------------------------------ verdict
@@ -374,7 +396,8 @@ def summarize(records: list[dict]) -> list[str]:
                 f"  {method_label(m, p)} vs hard: perplexity {dp.fmt(digits=3)} "
                 f"({direction(dp, up='worse', down='better')}), token accuracy {da.fmt(100, 2)} points "
                 f"({direction(da, up='better', down='worse')}), ECE {de.fmt(digits=4)} "
-                f"({direction(de, up='worse', down='better')}); after temperature scaling ECE {dt.fmt(digits=4)} "
+                f"({direction(de, up='worse', down='better')}); "
+                f"after temperature scaling ECE {dt.fmt(digits=4)} "
                 f"({direction(dt, up='worse', down='better')})"
             )
             if any(r.get("exact_match") is not None for r in rs):

@@ -98,7 +98,9 @@ def language_model_data(max_bytes: int, context: int, eval_tokens: int) -> Token
         splits.get(i % 10, splits[0]).append(tokens[i * BLOCK : (i + 1) * BLOCK])
     train, val, test = (torch.cat(splits[k]) for k in (0, 8, 9))
     if min(val.numel(), test.numel()) <= context:
-        raise ValueError(f"Expected `sequence.corpus_bytes` large enough for held-out windows, got {max_bytes}.")
+        raise ValueError(
+            f"Expected `sequence.corpus_bytes` large enough for held-out windows, got {max_bytes}."
+        )
     return TokenData(
         name="stdlib",
         vocab_size=256,
