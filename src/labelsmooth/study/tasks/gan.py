@@ -84,7 +84,7 @@ class GanSection:
     std: float = 0.05
     latent_dim: int = 8
     hidden: int = 128
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int = 256
     lr: float = 1e-3
     n_eval: int = 2500
@@ -229,7 +229,9 @@ def run_one(
             real = sample_mixture(dataset, section.batch_size, section.std, g)
             z = torch.randn(section.batch_size, section.latent_dim, generator=g)
             fake = G(z)
-            d_loss = discriminator_loss(D(real), D(fake.detach()), real_target=real_t, fake_target=fake_t)
+            logits = D(torch.cat([real, fake.detach()]))  # one pass over both halves
+            d_real, d_fake = logits[: section.batch_size], logits[section.batch_size :]
+            d_loss = discriminator_loss(d_real, d_fake, real_target=real_t, fake_target=fake_t)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
