@@ -175,3 +175,16 @@ def test_summarize_and_claims_on_hand_made_records():
     assert seq.summarize([r for r in recs if r["method"] != "hard"]) == [
         "stdlib: no hard-target runs, nothing to compare with."
     ]
+
+
+def test_the_baseline_is_found_by_method_whatever_its_stored_param():
+    recs = [
+        _rec("hard", 0.0, s, perplexity=4.0 + s / 10, accuracy=0.5, ece=0.05, ece_ts=0.01, temperature=1.0)
+        for s in range(2)
+    ] + [
+        _rec(
+            "smoothing", 0.1, s, perplexity=4.5 + s / 9, accuracy=0.5, ece=0.04, ece_ts=0.01, temperature=1.0
+        )
+        for s in range(2)
+    ]
+    assert [c["estimate"].n for c in seq.claims(recs)] == [2, 2, 2, 2]

@@ -240,7 +240,11 @@ def run_one(
             g_loss.backward()
             logged = step % every == 0 or step + 1 == section.steps
             if logged or step >= late:  # the norm costs a host sync: only when it is recorded
-                norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in G.parameters() if p.grad is not None])))
+                norm = float(
+                    torch.linalg.vector_norm(
+                        torch.stack([p.grad.norm() for p in G.parameters() if p.grad is not None])
+                    )
+                )
             opt_g.step()
             if step >= late:
                 late_norms.append(norm)
@@ -297,12 +301,22 @@ def claims(records: list[dict]) -> list[dict[str, Any]]:
     out = []
     for ds in _datasets(flat):
         groups = by_method([r for r in flat if r.get("dataset") == ds])
-        base = groups.get(("none", None))
+        base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
         one = next(
-            (rs for (m, p), rs in groups.items() if m == "one_sided" and targets_of(m, p) == (0.9, 0.0)), None
+            (
+                rs
+                for (m, p), rs in groups.items()
+                if m == "one_sided" and math.isclose(targets_of(m, p)[0], 0.9)
+            ),
+            None,
         )
         two = next(
-            (rs for (m, p), rs in groups.items() if m == "two_sided" and targets_of(m, p)[0] == 0.9), None
+            (
+                rs
+                for (m, p), rs in groups.items()
+                if m == "two_sided" and math.isclose(targets_of(m, p)[0], 0.9)
+            ),
+            None,
         )
         if base and one:
             e = diff(one, base, "modes")
@@ -324,7 +338,7 @@ def summarize(records: list[dict]) -> list[str]:
     lines: list[str] = []
     for ds in _datasets(flat):
         groups = by_method([r for r in flat if r.get("dataset") == ds])
-        base = groups.get(("none", None))
+        base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
         lines.append(f"{ds}:")
         for (m, p), rs in groups.items():
             s = (

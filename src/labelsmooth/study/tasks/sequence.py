@@ -340,6 +340,11 @@ def _datasets(records: list[dict]) -> list[Any]:
     return seen
 
 
+def _baseline(groups: dict[tuple[str, Any], list[dict]], method: str) -> list[dict] | None:
+    """The baseline's records, found by method name whatever its stored parameter (None or 0)."""
+    return next((rs for (m, _), rs in groups.items() if m == method), None)
+
+
 def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, Any]]:
     """The published claims checked on a grid's records, one dict per (dataset, claim).
 
@@ -352,7 +357,7 @@ def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, A
     out = []
     for ds in _datasets(flat):
         groups = by_method([r for r in flat if r.get("dataset") == ds])
-        hard = groups.get(("hard", None))
+        hard = _baseline(groups, "hard")
         alphas = sorted(p for m, p in groups if m == "smoothing")
         if not hard or not alphas:
             continue
@@ -379,7 +384,7 @@ def summarize(records: list[dict]) -> list[str]:
     lines: list[str] = []
     for ds in _datasets(flat):
         groups = by_method([r for r in flat if r.get("dataset") == ds])
-        hard = groups.get(("hard", None))
+        hard = _baseline(groups, "hard")
         if not hard:
             lines.append(f"{ds}: no hard-target runs, nothing to compare with.")
             continue
