@@ -14,6 +14,7 @@ machine the wall time overstates it; the sum of per-run CPU seconds / workers is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -30,20 +31,40 @@ def _module(task: str):
     return m
 
 
-def _section(task: str):
+def _section(task: str, seeds: int = 0):
     m = _module(task)
-    return (m.SequenceSection() if task == "sequence" else m.GanSection()).validate()
+    section = m.SequenceSection() if task == "sequence" else m.GanSection()
+    return (dataclasses.replace(section, seeds=seeds) if seeds else section).validate()
 
 
-def _one(job: tuple[str, str, str, float | None, int]) -> dict:
-    task, dataset, method, param, seed = job
+def _one(job: tuple[str, int, str, str, float | None, int]) -> dict:
+    task, seeds, dataset, method, param, seed = job
     m = _module(task)
     wall, cpu = time.perf_counter(), time.process_time()
-    out = m.run_one(_section(task), method, param, seed, dataset=dataset)
+    out = m.run_one(_section(task, seeds), method, param, seed, dataset=dataset)
     return {
         "dataset": dataset, "method": method, "param": param, "seed": seed, "metrics": out["metrics"],
         "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
     }  # fmt: skip
+
+
+def _summarize_saved(task: str, path: str) -> None:
+    """Print per-run CPU statistics and the verdict of records saved by an earlier (maybe killed) run."""
+    with open(path) as f:
+        text = f.read()
+    records = (
+        json.loads(text)["records"] if path.endswith(".json") else [json.loads(x) for x in text.splitlines()]
+    )
+    cpu = [r["cpu_s"] for r in records]
+    print(
+        f"{len(records)} runs; per run cpu mean {sum(cpu) / len(cpu):.2f} s, min {min(cpu):.2f}, max {max(cpu):.2f}"
+    )
+    for d in dict.fromkeys(r["dataset"] for r in records):
+        c = [r["cpu_s"] for r in records if r["dataset"] == d]
+        print(f"  {d}: {len(c)} runs, mean cpu {sum(c) / len(c):.2f} s")
+    m = _module("sequence" if task == "all" else task)
+    for line in m.summarize(records):
+        print(line)
 
 
 def main() -> None:
@@ -51,10 +72,16 @@ def main() -> None:
     ap.add_argument("--task", choices=(*TASKS, "all"), default="all")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default="", help="write the records here (a task name is appended for 'all')")
+    ap.add_argument("--seeds", type=int, default=0, help="override the default number of seeds (0: keep)")
+    ap.add_argument("--summarize", default="", help="only print the verdict of saved records (.json/.jsonl)")
     args = ap.parse_args()
+    if args.summarize:
+        _summarize_saved(args.task, args.summarize)
+        return
     for task in TASKS if args.task == "all" else (args.task,):
         m = _module(task)
-        jobs = [(task, *run) for run in m.default_grid(_section(task))]
+        jobs = [(task, args.seeds, *run) for run in m.default_grid(_section(task, args.seeds))]
+        path = args.json if args.task != "all" else args.json.replace(".json", f"_{task}.json")
         print(
             f"== {task}: {len(jobs)} runs, {args.workers} workers, load {os.getloadavg()[0]:.2f}", flush=True
         )
@@ -63,6 +90,9 @@ def main() -> None:
             records = []
             for r in pool.imap(_one, jobs):
                 records.append(r)
+                if path:  # one line per run as it finishes: a killed benchmark keeps what it measured
+                    with open(path + "l", "a") as f:
+                        f.write(json.dumps(r) + "\n")
                 print(f"{r['dataset']:8s} {r['method']:18s} {r['param']!s:5s} seed {r['seed']}  "
                       f"wall {r['wall_s']:6.2f} s  cpu {r['cpu_s']:6.2f} s", flush=True)  # fmt: skip
         wall = time.perf_counter() - t0
@@ -72,8 +102,7 @@ def main() -> None:
               f"{os.getloadavg()[0]:.2f}")  # fmt: skip
         for line in m.summarize(records):
             print(line)
-        if args.json:
-            path = args.json if args.task != "all" else args.json.replace(".json", f"_{task}.json")
+        if path:
             with open(path, "w") as f:
                 json.dump({"wall_s": wall, "records": records}, f, indent=1)
 

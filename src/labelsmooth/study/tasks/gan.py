@@ -45,6 +45,7 @@ __all__ = [
     "DATASETS",
     "METHODS",
     "METRICS",
+    "SUMMARY",
     "GanSection",
     "claims",
     "default_grid",
@@ -55,6 +56,10 @@ __all__ = [
     "targets_of",
 ]
 
+SUMMARY = (
+    "Whether one-sided label smoothing of a GAN discriminator helps, and two-sided hurts, on 2-D mixtures "
+    "(Salimans et al. 2016)."
+)
 DATASETS = ("ring", "grid")
 METHODS = ("none", "one_sided", "two_sided")
 

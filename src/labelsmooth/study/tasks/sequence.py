@@ -63,6 +63,7 @@ __all__ = [
     "DATASETS",
     "METHODS",
     "METRICS",
+    "SUMMARY",
     "SequenceSection",
     "build_data",
     "build_model",
@@ -72,6 +73,10 @@ __all__ = [
     "summarize",
 ]
 
+SUMMARY = (
+    "What label smoothing does to a small language model's perplexity, accuracy and calibration "
+    "(Vaswani et al. 2017; Müller et al. 2019)."
+)
 DATASETS = ("stdlib", "reverse")
 METHODS = ("hard", "smoothing", "confidence_penalty")
 
