@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ._validation import check_float_tensor, check_num_classes, check_smoothing, expected
+from ._validation import check_float_tensor, check_num_classes, check_scalar_range, check_smoothing, expected
 from .targets import smooth_labels
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "kl_divergence",
     "max_confidence",
     "minimal_loss",
+    "optimal_discriminator",
     "optimal_logit_gap",
     "optimal_prediction",
 ]
@@ -363,3 +364,64 @@ def descend_preference_margin(
             (grad,) = torch.autograd.grad(loss, h)
             h = h.detach() - lr * grad
     return out
+
+def optimal_discriminator(
+    p_data: torch.Tensor,
+    p_model: torch.Tensor,
+    real_target: float = 1.0,
+    fake_target: float = 0.0,
+) -> torch.Tensor:
+    r"""The discriminator that minimises the smoothed GAN loss pointwise (Salimans et al. 2016, §3.4).
+
+    With real targets ``a`` and fake targets ``b`` (:func:`labelsmooth.discriminator_loss`), the expected
+    loss at a point ``x`` is :math:`-p_d(x)[a\log D + (1-a)\log(1-D)] - p_g(x)[b\log D + (1-b)\log(1-D)]`;
+    setting its derivative in ``D`` to zero gives
+
+    .. math::
+
+        D^*(x) = \frac{a\,p_d(x) + b\,p_g(x)}{p_d(x) + p_g(x)}
+
+    with :math:`p_d` the data density and :math:`p_g` the generator's. Hard targets give Goodfellow's
+    :math:`p_d/(p_d + p_g)`. Where only the generator puts mass (:math:`p_d = 0`), :math:`D^* = b`: with
+    ``b = 0`` the generator is pushed out of such regions, with ``b > 0`` much less so -- the reason to
+    smooth only the real side. Where only data lie, :math:`D^* = a`, so one-sided smoothing caps the
+    discriminator's confidence without moving that push.
+
+    Parameters
+    ----------
+    p_data, p_model : Tensor, broadcastable
+        Non-negative densities (or probabilities) at the same points.
+    real_target, fake_target : float in [0, 1]
+        ``a`` and ``b``.
+
+    Returns
+    -------
+    Tensor
+        :math:`D^*` at every point, broadcast shape; NaN where both densities are 0 (``D`` is then free).
+
+    Raises
+    ------
+    TypeError
+        Non-float densities or non-number targets.
+    ValueError
+        Negative densities, targets outside [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelsmooth.theory import optimal_discriminator
+    >>> pd, pg = torch.tensor([1.0, 0.5, 0.0]), torch.tensor([0.0, 0.5, 1.0])
+    >>> optimal_discriminator(pd, pg)
+    tensor([1.0000, 0.5000, 0.0000])
+    >>> optimal_discriminator(pd, pg, 0.9, 0.1)                     # two-sided: D* = 0.1 off the data
+    tensor([0.9000, 0.5000, 0.1000])
+    """
+    check_float_tensor("p_data", p_data)
+    check_float_tensor("p_model", p_model)
+    a = check_scalar_range("real_target", real_target, 0.0, 1.0)
+    b = check_scalar_range("fake_target", fake_target, 0.0, 1.0)
+    for name, p in (("p_data", p_data), ("p_model", p_model)):
+        if p.numel() and bool((p < 0).any()):
+            raise ValueError(expected(name, "to be non-negative (a density)", p.min()))
+    total = p_data + p_model
+    return (a * p_data + b * p_model) / total

@@ -2,6 +2,7 @@
 
 - :mod:`.cross_entropy` — :func:`cross_entropy` and :class:`CrossEntropyLoss`, the drop-in for PyTorch's.
 - :mod:`.binary` — binary / multi-label cross-entropy with two- or one-sided smoothing.
+- :mod:`.gan` — the GAN discriminator loss with one- or two-sided smoothed targets, the generator loss.
 - :mod:`.alternatives` — the confidence penalty and the focal loss (FLSD-53).
 - :mod:`.distillation` — knowledge distillation (Hinton et al.) and teacher-free distillation (Tf-KD_reg).
 - :mod:`.noisy` — online label smoothing, label relaxation, forward loss correction (noisy labels).
@@ -20,6 +21,7 @@ from .cross_entropy import (
     prepare_cross_entropy_args,
 )
 from .distillation import distillation_loss, teacher_free_loss, teacher_free_target
+from .gan import discriminator_loss, generator_loss
 from .noisy import OnlineLabelSmoothing, forward_corrected_loss, label_relaxation_loss, symmetric_transition
 from .preference import PreferenceRewards, preference_loss, preference_rewards
 from .value import hl_gauss_loss, two_hot_loss
@@ -36,10 +38,12 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "confidence_penalty",
     "cross_entropy",
+    "discriminator_loss",
     "distillation_loss",
     "flsd53_gamma",
     "focal_loss",
     "forward_corrected_loss",
+    "generator_loss",
     "hl_gauss_loss",
     "label_relaxation_loss",
     "preference_loss",

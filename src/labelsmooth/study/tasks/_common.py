@@ -1,0 +1,151 @@
+"""Pieces every task core shares: the metric-table row, checks of section fields, seeding, and the
+paired-interval sentences of a verdict. Engine-agnostic: nothing here knows about the store or the grid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, NamedTuple
+
+import torch
+
+from labelsmooth._validation import expected
+from labelsmooth.study.stats import Estimate, estimate, group, paired
+
+
+class MetricSpec(NamedTuple):
+    """One row of a task's metrics table: key, column header, format spec, better direction, after-TS."""
+
+    key: str
+    header: str
+    fmt: str
+    better: Literal["higher", "lower"] | None
+    after_temperature: bool
+
+
+# ------------------------------------------------------------------ section checks
+def check_int(name: str, value: Any, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(expected(name, "to be an int", value))
+    if value < lo:
+        raise ValueError(expected(name, f">= {lo}", value))
+    return value
+
+
+def check_float(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(expected(name, "to be a number", value))
+    v = float(value)
+    ok = math.isfinite(v) or (hi == math.inf and v == math.inf and not hi_open)
+    ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
+        raise ValueError(expected(name, f"in {interval}", value))
+    return v
+
+
+def check_names(
+    name: str, values: Any, known: Sequence[str], *, allow_empty: bool = False
+) -> tuple[str, ...]:
+    """A tuple of known names, without repeats, with a "did you mean" hint for a typo."""
+    if isinstance(values, str) or not isinstance(values, (tuple, list)):
+        raise TypeError(expected(name, "to be a list of names", values))
+    if not values and not allow_empty:
+        raise ValueError(expected(name, "to name at least one of " + ", ".join(map(repr, known)), values))
+    for v in values:
+        if v not in known:
+            hint = difflib.get_close_matches(str(v), list(known), n=1)
+            what = (
+                "to be one of "
+                + ", ".join(map(repr, known))
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+            raise ValueError(expected(name, what, v))
+    if len(set(values)) != len(values):
+        raise ValueError(expected(name, "to hold no repeats", values))
+    return tuple(values)
+
+
+def check_grid(name: str, values: Any, lo: float, hi: float, *, hi_open: bool = False) -> tuple[float, ...]:
+    """A tuple of distinct numbers in [lo, hi] (or [lo, hi)): one grid axis of a method's parameter."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)):
+        raise TypeError(expected(name, "to be a list of numbers", values))
+    out = tuple(check_float(f"{name}[{i}]", v, lo, hi, hi_open=hi_open) for i, v in enumerate(values))
+    if len(set(out)) != len(out):
+        raise ValueError(expected(name, "to hold no repeats", values))
+    return out
+
+
+# ------------------------------------------------------------------ determinism and timing
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread (bit-identical results across processes), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def timed(fn: Callable[[], dict]) -> dict:
+    """Call ``fn`` and add its wall and CPU seconds under ``timing`` (not part of the metrics)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    out["timing"] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    return out
+
+
+# ------------------------------------------------------------------ verdict helpers
+def flatten(records: Iterable[dict]) -> list[dict]:
+    """Records as flat dicts ``{"method", "param", "seed", ..., **metrics}`` (a ``metrics`` key is opened)."""
+    out = []
+    for r in records:
+        flat = {k: v for k, v in r.items() if k != "metrics"}
+        flat.update(r.get("metrics", {}))
+        out.append(flat)
+    return out
+
+
+def by_method(records: Sequence[dict]) -> dict[tuple[str, Any], list[dict]]:
+    """Flat records grouped by (method, param), in first-seen order."""
+    return {(k[0], k[1]): v for k, v in group(records, ("method", "param")).items()}
+
+
+def diff(a: Sequence[dict], b: Sequence[dict], key: str) -> Estimate:
+    """Paired difference ``a - b`` over shared seeds (:func:`labelsmooth.study.stats.paired`)."""
+    return paired(a, b, key)
+
+
+def spread(records: Sequence[dict], key: str) -> str:
+    """ "mean ± half (min .. max over n seeds)" of one metric."""
+    vals = [float(r[key]) for r in records if r.get(key) is not None and math.isfinite(float(r[key]))]
+    if not vals:
+        return "n/a"
+    e = estimate(vals)
+    return f"{e.fmt()} (min {min(vals):.3g}, max {max(vals):.3g}, {len(vals)} seeds)"
+
+
+def direction(e: Estimate, *, up: str, down: str, none: str = "no detectable difference") -> str:
+    """A word for a paired difference: ``up``/``down`` when its 95% interval excludes 0, else ``none``."""
+    if e.n < 2 or math.isnan(e.half):
+        return "not enough seeds to tell" if e.n < 2 else none
+    if not e.significant:
+        return none
+    return up if e.mean > 0 else down
+
+
+def claim_status(e: Estimate, expected_sign: int) -> str:
+    """ "reproduced" when the interval excludes 0 on the expected side, "contradicted" on the other,
+    "not detectable" when it contains 0, "not enough seeds" below two."""
+    if e.n < 2 or math.isnan(e.half):
+        return "not enough seeds"
+    if not e.significant:
+        return "not detectable"
+    return "reproduced" if (e.mean > 0) == (expected_sign > 0) else "contradicted"

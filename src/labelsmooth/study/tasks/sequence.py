@@ -1,0 +1,422 @@
+"""Task ``sequence``: what label smoothing does to a language model's perplexity, accuracy and calibration.
+
+Published direction (the claims :func:`claims` checks):
+
+* Vaswani et al. 2017 (Table 3): smoothing 0.1 *hurts perplexity* (4.67 -> 4.92) but improves accuracy and
+  BLEU (25.3 -> 25.8).
+* Müller, Kornblith and Hinton 2019: next-token ECE falls with smoothing 0.1 (0.056 -> 0.019); temperature
+  scaling calibrates the hard model too, but cannot give it smoothing's accuracy (it never changes argmax).
+
+Two datasets: ``stdlib`` (a byte-level language model of the standard library's own source, fixed
+interleaved splits) and ``reverse`` (a synthetic sequence-to-sequence task with noisy training answers,
+scored on the answer tokens only; exact match by greedy decoding). Model: a small causal Transformer
+(:class:`~labelsmooth.study.tasks.sequence_data.CausalTransformer`) trained with
+:func:`labelsmooth.linear_cross_entropy` on the final hidden states and the output projection, padding
+as ``ignore_index``. The confidence penalty needs the entropy of the prediction, so for that method alone
+the logits are built (``hidden @ head.weight.T``) and :func:`labelsmooth.confidence_penalty` is applied.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from labelsmooth._validation import expected
+from labelsmooth.calibration import TemperatureScaler
+from labelsmooth.kernels import linear_cross_entropy
+from labelsmooth.losses import confidence_penalty
+from labelsmooth.metrics import (
+    accuracy,
+    calibration_bins,
+    expected_calibration_error,
+    negative_log_likelihood,
+    smooth_calibration_error,
+)
+from labelsmooth.study.tasks._common import (
+    MetricSpec,
+    by_method,
+    check_float,
+    check_grid,
+    check_int,
+    check_names,
+    claim_status,
+    diff,
+    direction,
+    flatten,
+    one_thread,
+    spread,
+)
+from labelsmooth.study.tasks.sequence_data import (
+    IGNORE,
+    CausalTransformer,
+    TokenData,
+    greedy_exact_match,
+    language_model_data,
+    reverse_data,
+)
+
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "METRICS",
+    "SUMMARY",
+    "SequenceSection",
+    "build_data",
+    "build_model",
+    "claims",
+    "default_grid",
+    "run_one",
+    "summarize",
+]
+
+SUMMARY = (
+    "What label smoothing does to a small language model's perplexity, accuracy and calibration "
+    "(Vaswani et al. 2017; Müller et al. 2019)."
+)
+DATASETS = ("stdlib", "reverse")
+METHODS = ("hard", "smoothing", "confidence_penalty")
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("nll", "Token NLL", ".4f", "lower", False),
+    MetricSpec("perplexity", "Perplexity", ".3f", "lower", False),
+    MetricSpec("accuracy", "Token acc.", ".4f", "higher", False),
+    MetricSpec("exact_match", "Exact match", ".3f", "higher", False),
+    MetricSpec("ece", "ECE", ".4f", "lower", False),
+    MetricSpec("smece", "smECE", ".4f", "lower", False),
+    MetricSpec("temperature", "T", ".3f", None, True),
+    MetricSpec("nll_ts", "NLL (TS)", ".4f", "lower", True),
+    MetricSpec("perplexity_ts", "Perplexity (TS)", ".3f", "lower", True),
+    MetricSpec("ece_ts", "ECE (TS)", ".4f", "lower", True),
+    MetricSpec("smece_ts", "smECE (TS)", ".4f", "lower", True),
+    MetricSpec("train_loss", "Train loss", ".4f", None, False),
+)
+
+
+@dataclass(frozen=True)
+class SequenceSection:
+    """The ``[sequence]`` config section. Every field has a default; :meth:`validate` names bad keys.
+
+    Grid: ``datasets`` x methods (``hard``; ``smoothing`` at each ``label_smoothing``; ``confidence_penalty``
+    at each ``penalty``) x ``seeds``.
+    """
+
+    datasets: tuple[str, ...] = DATASETS
+    label_smoothing: tuple[float, ...] = (0.1, 0.2)
+    penalty: tuple[float, ...] = (0.1,)
+    seeds: int = 3
+    # model and optimisation
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    # stdlib language model
+    context: int = 64
+    corpus_bytes: int = 200_000
+    eval_tokens: int = 8192
+    # reverse seq2seq
+    vocab: int = 10
+    min_len: int = 3
+    max_len: int = 8
+    n_train: int = 1000
+    n_eval: int = 400
+    target_noise: float = 0.1
+    # measuring
+    n_bins: int = 15
+
+    def validate(self) -> SequenceSection:
+        """Check every field; raise ``ValueError``/``TypeError`` naming ``sequence.<key>`` and the value."""
+        check_names("sequence.datasets", self.datasets, DATASETS)
+        check_grid("sequence.label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
+        check_grid("sequence.penalty", self.penalty, 0.0, math.inf)
+        check_int("sequence.seeds", self.seeds, 1)
+        for key in ("d_model", "n_layers", "n_heads", "steps", "batch_size", "n_train", "n_eval", "n_bins"):
+            check_int(f"sequence.{key}", getattr(self, key), 1)
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                expected("sequence.d_model", f"divisible by sequence.n_heads = {self.n_heads}", self.d_model)
+            )
+        check_float("sequence.lr", self.lr, 0.0, math.inf, lo_open=True)
+        check_int("sequence.context", self.context, 1)
+        check_int("sequence.corpus_bytes", self.corpus_bytes, 20 * self.context + 10_240)
+        check_int("sequence.eval_tokens", self.eval_tokens, self.context)
+        check_int("sequence.vocab", self.vocab, 2)
+        check_int("sequence.min_len", self.min_len, 1)
+        check_int("sequence.max_len", self.max_len, self.min_len)
+        check_float("sequence.target_noise", self.target_noise, 0.0, 1.0)
+        return self
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> SequenceSection:
+        """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
+        import difflib
+
+        known = [f.name for f in fields(cls)]
+        kwargs: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                what = "to be a key of the sequence section" + (
+                    f" (did you mean `sequence.{hint[0]}`?)" if hint else ""
+                )
+                raise ValueError(expected(f"sequence.{key}", what, key))
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**kwargs).validate()
+
+
+def default_grid(section: SequenceSection) -> list[tuple[str, str, float | None, int]]:
+    """Every run of the grid as ``(dataset, method, param, seed)``; ``param`` is None for ``hard``."""
+    methods: list[tuple[str, float | None]] = [("hard", None)]
+    methods += [("smoothing", a) for a in section.label_smoothing]
+    methods += [("confidence_penalty", b) for b in section.penalty]
+    return [(d, m, p, s) for d in section.datasets for m, p in methods for s in range(section.seeds)]
+
+
+def method_label(method: str, param: float | None) -> str:
+    """Display label, e.g. ``smoothing (a=0.1)``; lookups use (method, param), never this string."""
+    if method == "hard":
+        return "hard"
+    return f"{method.replace('_', ' ')} ({'a' if method == 'smoothing' else 'beta'}={param:g})"
+
+
+def build_data(section: SequenceSection, dataset: str, seed: int) -> TokenData:
+    """The dataset's token data (the stdlib corpus ignores ``seed``; reverse's training noise uses it)."""
+    if dataset == "stdlib":
+        return language_model_data(section.corpus_bytes, section.context, section.eval_tokens)
+    if dataset == "reverse":
+        return reverse_data(
+            section.vocab, section.min_len, section.max_len, section.n_train, section.n_eval,
+            section.target_noise, seed,
+        )  # fmt: skip
+    raise ValueError(expected("dataset", "to be one of " + ", ".join(map(repr, DATASETS)), dataset))
+
+
+def build_model(section: SequenceSection, data: TokenData) -> CausalTransformer:
+    return CausalTransformer(
+        data.vocab_size, data.context, section.d_model, section.n_layers, section.n_heads
+    )
+
+
+def _check_method(method: str, param: float | None) -> float:
+    if method not in METHODS:
+        raise ValueError(expected("method", "to be one of " + ", ".join(map(repr, METHODS)), method))
+    if method == "hard":
+        return 0.0
+    if param is None:
+        raise ValueError(expected("param", f"to be a number for method {method!r}", param))
+    hi = 1.0 if method == "smoothing" else math.inf
+    return check_float("param", param, 0.0, hi, hi_open=method == "smoothing")
+
+
+def _loss(
+    model: CausalTransformer, x: torch.Tensor, y: torch.Tensor, method: str, param: float
+) -> torch.Tensor:
+    h = model.hidden(x).reshape(-1, model.head.weight.shape[1])
+    t = y.reshape(-1)
+    if method == "confidence_penalty":  # needs H(q): the logits are built for this method only
+        return confidence_penalty(h @ model.head.weight.T, t, beta=param, ignore_index=IGNORE)
+    return linear_cross_entropy(h, model.head.weight, t, ignore_index=IGNORE, label_smoothing=param)
+
+
+def _batch(
+    data: TokenData, section: SequenceSection, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if data.train_stream is not None:
+        T = data.context
+        starts = torch.randint(0, data.train_stream.numel() - T - 1, (section.batch_size,), generator=g)
+        offsets = starts[:, None] + torch.arange(T + 1)
+        w = data.train_stream[offsets]
+        return w[:, :-1], w[:, 1:]
+    assert data.train_inputs is not None and data.train_targets is not None
+    idx = torch.randint(0, data.train_inputs.shape[0], (section.batch_size,), generator=g)
+    return data.train_inputs[idx], data.train_targets[idx]
+
+
+@torch.no_grad()
+def _scored_logits(
+    model: CausalTransformer, split: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, V)`` (float64) and targets ``(N,)`` of every scored token of a held-out split."""
+    x, y = split
+    zs, ys = [], []
+    for i in range(0, x.shape[0], 64):
+        z = model(x[i : i + 64])
+        keep = y[i : i + 64] != IGNORE
+        zs.append(z[keep])
+        ys.append(y[i : i + 64][keep])
+    return torch.cat(zs).double(), torch.cat(ys)
+
+
+def _bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, list[float]]:
+    """Reliability numbers in the layout :func:`labelsmooth.study.figures.reliability` pools over seeds."""
+    b = calibration_bins(z, y, n_bins=n_bins, from_logits=True)
+    return {
+        "edges": [float(v) for v in b.edges],
+        "counts": [int(v) for v in b.counts],
+        "sum_confidence": [float(v) for v in b.sum_confidence],
+        "sum_correct": [float(v) for v in b.sum_correct],
+    }
+
+
+def run_one(
+    section: SequenceSection, method: str, param: float | None, seed: int, *, dataset: str | None = None
+) -> dict:
+    """Train one model of the grid and measure it on the test split.
+
+    ``dataset`` defaults to the section's first dataset. Returns ``{"metrics": {key: float | None} (the
+    keys of METRICS), "curves": {"train_loss": [...]}, "arrays": {"reliability", "reliability_ts":
+    per-bin lists, "fingerprint": str}}``. Deterministic given its inputs: seeded generators, one thread.
+    """
+    dataset = section.datasets[0] if dataset is None else dataset
+    value = _check_method(method, param)
+    with one_thread():
+        data = build_data(section, dataset, seed)
+        torch.manual_seed(seed)
+        model = build_model(section, data)
+        opt = torch.optim.Adam(model.parameters(), lr=section.lr)
+        g = torch.Generator().manual_seed(seed)
+        curve: list[float] = []
+        running = 0.0
+        every = max(1, section.steps // 30)
+        model.train()
+        for step in range(section.steps):
+            lr = section.lr * min(1.0, (step + 1) / max(1, section.steps // 10))
+            lr *= 0.5 * (1 + math.cos(math.pi * step / section.steps))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y = _batch(data, section, g)
+            loss = _loss(model, x, y, method, value)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            running += float(loss.detach())
+            if (step + 1) % every == 0 or step + 1 == section.steps:
+                curve.append(running / (every if (step + 1) % every == 0 else (step + 1) % every))
+                running = 0.0
+        model.eval()
+        zv, yv = _scored_logits(model, data.val)
+        zt, yt = _scored_logits(model, data.test)
+        with warnings.catch_warnings():  # a clamped temperature is recorded in `temperature`
+            warnings.simplefilter("ignore")
+            scaler = TemperatureScaler().fit(zv, yv)
+        zs = scaler.transform(zt)
+        nll, nll_ts = (
+            negative_log_likelihood(zt, yt, from_logits=True),
+            negative_log_likelihood(zs, yt, from_logits=True),
+        )
+        metrics: dict[str, float | None] = {
+            "nll": nll,
+            "perplexity": math.exp(nll),
+            "accuracy": accuracy(zt, yt, from_logits=True),
+            "exact_match": greedy_exact_match(model, data) if data.test_sources else None,
+            "ece": expected_calibration_error(zt, yt, n_bins=section.n_bins, from_logits=True),
+            "smece": smooth_calibration_error(zt, yt, from_logits=True),
+            "temperature": float(scaler.temperature_),
+            "nll_ts": nll_ts,
+            "perplexity_ts": math.exp(nll_ts),
+            "ece_ts": expected_calibration_error(zs, yt, n_bins=section.n_bins, from_logits=True),
+            "smece_ts": smooth_calibration_error(zs, yt, from_logits=True),
+            "train_loss": curve[-1],
+        }
+        arrays = {
+            "reliability": _bins(zt, yt, section.n_bins),
+            "reliability_ts": _bins(zs, yt, section.n_bins),
+            "fingerprint": data.fingerprint,
+        }
+    return {
+        "metrics": {k: (None if v is None else float(v)) for k, v in metrics.items()},
+        "curves": {"train_loss": curve},
+        "arrays": arrays,
+    }
+
+
+# ------------------------------------------------------------------ verdict
+def _datasets(records: list[dict]) -> list[Any]:
+    seen: list[Any] = []
+    for r in records:
+        if r.get("dataset") not in seen:
+            seen.append(r.get("dataset"))
+    return seen
+
+
+def _baseline(groups: dict[tuple[str, Any], list[dict]], method: str) -> list[dict] | None:
+    """The baseline's records, found by method name whatever its stored parameter (None or 0)."""
+    return next((rs for (m, _), rs in groups.items() if m == method), None)
+
+
+def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, Any]]:
+    """The published claims checked on a grid's records, one dict per (dataset, claim).
+
+    ``records``: dicts with ``dataset`` (optional), ``method``, ``param``, ``seed`` and the metrics (flat
+    or under ``metrics``). Each claim compares smoothing at ``claim_alpha`` (or the nearest grid value)
+    with ``hard`` by a paired difference over seeds: ``{"dataset", "claim", "source", "key", "alpha",
+    "estimate": Estimate, "status": "reproduced" | "contradicted" | "not detectable" | "not enough seeds"}``.
+    """
+    flat = flatten(records)
+    out = []
+    for ds in _datasets(flat):
+        groups = by_method([r for r in flat if r.get("dataset") == ds])
+        hard = _baseline(groups, "hard")
+        alphas = sorted(p for m, p in groups if m == "smoothing")
+        if not hard or not alphas:
+            continue
+        a = min(alphas, key=lambda v: abs(v - claim_alpha))
+        ls = groups[("smoothing", a)]
+        acc_key = "exact_match" if any(r.get("exact_match") is not None for r in ls) else "accuracy"
+        for claim, source, key, sign in (
+            ("smoothing raises perplexity", "Vaswani et al. 2017, Table 3 (4.67 -> 4.92)", "perplexity", +1),
+            ("smoothing raises token accuracy", "Vaswani et al. 2017 (BLEU 25.3 -> 25.8)", "accuracy", +1),
+            ("smoothing lowers next-token ECE", "Müller et al. 2019 (0.056 -> 0.019)", "ece", -1),
+            ("temperature scaling does not recover smoothing's accuracy gain",
+             "Müller et al. 2019", acc_key, +1),
+        ):  # fmt: skip
+            e = diff(ls, hard, key)
+            out.append({"dataset": ds, "claim": claim, "source": source, "key": key, "alpha": a,
+                        "estimate": e, "status": claim_status(e, sign)})  # fmt: skip
+    return out
+
+
+def summarize(records: list[dict]) -> list[str]:
+    """The verdict in words, one paragraph per dataset: each method against ``hard`` (paired 95% intervals
+    over seeds), then the published claims with their status. Reports what was measured, nothing tuned."""
+    flat = flatten(records)
+    lines: list[str] = []
+    for ds in _datasets(flat):
+        groups = by_method([r for r in flat if r.get("dataset") == ds])
+        hard = _baseline(groups, "hard")
+        if not hard:
+            lines.append(f"{ds}: no hard-target runs, nothing to compare with.")
+            continue
+        lines.append(
+            f"{ds}: hard targets reach perplexity {spread(hard, 'perplexity')}, token accuracy "
+            f"{spread(hard, 'accuracy')}, ECE {spread(hard, 'ece')} (after temperature scaling "
+            f"{spread(hard, 'ece_ts')}, T = {spread(hard, 'temperature')})."
+        )
+        for (m, p), rs in groups.items():
+            if m == "hard":
+                continue
+            dp, da, de, dt = (diff(rs, hard, k) for k in ("perplexity", "accuracy", "ece", "ece_ts"))
+            s = (
+                f"  {method_label(m, p)} vs hard: perplexity {dp.fmt(digits=3)} "
+                f"({direction(dp, up='worse', down='better')}), token accuracy {da.fmt(100, 2)} points "
+                f"({direction(da, up='better', down='worse')}), ECE {de.fmt(digits=4)} "
+                f"({direction(de, up='worse', down='better')}); "
+                f"after temperature scaling ECE {dt.fmt(digits=4)} "
+                f"({direction(dt, up='worse', down='better')})"
+            )
+            if any(r.get("exact_match") is not None for r in rs):
+                dx = diff(rs, hard, "exact_match")
+                s += f", exact match {dx.fmt(100, 1)} points ({direction(dx, up='better', down='worse')})"
+            lines.append(s + ".")
+        for c in claims([r for r in flat if r.get("dataset") == ds]):
+            lines.append(
+                f"  Claim '{c['claim']}' ({c['source']}), a = {c['alpha']:g}: {c['status']} "
+                f"(difference in {c['key']} {c['estimate'].fmt(digits=4)}, n = {c['estimate'].n})."
+            )
+    return lines
