@@ -300,3 +300,93 @@ register(
         solution=lambda: cdpo_optimal_margin(0.1, 0.1),
     )
 )
+
+
+# ---------------------------------------------------------------- 14: GANs, one-sided smoothing
+def _verify_dstar(answer: Any, real: float, fake: float, ratio: float) -> str:
+    from labelsmooth.theory import optimal_discriminator
+
+    got = as_float(answer, "D*(x)")
+    pd, pg = torch.tensor([ratio], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    want = float(optimal_discriminator(pd, pg, real, fake)[0])
+    if abs(got - want) <= 1e-6:
+        if fake > 0:
+            return (
+                f"D* = b = {want:g} > 0 where only the generator puts mass: the verdict there no longer "
+                "falls to 0, which weakens the push moving those samples to the data (Salimans et al. 2016); "
+                "one-sided smoothing keeps b = 0."
+            )
+        return f"D* = (a p_data + b p_model)/(p_data + p_model) = {want:g}."
+    if abs(got - ratio / (ratio + 1)) <= 1e-6 and (real, fake) != (1.0, 0.0):
+        raise WrongAnswer("That is the unsmoothed D* = p_data/(p_data + p_model); use the targets a and b.")
+    raise WrongAnswer(f"{got:.6g} is not (a p_data + b p_model)/(p_data + p_model) at this point.")
+
+
+register(
+    Exercise(
+        "gan_dstar_one_sided",
+        "One-sided smoothing, real target a = 0.9, fake target b = 0: D*(x) where p_data = 2 p_model.",
+        lambda a: _verify_dstar(a, 0.9, 0.0, 2.0),
+        (
+            "Minimise -p_data [a log D + (1 - a) log(1 - D)] - p_model [b log D + (1 - b) log(1 - D)].",
+            "D* = (a p_data + b p_model) / (p_data + p_model).",
+        ),
+        wrong=(2 / 3, 0.9, 0.0),
+        solution=lambda: 0.9 * 2 / 3,
+    )
+)
+register(
+    Exercise(
+        "gan_dstar_two_sided",
+        "Two-sided smoothing, targets a = 0.9 and b = 0.1: D*(x) where p_data(x) = 0 and p_model(x) > 0.",
+        lambda a: _verify_dstar(a, 0.9, 0.1, 0.0),
+        ("Put p_data = 0 in D* = (a p_data + b p_model) / (p_data + p_model).",),
+        wrong=(0.0, 0.9, 0.5),
+        solution=lambda: 0.1,
+    )
+)
+
+
+# ---------------------------------------------------------------- 15: language modelling
+def _floor(a: float, v: int) -> float:
+    return 1.0 / (1.0 - a + a / v)
+
+
+def _verify_floor(answer: Any) -> str:
+    got = as_float(answer, "the perplexity")
+    want = _floor(0.1, 100)
+    if abs(got - want) <= 1e-6:
+        return (
+            f"exp(-log(1 - a + a/V)) = {want:.4f} > 1: a model that matches the smoothed target cannot reach "
+            "perplexity 1 even on a fully predictable token, one reason smoothing raises perplexity "
+            "(Vaswani et al. 2017) while it may raise accuracy."
+        )
+    if abs(got - 1 / 0.9) <= 1e-6:
+        raise WrongAnswer("1/(1 - a) forgets the a/V the true token also receives.")
+    if abs(got - 1.0) <= 1e-9:
+        raise WrongAnswer("Perplexity 1 needs probability 1 on the token; the smoothed optimum stops below.")
+    if abs(got - (-math_log(1 - 0.1 + 0.1 / 100))) <= 1e-6:
+        raise WrongAnswer("That is the NLL; perplexity is its exponential.")
+    raise WrongAnswer(f"{got:.6g} is not exp(NLL) of the smoothed optimum's probability on the token.")
+
+
+def math_log(x: float) -> float:
+    import math
+
+    return math.log(x)
+
+
+register(
+    Exercise(
+        "lm_perplexity_floor",
+        "A next token that is fully predictable, a vocabulary of V = 100, smoothing a = 0.1: the perplexity "
+        "of the model that minimises the smoothed loss exactly.",
+        _verify_floor,
+        (
+            "At the optimum q = p, so the probability of the true token is 1 - a + a/V.",
+            "Perplexity = exp(NLL) = 1 / q(true token).",
+        ),
+        wrong=(1 / 0.9, 1.0, -math_log(1 - 0.1 + 0.1 / 100)),
+        solution=lambda: _floor(0.1, 100),
+    )
+)
