@@ -363,6 +363,8 @@ def _dpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
     if not dpo:
         return None
     g, m = mean_of(dpo, "margin_growth"), mean_of(dpo, "margin")
+    if g.n == 0:  # no margins measured: nothing to judge
+        return None
     grows = g.significant and g.mean > 0
     converged = not grows and g.n >= 2 and not math.isnan(g.half) and g.high < 0.01 * abs(m.mean)
     wrong = [x for x in dpo if x.get("top_rank") is not None and x["top_rank"] != 1]
@@ -380,15 +382,15 @@ def _dpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
             "holds",
             "holds: the margins keep growing and DPO locks onto arms that are not the best.",
         )
-    elif grows or (locked and g.n >= 2):
-        outcome = "partly"
-        end = "holds in part: " + (
-            "the margins keep growing, but no lock-in onto a wrong arm was seen."
-            if grows
-            else "DPO locks onto arms that are not the best, but its margins "
-            "converge (the labels are not separable)"
-            + ("." if converged else ", or their growth is within noise.")
+    elif grows:
+        outcome, end = (
+            "partly",
+            "holds in part: the margins keep growing, but no lock-in onto a wrong arm was seen.",
         )
+    elif locked and g.n >= 2:
+        outcome = "partly"
+        why = "converge (the flipped labels are not separable)" if converged else "do not grow significantly"
+        end = f"holds in part: DPO locks onto arms that are not the best, but its margins {why}."
     elif converged:
         outcome, end = "fails", "does not hold here: the margins converge and no lock-in was seen."
     else:
@@ -403,7 +405,7 @@ def _dpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
 
 
 def _cdpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
-    cdpo = {n: rs for n, rs in rows.items() if n.startswith("cdpo(")}
+    cdpo = {n: rs for n, rs in rows.items() if n.startswith("cdpo(") and mean_of(rs, "margin_ratio").n}
     if not cdpo:
         return None
     s, outcomes, numbers = [], [], {}
@@ -442,6 +444,7 @@ def _rdpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
     robust = {n: rs for n, rs in rows.items() if n.startswith("rdpo(")}
     if "dpo" in rows:
         robust = {"dpo": rows["dpo"], **robust}  # rDPO at e = 0 is DPO
+    robust = {n: rs for n, rs in robust.items() if mean_of(rs, "kendall_tau").n}
     if len(robust) < 2:
         return None
     target = "dpo" if e_true == 0 else label("rdpo", e_true)
@@ -475,6 +478,7 @@ def _rdpo_claim(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
 
 
 def _reward_report(e_true: float, rows: dict[str, list[dict]]) -> Verdict | None:
+    rows = {n: rs for n, rs in rows.items() if mean_of(rs, "reward").n}
     if "dpo" not in rows or len(rows) < 2:
         return None
     diffs = [(n, *compare(rs, rows["dpo"], "reward")) for n, rs in rows.items() if n != "dpo"]
@@ -540,7 +544,10 @@ class PreferenceTask(Task):
         "under preference flips at rate e_true, do DPO's margins run away, do cDPO's approach "
         "log((1-e)/e)/beta, and does rDPO rank best at e = e_true?"
     )
-    runtime = "105 runs (3 flip rates, 7 methods, 5 seeds), TBD"
+    runtime = (
+        "105 runs (3 flip rates, 7 methods, 5 seeds); measured 38 s CPU, 161 s wall with 2 workers at load "
+        "15-18 (CPU / 2 = 19 s wall on 2 idle cores)"
+    )
     config_cls = PreferenceSection
     metrics = METRICS
     methods: ClassVar[dict[str, Method]] = PREFERENCE_METHODS
