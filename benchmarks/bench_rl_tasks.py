@@ -1,4 +1,6 @@
-"""Run the default grids of the RL task cores (``value``, ``preference``) and print time per run and verdicts.
+"""Run the default grids of the RL tasks' cores (``value``, ``preference``) in one process, without the study
+engine, and print time per run and verdicts (``labelsmooth study --task value|preference`` runs the same
+numbers through the engine).
 
     PYTHONPATH=src python benchmarks/bench_rl_tasks.py                 # both default grids
     PYTHONPATH=src python benchmarks/bench_rl_tasks.py --task value --data cartpole --seeds 5
@@ -25,15 +27,23 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def _grid(name, run_one, section, methods, seeds):
+def _grid(name, run_one, section, methods, seeds, **axes):
     records, wall, cpu = [], 0.0, 0.0
     for seed in range(seeds):
         for method, param in methods:
             w0, c0 = time.perf_counter(), time.process_time()
-            out = run_one(section, method, param, seed)
+            out = run_one(section, method, param, seed, **axes)
             wall += time.perf_counter() - w0
             cpu += time.process_time() - c0
-            records.append({"method": method, "param": param, "seed": seed, "metrics": out["metrics"]})
+            records.append(
+                {
+                    "method": method,
+                    "param": param,
+                    "seed": seed,
+                    "metrics": out["metrics"],
+                    **{"e_true" if k == "flip_rate" else k: v for k, v in axes.items()},
+                }
+            )
     n = len(records)
     print(
         f"[{name}] {n} runs: {wall:.1f} s wall, {cpu:.1f} s CPU; per run {wall / n:.3f} s wall, {cpu / n:.3f} s CPU"
@@ -63,16 +73,17 @@ def main() -> None:
     if args.task in ("preference", "both"):
         total_wall = total_cpu = 0.0
         for e_true in preference.FLIP_RATES:
-            section = replace(preference.PreferenceSection(), flip_rate=e_true).validate()
+            section = preference.PreferenceSection().validate()
             records, wall, cpu = _grid(
                 f"preference/e_true={e_true:g}",
                 preference.run_one,
                 section,
                 preference.METHODS,
                 args.seeds or 10,
+                flip_rate=e_true,
             )
             total_wall, total_cpu = total_wall + wall, total_cpu + cpu
-            for line in preference.summarize(records, section):
+            for line in preference.summarize(records):
                 print("  " + line)
         print(f"preference grid: {total_wall:.1f} s wall (one process), {total_cpu:.1f} s CPU")
     print(_load())

@@ -1,4 +1,6 @@
-"""The RL task cores (value, preference): sections, determinism, errors, a tiny grid and its verdict."""
+"""The RL task cores (value, preference): sections, determinism, errors, a tiny grid and its verdict.
+
+The engine side (config, CLI, resume, workers, verdict logic) is in tests/test_rl_study_tasks.py."""
 
 import math
 import subprocess
@@ -32,7 +34,7 @@ def test_value_run_is_deterministic_and_reports_every_metric(method, param):
     a = value.run_one(TINY_V, method, param, 3)
     b = value.run_one(TINY_V, method, param, 3)
     assert a == b
-    assert set(a["metrics"]) == {m[0] for m in value.METRICS}
+    assert set(a["metrics"]) == {m.key for m in value.METRICS}
     assert all(v is None or math.isfinite(v) for v in a["metrics"].values())
     assert (a["metrics"]["crps"] is None) == (method == "mse")
     assert [s for s, _ in a["curves"]["test_rmse"]] == [3, 6]
@@ -98,10 +100,7 @@ def test_value_section_validate(changes, exc, match):
         replace(value.ValueSection(), **changes).validate()
 
 
-def test_value_section_from_dict_and_bad_method():
-    assert value.ValueSection.from_dict({"steps": 10}).steps == 10
-    with pytest.raises(ValueError, match="`value section key` to be one of"):
-        value.ValueSection.from_dict({"step": 10})
+def test_value_bad_method():
     with pytest.raises(ValueError, match="`method` to be one of 'mse', 'two_hot', 'hl_gauss'"):
         value.run_one(TINY_V, "huber", None, 0)
     with pytest.raises(ValueError, match="`param` to be None for method 'mse'"):
@@ -116,10 +115,10 @@ def test_value_tiny_grid_verdict():
     lines = value.summarize(_records(value, TINY_V, value.METHODS), TINY_V)
     assert lines[0].startswith("mse: RMSE vs clean") and "over 2 seeds" in lines[0]
     assert "CRPS" in lines[1] and "CRPS" not in lines[0]
-    assert lines[-2].startswith("Paired RMSE differences: hl_gauss(0.75) - two_hot")
-    assert lines[-1].startswith("Claim HL-Gauss <= two-hot <= MSE: ")
+    assert lines[-2].startswith("Paired RMSE differences over seeds (mean ± 95% half-width): hl_gauss(0.75)")
+    assert lines[-1].startswith("Claim HL-Gauss <= two-hot <= MSE in RMSE: ")
     short = value.summarize(_records(value, TINY_V, value.METHODS[:2], seeds=1))
-    assert short[-1].startswith("The claim HL-Gauss <= two-hot <= MSE needs")
+    assert short[-1].startswith("The claim HL-Gauss <= two-hot <= MSE in RMSE needs")
 
 
 # --- preference ---
@@ -127,10 +126,10 @@ def test_value_tiny_grid_verdict():
 
 @pytest.mark.parametrize(("method", "param"), preference.METHODS)
 def test_preference_run_is_deterministic_and_reports_every_metric(method, param):
-    a = preference.run_one(TINY_P, method, param, 5)
-    assert a == preference.run_one(TINY_P, method, param, 5)
+    a = preference.run_one(TINY_P, method, param, 5, flip_rate=0.2)
+    assert a == preference.run_one(TINY_P, method, param, 5, flip_rate=0.2)
     m = a["metrics"]
-    assert set(m) == {k[0] for k in preference.METRICS}
+    assert set(m) == {k.key for k in preference.METRICS}
     assert (m["margin_ratio"] is None) == (method != "cdpo")
     assert m["regret"] == pytest.approx(max(a["arrays"]["rewards"]) - m["reward"])
     assert m["kl"] >= 0 and 1 <= m["top_rank"] <= 5 and 0 <= m["p_best"] <= m["p_top"] <= 1
@@ -139,10 +138,10 @@ def test_preference_run_is_deterministic_and_reports_every_metric(method, param)
 
 
 def test_preference_data_flips_at_the_true_rate():
-    d = preference.make_data(replace(TINY_P, pairs=20000, flip_rate=0.3), 0)
+    d = preference.make_data(replace(TINY_P, pairs=20000), 0, 0.3)
     assert float(d["flipped"].double().mean()) == pytest.approx(0.3, abs=0.02)
     assert bool((d["chosen"] != d["rejected"]).all())
-    clean = preference.make_data(replace(TINY_P, flip_rate=0.0), 0)
+    clean = preference.make_data(TINY_P, 0, 0.0)
     assert not bool(clean["flipped"].any())
 
 
@@ -164,8 +163,10 @@ def test_kendall_tau_matches_a_pair_loop():
     [
         ({"arms": 1}, ValueError, "`arms` >= 2"),
         ({"pairs": 0}, ValueError, "`pairs` >= 1"),
-        ({"flip_rate": 0.5}, ValueError, r"`flip_rate` in \[0, 0.5\)"),
-        ({"flip_rate": -0.1}, ValueError, "`flip_rate` in"),
+        ({"flip_rates": (0.0, 0.5)}, ValueError, r"`flip_rates` in \[0, 0.5\)"),
+        ({"flip_rates": (-0.1,)}, ValueError, "`flip_rates` in"),
+        ({"flip_rates": (0.2, 0.2)}, ValueError, "`flip_rates` to hold distinct values"),
+        ({"flip_rates": ()}, TypeError, "`flip_rates` to be a non-empty list"),
         ({"beta": 0.0}, ValueError, "`beta` in"),
         ({"steps": 2.5}, TypeError, "`steps` to be an int"),
     ],
@@ -177,21 +178,28 @@ def test_preference_section_validate(changes, exc, match):
 
 def test_preference_bad_method_and_param():
     with pytest.raises(ValueError, match="`method` to be one of 'dpo', 'cdpo', 'rdpo'"):
-        preference.run_one(TINY_P, "ipo", 0.1, 0)
-    with pytest.raises(ValueError, match=r"`param` to be 0\.0 for method 'dpo'"):
-        preference.run_one(TINY_P, "dpo", 0.1, 0)
+        preference.run_one(TINY_P, "ipo", 0.1, 0, flip_rate=0.0)
+    with pytest.raises(ValueError, match=r"`param` to be None \(or 0\.0\) for method 'dpo'"):
+        preference.run_one(TINY_P, "dpo", 0.1, 0, flip_rate=0.0)
     with pytest.raises(ValueError, match=r"`param` in \(0, 0.5\)"):
-        preference.run_one(TINY_P, "rdpo", 0.5, 0)
-    with pytest.raises(ValueError, match="`preference section key` to be one of"):
-        preference.PreferenceSection.from_dict({"arm": 3})
+        preference.run_one(TINY_P, "rdpo", 0.5, 0, flip_rate=0.0)
+    with pytest.raises(ValueError, match=r"`flip_rate` in \[0, 0.5\)"):
+        preference.run_one(TINY_P, "dpo", None, 0, flip_rate=0.5)
 
 
 def test_preference_tiny_grid_verdict():
-    lines = preference.summarize(_records(preference, TINY_P, preference.METHODS), TINY_P)
-    assert lines[0] == "True flip rate 0.2:"
-    assert lines[1].startswith("dpo: reward")
-    assert any(line.startswith("DPO's margins") for line in lines)
-    assert any(line.startswith("Expected true reward minus DPO's, paired: cdpo(0.1) ") for line in lines)
-    assert any(line.startswith("cdpo(0.1): mean margin / log((1-e)/e) = ") for line in lines)
-    assert lines[-1].startswith("Claim rdpo ranks best at e = e_true = 0.2: ")
-    assert preference.summarize([])[0] == "Unknown true flip rate:"
+    records = [
+        {"e_true": 0.2, "method": m, "param": p, "seed": s,
+         "metrics": preference.run_one(TINY_P, m, p, s, flip_rate=0.2)["metrics"]}
+        for s in range(2)
+        for m, p in preference.METHODS
+    ]  # fmt: skip
+    lines = preference.summarize(records)
+    assert [line.split(" [")[0] for line in lines] == [
+        "e_true = 0.2: DPO's margins", "e_true = 0.2: cDPO's margins", "e_true = 0.2: rDPO's ranking",
+        "e_true = 0.2: expected true reward",
+    ]  # fmt: skip
+    assert "Expected true reward: dpo" in lines[3] and "cdpo(0.1) " in lines[3]
+    assert "cdpo(0.1): beta*h / log((1-e)/e) = " in lines[1]
+    assert "Claim (rDPO ranks best when e = e_true): " in lines[2]
+    assert preference.summarize([]) == []

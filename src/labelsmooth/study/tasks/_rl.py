@@ -1,7 +1,8 @@
-"""Helpers shared by the reinforcement-learning task cores (:mod:`.value`, :mod:`.preference`).
+"""Helpers shared by the reinforcement-learning tasks (:mod:`.value`, :mod:`.preference`).
 
-Engine-agnostic: a run is ``run_one(section, method, param, seed) -> {"metrics", "curves", "arrays"}``, a
-record is ``{"method", "param", "seed", "metrics"}``, and the verdicts use
+A run is ``run_one(section, method, param, seed) -> {"metrics", "curves", "arrays"}``; a record is the
+engine's flat record (``{"method", "param", "seed", "label", <metrics>...}``; the nested form
+``{"method", "param", "seed", "metrics": {...}}`` of the task cores is accepted too), and the verdicts use
 :mod:`labelsmooth.study.stats` (paired 95% t-intervals over seeds).
 """
 
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from labelsmooth._validation import expected
+from labelsmooth.study.methods import Method, get_method
 from labelsmooth.study.stats import Estimate, estimate, paired
-
-Metric = tuple[str, str, str, "str | None", bool]
-"""(key, header, format, better: "higher" | "lower" | None, measured after temperature scaling)."""
 
 
 @contextlib.contextmanager
@@ -53,11 +52,16 @@ def label(method: str, param: float | None) -> str:
     return method if param is None or method == "dpo" else f"{method}({param:g})"
 
 
-def by_label(records: Sequence[dict]) -> dict[str, list[dict]]:
-    """Records grouped by method label, each flattened to ``{"seed", **metrics}`` for the stats helpers."""
+def _flat(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"seed": r["seed"], **r["metrics"]} if "metrics" in r else dict(r)
+
+
+def by_label(records: Sequence[Mapping[str, Any]]) -> dict[str, list[dict]]:
+    """Records grouped by method label (:func:`label` of ``(method, param)``, never a stored display
+    label), each flattened to ``{"seed", **metrics}`` for the stats helpers."""
     out: dict[str, list[dict]] = {}
     for r in records:
-        out.setdefault(label(r["method"], r["param"]), []).append({"seed": r["seed"], **r["metrics"]})
+        out.setdefault(label(r["method"], r["param"]), []).append(_flat(r))
     return out
 
 
@@ -71,3 +75,98 @@ def compare(rows_a: Sequence[dict], rows_b: Sequence[dict], key: str) -> tuple[E
     if not d.significant:
         return d, "within noise"
     return d, "lower" if d.mean < 0 else "higher"
+
+
+# ------------------------------------------------------------------------------------------- methods
+
+
+def method_grid(task: str, methods: Any, registry: Mapping[str, Method]) -> list[tuple[str, Any]]:
+    """The (method, param) list of a section's ``methods`` table (name -> list of params, or ``true`` for a
+    method without one, ``false`` for none), each checked by its registry entry. Errors name
+    ``<task>.methods.<name>``; an unknown name gets "did you mean"."""
+    if not isinstance(methods, Mapping):
+        raise TypeError(
+            expected(f"{task}.methods", "to be a table name -> list of parameters", type(methods).__name__)
+        )
+    out: list[tuple[str, Any]] = []
+    for name, value in methods.items():
+        try:
+            entry = get_method(str(name), registry)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("`method`", f"`{task}.methods`", 1)) from None
+        if str(name) not in registry:  # a shared method (e.g. classification's) is not this task's
+            known = ", ".join(registry)
+            raise ValueError(expected(f"{task}.methods", f"to name a method of task {task!r}; known: {known}",
+                                      name))  # fmt: skip
+        dotted = f"{task}.methods.{name}"
+        if entry.param_name is None:
+            if not isinstance(value, bool):
+                raise TypeError(expected(dotted, "to be true or false (the method has no parameter)", value))
+            params: list[Any] = [None] if value else []
+        else:
+            if isinstance(value, bool) or not isinstance(value, (list, tuple)):
+                raise TypeError(expected(dotted, f"to be a list of {entry.param_name} values", value))
+            params = list(value)
+            if len(set(params)) != len(params):
+                raise ValueError(expected(dotted, "to hold distinct values", params))
+        for p in params:
+            if entry.check is not None:
+                entry.check(dotted, p)
+            out.append((str(name), float(p) if p is not None else None))
+    if not out:
+        raise ValueError(expected(f"{task}.methods", "to select at least one method", dict(methods)))
+    return out
+
+
+def prefix_errors(task: str, fn: Any, *args: Any) -> Any:
+    """Call ``fn(*args)``; a ValueError/TypeError naming a key (```n_train```) is re-raised naming it in
+    the task's section (```value.n_train```)."""
+    try:
+        return fn(*args)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if msg.startswith("Expected `") and not msg.startswith(f"Expected `{task}."):
+            msg = msg.replace("Expected `", f"Expected `{task}.", 1)
+        raise type(exc)(msg) from None
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def errorbar_figure(
+    panels: Sequence[tuple[str, str, Sequence[tuple[str, Estimate]]]],
+    *,
+    hlines: Sequence[Sequence[tuple[float, str]]] = (),
+    markers: Sequence[Sequence[tuple[int, float]]] = (),
+    logy: bool = False,
+) -> bytes:
+    """One panel per ``(title, ylabel, [(label, estimate), ...])``: the means with their 95% intervals as
+    error bars. ``hlines[i]``: horizontal reference lines (value, label) of panel i; ``markers[i]``: red
+    crosses (bar index, value) of panel i (e.g. a per-method optimum); ``logy``: a symmetric-log y axis.
+    Returns PNG bytes."""
+    from labelsmooth.study.figures import _plt, to_png
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.5, 1.0 + 0.7 * max(len(p[2]) for p in panels))
+                                                      * len(panels), 3.8), squeeze=False)  # fmt: skip
+    for i, (ax, (title, ylabel, bars)) in enumerate(zip(axes[0], panels)):
+        xs = list(range(len(bars)))
+        means = [e.mean for _, e in bars]
+        halves = [0.0 if math.isnan(e.half) else e.half for _, e in bars]
+        ax.errorbar(xs, means, yerr=halves, fmt="o", capsize=4)
+        for value, text in hlines[i] if i < len(hlines) else ():
+            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(text, (xs[-1] if xs else 0, value), fontsize=8, va="bottom", ha="right")
+        mk = markers[i] if i < len(markers) else ()
+        if mk:
+            ax.plot([x for x, _ in mk], [v for _, v in mk], "rx", markersize=8, label="cDPO optimum")
+            ax.legend(fontsize=8)
+        if logy:
+            ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([lab for lab, _ in bars], rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)

@@ -1,4 +1,4 @@
-"""Task core ``value``: regression under noisy targets by MSE, two-hot and HL-Gauss cross-entropy.
+"""Task ``value``: regression under noisy targets by MSE, two-hot and HL-Gauss cross-entropy.
 
 The question (Farebrother et al. 2024, *Stop Regressing*): when the regression targets are noisy — returns
 are — does learning a value as a classification over fixed bins beat the squared error? The task fits
@@ -11,21 +11,27 @@ one small MLP per method on noisy targets and measures it against the *clean* ta
   states drawn uniformly in a box; the noisy target is one rollout's return, the clean one the mean of
   ``rollouts`` returns from the same state.
 
-Methods (``METHODS``): ``("mse", None)``; ``("two_hot", None)``; ``("hl_gauss", r)`` with
-``sigma = r * bin width``, ``r`` in {0.5, 0.75, 1.5} (0.75 is the paper's recommendation). The
-distributional methods predict the histogram mean (:func:`labelsmooth.histogram_mean`); their predicted
-distribution is scored by the CRPS and the coverage of its central 80% interval on noisy test targets.
-MSE regresses the targets mapped affinely from the support to [-1, 1] (the same prior knowledge of the
-range the bins carry; nothing is clipped), so that no method starts from a badly scaled output.
+Methods (the task's registry :data:`VALUE_METHODS`, chosen by the section's ``methods`` table): ``mse``;
+``two_hot``; ``hl_gauss`` with parameter ``r`` = sigma / bin width, ``r`` in {0.5, 0.75, 1.5} by default
+(0.75 is the paper's recommendation). The distributional methods predict the histogram mean
+(:func:`labelsmooth.histogram_mean`); their predicted distribution is scored by the CRPS and the coverage of
+its central 80% interval on noisy test targets. MSE regresses the targets mapped affinely from the support
+to [-1, 1] (the same prior knowledge of the range the bins carry; nothing is clipped), so that no method
+starts from a badly scaled output.
 
 ``run_one`` is deterministic given its arguments: the seed fixes the data, the noise and the initial
-weights, the same for every method, so methods are compared paired over seeds.
+weights, the same for every method, so methods are compared paired over seeds. The task
+(``labelsmooth study --task value``) checks the claim HL-Gauss <= two-hot <= MSE in RMSE with paired 95%
+t-intervals over seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -34,17 +40,34 @@ from torch import nn
 
 from labelsmooth import Support, histogram_mean, hl_gauss_loss, two_hot_loss
 from labelsmooth._validation import check_choice, expected
+from labelsmooth.study.methods import Method
+from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks._rl import (
-    Metric,
     by_label,
     check_float,
     check_int,
-    compare,
+    errorbar_figure,
+    label,
     mean_of,
+    method_grid,
+    prefix_errors,
     single_thread,
 )
+from labelsmooth.study.tasks._value_verdict import summarize, verdict
+from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 
-__all__ = ["METHODS", "METRICS", "ValueSection", "cartpole_returns", "make_data", "run_one", "summarize"]
+__all__ = [
+    "METHODS",
+    "METRICS",
+    "VALUE_METHODS",
+    "ValueSection",
+    "ValueTask",
+    "cartpole_returns",
+    "make_data",
+    "run_one",
+    "summarize",
+    "verdict",
+]
 
 METHODS: tuple[tuple[str, float | None], ...] = (
     ("mse", None),
@@ -56,20 +79,44 @@ METHODS: tuple[tuple[str, float | None], ...] = (
 """The default grid: (method, param); for ``hl_gauss`` the param is sigma in bin widths."""
 
 METRICS: tuple[Metric, ...] = (
-    ("rmse", "RMSE vs clean", ".4f", "lower", False),
-    ("mae", "MAE vs clean", ".4f", "lower", False),
-    ("crps", "CRPS (noisy test)", ".4f", "lower", False),
-    ("coverage80", "80% interval coverage", ".3f", None, False),
-    ("train_loss", "final train loss", ".4f", None, False),
+    Metric(
+        "rmse",
+        "RMSE vs clean",
+        ".4f",
+        "lower",
+        cli=True,
+        description="RMSE of the prediction against the clean targets",
+    ),
+    Metric(
+        "mae", "MAE vs clean", ".4f", "lower", description="mean absolute error against the clean targets"
+    ),
+    Metric(
+        "crps",
+        "CRPS (noisy test)",
+        ".4f",
+        "lower",
+        cli=True,
+        description="CRPS of the predicted histogram on noisy test targets (None for MSE)",
+    ),
+    Metric(
+        "coverage80",
+        "80% coverage",
+        ".3f",
+        cli=True,
+        description="fraction of noisy test targets inside the central 80% interval (0.8 when calibrated)",
+    ),
+    Metric("train_loss", "final train loss", ".4f", summary=False, description="the last training loss"),
 )
-"""(key, header, format, better, after temperature scaling). CRPS and coverage are None for MSE."""
+"""The value task's metrics table (CRPS and coverage are None for MSE, which predicts no distribution)."""
 
-METHOD_NAMES = ("mse", "two_hot", "hl_gauss")
+
+def _default_methods() -> dict[str, Any]:
+    return {"mse": True, "two_hot": True, "hl_gauss": [0.5, 0.75, 1.5]}
 
 
 @dataclass(frozen=True)
 class ValueSection:
-    """The ``[value]`` section of a study: data, model and training of the value-regression task."""
+    """The ``[value]`` section of a study: data, model, training and methods of the value-regression task."""
 
     data: Literal["synthetic", "cartpole"] = "synthetic"
     n_train: int = 2000
@@ -92,6 +139,9 @@ class ValueSection:
     epsilon: float = 0.3
     rollouts: int = 64
     """Rollouts averaged per test state for the clean return."""
+    methods: dict[str, Any] = field(default_factory=_default_methods)
+    """The methods compared: ``mse`` and ``two_hot`` (true / false), ``hl_gauss`` (a list of sigma / bin
+    width ratios)."""
 
     def validate(self) -> ValueSection:
         """Check every field; returns self. TypeError / ValueError with the library's template."""
@@ -111,6 +161,7 @@ class ValueSection:
         check_float("v_max", self.v_max, -math.inf)
         if not self.v_max > self.v_min:
             raise ValueError(expected("v_max", f"> v_min = {self.v_min!r}", self.v_max))
+        method_grid("value", self.methods, VALUE_METHODS)
         return self
 
     def support(self) -> Support:
@@ -118,16 +169,77 @@ class ValueSection:
             return Support.uniform(0.0, 1.0 / (1.0 - self.gamma), self.bins)
         return Support.uniform(self.v_min, self.v_max, self.bins)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ValueSection:
-        """From a TOML table; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        for key in d:
-            if key not in names:
-                raise ValueError(
-                    expected("value section key", "to be one of " + ", ".join(sorted(names)), key)
-                )
-        return cls(**d).validate()
+    def run_fields(self) -> dict[str, Any]:
+        """The fields that determine one run's numbers (the run's hashed config): those of its data kind,
+        without ``methods`` (adding a method leaves the other runs' hashes alone)."""
+        skip = {"methods"} | (_CARTPOLE_ONLY if self.data == "synthetic" else _SYNTHETIC_ONLY)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+_CARTPOLE_ONLY = {"gamma", "horizon", "epsilon", "rollouts"}
+_SYNTHETIC_ONLY = {"dim", "noise_df", "noise_scale", "v_min", "v_max"}
+
+
+# --- methods: the task's registry; objective(param, support=...) -> loss(output, y) ---
+
+
+def _mse_objective(param: None, *, support: Support, **context: Any) -> Any:
+    mid, half = (support.lo + support.hi) / 2, (support.hi - support.lo) / 2
+    # on the support's scale: the same prior knowledge of the range the bins have
+    return lambda out, y: nn.functional.mse_loss(out[:, 0], (y - mid) / half)
+
+
+def _two_hot_objective(param: None, *, support: Support, **context: Any) -> Any:
+    return lambda out, y: two_hot_loss(out, y, support)
+
+
+def _hl_gauss_objective(param: float, *, support: Support, **context: Any) -> Any:
+    sigma = float(param) * support.width
+    return lambda out, y: hl_gauss_loss(out, y, support, sigma)
+
+
+def _check_ratio(dotted: str, param: Any) -> None:
+    check_float(dotted, param, 0.0)
+
+
+def _label_mse(param: Any) -> str:
+    return "mse"
+
+
+def _label_two_hot(param: Any) -> str:
+    return "two_hot"
+
+
+def _label_hl_gauss(param: Any) -> str:
+    return label("hl_gauss", param)
+
+
+VALUE_METHODS: dict[str, Method] = {
+    "mse": Method(
+        "mse",
+        None,
+        _mse_objective,
+        label=_label_mse,
+        description="squared error on the targets mapped from the support to [-1, 1]",
+    ),
+    "two_hot": Method(
+        "two_hot",
+        None,
+        _two_hot_objective,
+        label=_label_two_hot,
+        description="cross-entropy against the two-hot histogram (MuZero, DreamerV3)",
+    ),
+    "hl_gauss": Method(
+        "hl_gauss",
+        "sigma / bin width",
+        _hl_gauss_objective,
+        label=_label_hl_gauss,
+        check=_check_ratio,
+        default=(0.5, 0.75, 1.5),
+        description="cross-entropy against the HL-Gauss histogram (Imani and White 2018)",
+    ),
+}
+"""The value task's methods (looked up before the shared registry)."""
 
 
 # --- data ---
@@ -143,6 +255,17 @@ def _controller(states: np.ndarray) -> np.ndarray:
     return (0.05 * x + 0.2 * x_dot + 3.0 * theta + 0.6 * theta_dot > 0).astype(np.int64)
 
 
+def _cartpole_env() -> Any:
+    """gymnasium's ``CartPoleVectorEnv``; ImportError naming the extra when gymnasium is missing."""
+    try:
+        from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+    except ImportError as exc:
+        raise ImportError(
+            'value.data = "cartpole" needs gymnasium, which is not installed: pip install "labelsmooth[rl]"'
+        ) from exc
+    return CartPoleVectorEnv
+
+
 def cartpole_returns(
     states: np.ndarray, section: ValueSection, rng: np.random.Generator, *, repeats: int = 1
 ) -> np.ndarray:
@@ -152,12 +275,7 @@ def cartpole_returns(
     environment (numpy, pure physics) and rolled out under the controller with ``epsilon``-random
     actions. Returns ``(n, repeats)``. Raises ImportError naming the extra when gymnasium is missing.
     """
-    try:
-        from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-    except ImportError as exc:
-        raise ImportError(
-            'The cartpole data of the value task needs gymnasium: pip install "labelsmooth[rl]"'
-        ) from exc
+    CartPoleVectorEnv = _cartpole_env()
     n = states.shape[0] * repeats
     env = CartPoleVectorEnv(num_envs=n, max_episode_steps=section.horizon + 1)
     env.reset(seed=int(rng.integers(2**31)))
@@ -243,7 +361,7 @@ def crps_and_coverage(probs: torch.Tensor, y: torch.Tensor, support: Support) ->
 
 
 def _check_method(method: str, param: float | None) -> None:
-    check_choice("method", method, METHOD_NAMES)
+    check_choice("method", method, tuple(VALUE_METHODS))
     if method == "hl_gauss":
         check_float("param", param, 0.0)
     elif param is not None:
@@ -273,15 +391,8 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
             nn.SiLU(),
             nn.Linear(section.hidden, out_dim),
         )
-        sigma = (param or 0.0) * support.width
+        objective = VALUE_METHODS[method].objective(param, support=support)
         mid, half = (support.lo + support.hi) / 2, (support.hi - support.lo) / 2
-
-        def objective(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            if method == "mse":  # on the support's scale: the same prior knowledge the bins have
-                return nn.functional.mse_loss(out[:, 0], (y - mid) / half)
-            if method == "two_hot":
-                return two_hot_loss(out, y, support)
-            return hl_gauss_loss(out, y, support, sigma)
 
         def predict(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             with torch.no_grad():
@@ -320,49 +431,107 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
     }
 
 
-# --- verdict ---
+# --- the engine task ---
 
 
-def summarize(records: list[dict], section: ValueSection | None = None) -> list[str]:
-    """The verdict in words: RMSE per method, then the claim HL-Gauss <= two-hot <= MSE, judged by paired
-    95% t-intervals over seeds (a difference whose interval contains 0 is "within noise")."""
-    rows = by_label(records)
-    lines = []
-    for name, rs in rows.items():
-        crps = mean_of(rs, "crps")
-        extra = (
-            ""
-            if math.isnan(crps.mean)
-            else f", CRPS {crps.fmt(digits=4)}, 80% coverage {mean_of(rs, 'coverage80').fmt()}"
-        )
-        lines.append(
-            f"{name}: RMSE vs clean {mean_of(rs, 'rmse').fmt(digits=4)} over {len(rs)} seeds{extra}."
-        )
-    hl = [k for k in rows if k.startswith("hl_gauss(")]
-    if not ({"mse", "two_hot"} <= rows.keys() and hl):
-        lines.append("The claim HL-Gauss <= two-hot <= MSE needs mse, two_hot and hl_gauss runs.")
-        return lines
-    best_hl = min(hl, key=lambda k: mean_of(rows[k], "rmse").mean)
-    ref_hl = "hl_gauss(0.75)" if "hl_gauss(0.75)" in rows else best_hl
-    d1, w1 = compare(rows[ref_hl], rows["two_hot"], "rmse")
-    d2, w2 = compare(rows["two_hot"], rows["mse"], "rmse")
-    d3, w3 = compare(rows[best_hl], rows["mse"], "rmse")
-    lines.append(
-        f"Paired RMSE differences: {ref_hl} - two_hot {d1.fmt(digits=4)} ({w1}); "
-        f"two_hot - mse {d2.fmt(digits=4)} ({w2}); best HL-Gauss {best_hl} - mse {d3.fmt(digits=4)} ({w3})."
+def _data_title(data: str) -> str:
+    if data == "cartpole":
+        return "value, CartPole returns (clean: mean of many rollouts)"
+    return "value, synthetic data, Student-t target noise"
+
+
+class ValueTask(Task):
+    """``labelsmooth study --task value``: the section ``[value]`` (:class:`ValueSection`), one run per
+    (method, param) x seed, the verdict on HL-Gauss <= two-hot <= MSE and the RMSE figure."""
+
+    name = "value"
+    summary = (
+        "under noisy regression targets, is HL-Gauss <= two-hot <= MSE in RMSE against the clean "
+        "targets (Farebrother et al. 2024)?"
     )
-    holds = d1.mean <= 0 and d2.mean <= 0
-    if holds and d1.significant and d2.significant:
-        lines.append("Claim HL-Gauss <= two-hot <= MSE: holds, both steps significant.")
-    elif holds:
-        lines.append(
-            "Claim HL-Gauss <= two-hot <= MSE: the order holds in the means, but a step is within noise."
-        )
-    else:
-        broken = [s for s, d in (("HL-Gauss <= two-hot", d1), ("two-hot <= MSE", d2)) if d.mean > 0]
-        sig = any(d.significant for d in (d1, d2) if d.mean > 0)
-        lines.append(
-            f"Claim HL-Gauss <= two-hot <= MSE: does not hold here ({', '.join(broken)} reversed"
-            f"{', significantly' if sig else ', within noise'})."
-        )
-    return lines
+    runtime = (
+        "25 runs (5 methods, 5 seeds); measured 51 s CPU, 204 s wall with 2 workers at load 9-20 "
+        "(CPU / 2 = 26 s wall on 2 idle cores)"
+    )
+    config_cls = ValueSection
+    metrics = METRICS
+    methods: Mapping[str, Method] = MappingProxyType(VALUE_METHODS)
+    setting_axes = ("data",)
+    report_note = (
+        "Intervals are 95% Student-t intervals over seeds; methods are compared paired by seed (the "
+        "seed fixes the data, the target noise and the initial weights). RMSE and MAE are against "
+        "the clean targets; CRPS and coverage against noisy test targets."
+    )
+
+    def validate(self, section: Any) -> None:
+        prefix_errors("value", section.validate)
+
+    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> None:
+        super().load(cfg, data=data, model_fn=model_fn)
+        if model_fn is not None:
+            raise TypeError(expected("model_fn", "to be None (task 'value' builds its own MLP)", model_fn))
+        if cfg.section.data == "cartpole":  # before anything is written, not in a worker
+            _cartpole_env()
+
+    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
+        sec = cfg.section
+        fixed = sec.run_fields()
+        return [
+            RunSpec(
+                {"data": sec.data, "method": m, "param": p, "seed": s},
+                {"task": self.name, "section": fixed, "run": {"method": m, "param": p, "seed": s}},
+            )
+            for s in cfg.seeds
+            for m, p in method_grid(self.name, sec.methods, self.methods)
+        ]
+
+    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
+        a = spec.axes
+        return RunRecord.of(run_one(ctx.section, a["method"], a["param"], a["seed"]))
+
+    def describe(self, spec: RunSpec) -> str:
+        a = spec.axes
+        return f"{a['data']:10s} {label(a['method'], a['param']):16s} seed {a['seed']:<3d}"
+
+    def verdict(self, records: list[dict[str, Any]]) -> list[Verdict]:
+        out: list[Verdict] = []
+        for data in dict.fromkeys(r.get("data", "synthetic") for r in records):
+            recs = [r for r in records if r.get("data", "synthetic") == data]
+            out += verdict(recs, _data_title(data))
+        return out
+
+    def figures(self, runs: list[Any], records: list[dict[str, Any]], verdicts: list[Any]) -> list[Figure]:
+        out = []
+        for data in dict.fromkeys(r.get("data", "synthetic") for r in records):
+            rows = by_label([r for r in records if r.get("data", "synthetic") == data])
+            panels = [
+                (
+                    "RMSE against the clean targets (lower is better)",
+                    "RMSE",
+                    [(n, mean_of(rs, "rmse")) for n, rs in rows.items()],
+                )
+            ]
+            dist = {n: rs for n, rs in rows.items() if not math.isnan(mean_of(rs, "coverage80").mean)}
+            hlines: list[list[tuple[float, str]]] = [[]]
+            if dist:
+                panels.append(
+                    (
+                        "coverage of the central 80% interval (noisy test targets)",
+                        "coverage",
+                        [(n, mean_of(rs, "coverage80")) for n, rs in dist.items()],
+                    )
+                )
+                hlines.append([(0.8, "calibrated")])
+            out.append(
+                Figure(
+                    f"rmse_{data}",
+                    f"{_data_title(data)}: RMSE of each method against the clean targets and the coverage "
+                    "of the predicted histograms' central 80% interval; means with 95% t-intervals over "
+                    "seeds (the verdict's claims use paired differences, whose intervals are narrower).",
+                    errorbar_figure(panels, hlines=hlines),
+                )
+            )
+        return out
+
+
+TASK = register(ValueTask())
