@@ -24,6 +24,7 @@ When the driver dies, Ray ends its job (the run tasks die with it); rerunning th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -35,6 +36,7 @@ from labelsmooth.study.runner import Executor, Outcome, RunFailed, execute_run
 from labelsmooth.study.tasks.base import Context, NeededRun, RunSpec, Task
 
 INSTALL = 'pip install "labelsmooth[ray]"'
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
 WAIT_STEP = 0.25  # seconds per ray.wait, so that signals reach the driver promptly
 
 
@@ -183,12 +185,14 @@ class RayExecutor(Executor):
                 out.append((spec, ray.get(ref)))
             except ray.exceptions.RayTaskError as exc:  # the run raised: not retried
                 cause = getattr(exc, "cause", None)
-                line = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).splitlines()[0]
-                out.append((spec, RunFailed(line.strip().splitlines()[0], str(exc))))
+                text = _ANSI.sub("", getattr(exc, "traceback_str", "") or str(exc))
+                line = f"{type(cause).__name__}: {cause}" if cause is not None else text.strip().splitlines()[-1]
+                out.append((spec, RunFailed(line.strip().splitlines()[0], text)))
             except ray.exceptions.RayError as exc:  # its worker or node died more than max_retries times
-                first = (str(exc).strip().splitlines() or [""])[0]
+                text = _ANSI.sub("", str(exc))
+                first = (text.strip().splitlines() or [""])[0]
                 line = f"{type(exc).__name__} (after {self.max_retries} retries): {first}"
-                out.append((spec, RunFailed(line, str(exc))))
+                out.append((spec, RunFailed(line, text)))
         return out
 
     def close(self, *, abort: bool) -> None:
