@@ -26,7 +26,7 @@ from click.testing import CliRunner
 import study_fault_task  # noqa: F401  (registers toy_fault)
 import study_toy_task  # noqa: F401  (registers toy_chain)
 from labelsmooth.cli import main
-from labelsmooth.study.runner import load_results, run
+from labelsmooth.study.runner import run
 from labelsmooth.study.store import Store
 
 if os.environ.get("CI"):
@@ -50,7 +50,9 @@ def cluster():
     try:
         for attempt in range(3):  # on a loaded machine the raylet may miss Ray's 30 s start-up limit
             try:
-                info = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                info = ray.init(
+                    num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+                )
                 break
             except Exception:
                 ray.shutdown()
@@ -250,7 +252,9 @@ def test_an_unreachable_address_is_one_line_naming_it(tmp_path, monkeypatch):
         port = s.getsockname()[1]
     address = f"127.0.0.1:{port}"
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
-    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init called for an unreachable address"))
+    monkeypatch.setattr(
+        ray, "init", lambda *a, **k: pytest.fail("ray.init called for an unreachable address")
+    )
     start = time.monotonic()
     result = CliRunner().invoke(main, ["study", "--task", "toy_fault", "--out", str(tmp_path / "s"),
                                        "--backend", "ray", "--ray-address", address,

@@ -106,7 +106,7 @@ class RaySession:
                 ray.init(address=address, **quiet)
             else:
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                ray.init(num_cpus=available_cores(), include_dashboard=False, **quiet)
+                _start_local(ray, quiet)
         except ConnectionError as exc:
             raise ConnectionError(
                 expected("ray.address", f"to be a running Ray cluster ({str(exc).splitlines()[0]})",
@@ -126,6 +126,23 @@ class RaySession:
 
     def executor(self, task: Task, ctx: Context, n_runs: int) -> RayExecutor:
         return RayExecutor(self.ray, task, ctx, self.cfg)
+
+
+LOCAL_START_ATTEMPTS = 2
+
+
+def _start_local(ray: Any, quiet: dict[str, Any]) -> None:
+    """Start a local instance; a second attempt when the first times out (on a loaded machine Ray's
+    raylet may miss its own start-up deadline waiting for its agent processes)."""
+    for attempt in range(LOCAL_START_ATTEMPTS):
+        try:
+            ray.init(num_cpus=available_cores(), include_dashboard=False, **quiet)
+            return
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == LOCAL_START_ATTEMPTS - 1:
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise RuntimeError(f"could not start a local Ray instance: {first}") from None
 
 
 def _signals() -> list[int]:
@@ -186,7 +203,8 @@ class RayExecutor(Executor):
             except ray.exceptions.RayTaskError as exc:  # the run raised: not retried
                 cause = getattr(exc, "cause", None)
                 text = _ANSI.sub("", getattr(exc, "traceback_str", "") or str(exc))
-                line = f"{type(cause).__name__}: {cause}" if cause is not None else text.strip().splitlines()[-1]
+                last = (text.strip().splitlines() or [type(exc).__name__])[-1]
+                line = f"{type(cause).__name__}: {cause}" if cause is not None else last
                 out.append((spec, RunFailed(line.strip().splitlines()[0], text)))
             except ray.exceptions.RayError as exc:  # its worker or node died more than max_retries times
                 text = _ANSI.sub("", str(exc))
