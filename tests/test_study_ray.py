@@ -154,7 +154,9 @@ def test_retries_are_bounded_then_the_run_is_stored_as_failed(cluster, tmp_path)
 
 
 @pytest.mark.parametrize("backend", ["ray", "local"])
-def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(cluster, tmp_path, backend):
+def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(request, tmp_path, backend):
+    if backend == "ray":
+        request.getfixturevalue("cluster")
     marks = tmp_path / "marks"
     marks.mkdir()
     cfg = {"task": "toy_fault", "seeds": 2, "backend": backend, "workers": 1,
