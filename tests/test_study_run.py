@@ -160,13 +160,16 @@ def test_user_model_and_data(tmp_path):
 
 
 def test_model_fn_must_return_a_module(tmp_path):
-    with pytest.raises(TypeError, match="model_fn"):
-        run(
-            tiny(seeds=1, noise={"rates": [0.0]}),
-            model_fn=lambda shape, k: "nope",
-            out=tmp_path,
-            report=False,
-        )
+    # a run that raises is stored as failed with its error (the study goes on; rerunning retries it)
+    res = run(
+        tiny(seeds=1, noise={"rates": [0.0]}),
+        model_fn=lambda shape, k: "nope",
+        out=tmp_path,
+        report=False,
+        log=lambda message: None,
+    )
+    assert len(res) == 0 and res.failed
+    assert all(f["error"].startswith("TypeError: Expected `model_fn` to return") for f in res.failed)
 
 
 def test_bad_inputs_fail_before_anything_is_written(tmp_path):

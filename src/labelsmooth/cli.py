@@ -17,7 +17,9 @@ import click
 
 from labelsmooth._validation import expected
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, RuntimeError)
+_USER_ERRORS = (
+    ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, RuntimeError, ConnectionError,
+)  # fmt: skip
 
 
 def _float_list(name: str, text: str) -> list[float]:
@@ -60,6 +62,8 @@ def main() -> None:
 @click.option("--lr", type=float, help="Adam learning rate.")
 @click.option("--batch-size", type=int, help="Minibatch size (0 = full batch).")
 @click.option("--workers", type=int, help="Worker processes (0 = auto). Results do not depend on it.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), help="Where runs execute (default local).")
+@click.option("--ray-address", help='Ray cluster: "auto" or HOST:PORT (default: start a local instance).')
 @click.option(
     "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key, e.g. train.lr=0.001."
 )
@@ -69,8 +73,8 @@ def main() -> None:
 @click.option("--no-report", is_flag=True, help="Store the runs but do not draw the report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary table.")
 def study(config_path, task, out, datasets, data_path, label_column, noise, noise_kind, alphas, seeds, epochs,
-          model, width, depth, lr, batch_size, workers, sets, download, dry_run, extend, no_report,
-          quiet) -> None:  # fmt: skip
+          model, width, depth, lr, batch_size, workers, backend, ray_address, sets, download, dry_run, extend,
+          no_report, quiet) -> None:  # fmt: skip
     """Train a grid of models with and without label smoothing, store every run, write a report.
 
     With no options: the default study on scikit-learn's digits (90 runs; under 2 minutes on 2 idle cores).
@@ -82,6 +86,7 @@ def study(config_path, task, out, datasets, data_path, label_column, noise, nois
         "out": out, "data.path": data_path, "data.label_column": label_column, "noise.kind": noise_kind,
         "train.epochs": epochs, "model.kind": model, "model.width": width, "model.depth": depth,
         "train.lr": lr, "train.batch_size": batch_size, "workers": workers, "task": task,
+        "backend": backend, "ray.address": ray_address,
     }  # fmt: skip
     for sv in sets:  # --set first, so that explicit flags win over it
         if "=" not in sv:
@@ -113,7 +118,7 @@ def study(config_path, task, out, datasets, data_path, label_column, noise, nois
 
 
 def _dry_run(cfg) -> None:
-    from labelsmooth.study.runner import plan, prepare
+    from labelsmooth.study.runner import describe_backend, plan, prepare
     from labelsmooth.study.store import DB_NAME, Store
 
     ctx = prepare(cfg)
@@ -129,7 +134,7 @@ def _dry_run(cfg) -> None:
                      "without --extend.")  # fmt: skip
     todo = len({s.run_hash for s in grid} - done)
     each = f" ({cfg.train.epochs} epochs each)" if cfg.task == "classification" else f" (task {cfg.task})"
-    click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}:")
+    click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}; {describe_backend(cfg, todo)}:")
     assert ctx.task is not None  # set by prepare()
     for i, spec in enumerate(grid, 1):
         h = spec.run_hash
@@ -162,6 +167,7 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
     elapsed = time.perf_counter() - start
     if quiet:
         click.echo(str(Path(cfg.out) / ("report.html" if report else DB_NAME)))
+        _failed_exit(results)
         return
     task = get_task(cfg.task)
     click.echo(summary_table(results, task))
@@ -171,6 +177,18 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
     click.echo(f"\n{len(results)} runs in {elapsed:.1f} s. Database: {Path(cfg.out) / DB_NAME}")
     if report:
         click.echo(f"Report: {Path(cfg.out) / 'report.html'}")
+    _failed_exit(results)
+
+
+def _failed_exit(results) -> None:
+    """After a study whose runs failed: name them on stderr and exit with status 1."""
+    if not results.failed:
+        return
+    click.echo(f"labelsmooth: {len(results.failed)} runs failed (stored with their error; rerunning the "
+               "same command retries them):", err=True)  # fmt: skip
+    for f in results.failed:
+        click.echo(f"  {f['run_hash']}  {f['error']}", err=True)
+    sys.exit(1)
 
 
 def summary_table(records: list[dict], task=None) -> str:

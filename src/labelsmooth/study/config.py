@@ -32,9 +32,11 @@ else:  # pragma: no cover - exercised on 3.10 only
 DATASETS = ("digits", "synthetic", "npz", "csv", "images", "cifar10")
 NOISE_KINDS = ("symmetric", "pairflip", "matrix")
 MODEL_KINDS = ("logreg", "mlp", "cnn")
+BACKENDS = ("local", "ray")
 __all__ = [
-    "FOCAL_SCHEDULES", "DataConfig", "MethodsConfig", "ModelConfig", "NoiseConfig", "StudyConfig",
-    "TrainConfig", "apply_overrides", "from_mapping", "load_config", "parse_value", "to_toml", "validate",
+    "BACKENDS", "FOCAL_SCHEDULES", "DataConfig", "MethodsConfig", "ModelConfig", "NoiseConfig", "RayConfig",
+    "StudyConfig", "TrainConfig", "apply_overrides", "from_mapping", "load_config", "parse_value", "to_toml",
+    "validate",
 ]  # fmt: skip
 
 
@@ -110,6 +112,26 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """The Ray backend (``backend = "ray"``; section ``[ray]``, shared by every task). Never part of a
+    run's hash: the stored numbers do not depend on it.
+
+    ``address``: "" starts a local Ray instance sized to the machine (shut down when the study ends);
+    ``"auto"`` joins the running cluster of this node (``ray start --head``); ``"HOST:PORT"`` joins the
+    cluster whose head listens there. ``cpus_per_run`` / ``gpus_per_run``: the resources Ray reserves for
+    each run (each run still trains on one thread, so its numbers never depend on them). ``max_retries``:
+    how many times a run whose worker process or node died is started again (a run that raises is not
+    retried: it is stored as failed). ``connect_timeout``: seconds to wait for ``address`` to answer.
+    """
+
+    address: str = ""
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    max_retries: int = 3
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A whole study: the grid datasets x noise rates x methods x seeds, and how to run it."""
 
@@ -123,12 +145,15 @@ class StudyConfig:
     n_bins: int = 15
     out: str = "labelsmooth-study"
     task: str = "classification"  # the task of the study (labelsmooth.study.tasks.TASKS)
+    backend: str = "local"  # where runs execute: local (this machine's processes) or ray (a Ray cluster)
+    ray: RayConfig = field(default_factory=RayConfig)  # the ray backend's settings, section [ray]
     section: Any = None  # the task's own section [<task>] (None for classification: data ... train)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON/TOML-ready mapping (tuples become lists): the top-level keys, then the task's
         sections (classification: data, noise, methods, model, train; any other task: ``[<task>]``)."""
-        d = {key: getattr(self, key) for key in _TOP_KEYS}
+        d: dict[str, Any] = {key: getattr(self, key) for key in _TOP_KEYS}
+        d["ray"] = dataclasses.asdict(self.ray)
         if self.task == "classification":
             d.update({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
         elif self.section is not None:
@@ -161,7 +186,9 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "train": TrainConfig,
 }
-_TOP_KEYS = ("task", "seeds", "workers", "n_bins", "out")
+_TOP_KEYS = ("task", "seeds", "workers", "n_bins", "out", "backend")
+_SHARED_SECTIONS: dict[str, type] = {"ray": RayConfig}
+"""Sections every task reads (the backend's settings)."""
 
 
 def _unknown(section: str, key: str, known: list[str]) -> ValueError:
@@ -190,11 +217,13 @@ def from_mapping(mapping: Mapping[str, Any]) -> StudyConfig:
     task = get_task(task_name)
     kwargs: dict[str, Any] = {"task": task_name}
     own = list(SECTIONS) if task_name == "classification" else ([task_name] if task.config_cls else [])
-    known_top = own + list(_TOP_KEYS)
+    known_top = own + list(_SHARED_SECTIONS) + list(_TOP_KEYS)
     for key, value in mapping.items():
         if key == "task":
             continue
-        if key in own:
+        if key in _SHARED_SECTIONS:
+            kwargs[key] = parse_section(key, _SHARED_SECTIONS[key], value)
+        elif key in own:
             cls = SECTIONS[key] if task_name == "classification" else task.config_cls
             assert cls is not None  # own holds task_name only when the task has a section
             section = parse_section(key, cls, value)
@@ -380,7 +409,27 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     at_least("n_bins", cfg.n_bins, 2)
     if not cfg.out:
         raise ValueError(expected("out", "to be a folder path", cfg.out))
+    _validate_backend(cfg)
     return cfg
+
+
+def _validate_backend(cfg: StudyConfig) -> None:
+    if cfg.backend not in BACKENDS:
+        raise ValueError(expected("backend", "to be one of " + ", ".join(BACKENDS), cfg.backend))
+    r = cfg.ray
+    if r.address not in ("", "auto"):
+        host, _, port = r.address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            what = '"" (a local instance), "auto" or "HOST:PORT"'
+            raise ValueError(expected("ray.address", what, r.address))
+    if not (r.cpus_per_run > 0 and math.isfinite(r.cpus_per_run)):
+        raise ValueError(expected("ray.cpus_per_run", "> 0", r.cpus_per_run))
+    if not (r.gpus_per_run >= 0 and math.isfinite(r.gpus_per_run)):
+        raise ValueError(expected("ray.gpus_per_run", ">= 0", r.gpus_per_run))
+    if r.max_retries < 0:
+        raise ValueError(expected("ray.max_retries", ">= 0", r.max_retries))
+    if not (r.connect_timeout > 0 and math.isfinite(r.connect_timeout)):
+        raise ValueError(expected("ray.connect_timeout", "> 0 (seconds)", r.connect_timeout))
 
 
 def _check_matrix(matrix: tuple[tuple[float, ...], ...]) -> None:
@@ -408,8 +457,9 @@ def _merge(base: dict[str, Any], dotted: str, value: Any) -> None:
         section, key = parts
         from labelsmooth.study.tasks import TASKS
 
-        if section not in SECTIONS and section not in TASKS:
-            raise _unknown("config", section, list(SECTIONS) + list(TASKS) + list(_TOP_KEYS))
+        if section not in SECTIONS and section not in TASKS and section not in _SHARED_SECTIONS:
+            known = list(SECTIONS) + list(TASKS) + list(_SHARED_SECTIONS) + list(_TOP_KEYS)
+            raise _unknown("config", section, known)
         sub = base.setdefault(section, {})
         if not isinstance(sub, dict):
             raise TypeError(expected(section, "to be a table of keys", sub))

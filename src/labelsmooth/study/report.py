@@ -11,7 +11,7 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class ReportData:
     figures: list[Figure]
     task: Task | None = None
     hidden: int = 0  # stored runs outside the grid (not shown)
+    failed: list[StoredRun] = field(default_factory=list)  # runs stored as failed (not shown; named)
 
 
 def build(folder: str | Path) -> ReportData:
@@ -43,13 +44,14 @@ def build(folder: str | Path) -> ReportData:
         task = get_task(store.task())
         runs = grid_runs(store)
         hidden = len(outside_grid(store))
+        failed = store.failed_runs()
         cfg_dict = store.config()
         version = store.get_meta("library_version", "?") or "?"
     cfg = from_mapping(cfg_dict) if cfg_dict else None
     records = [task.record(r) for r in runs]
     verdicts = task.verdict(records)
     figs = task.figures(runs, records, verdicts) if runs else []
-    return ReportData(cfg, version, runs, records, verdicts, figs, task, hidden)
+    return ReportData(cfg, version, runs, records, verdicts, figs, task, hidden, failed)
 
 
 def _slug(text: str) -> str:
@@ -148,6 +150,10 @@ def _note(rd: ReportData) -> str:
     if rd.hidden:
         note += (f" This folder also stores {rd.hidden} runs outside the study's grid (an earlier config); "
                  "they are not shown (`labelsmooth export --all` lists them).")  # fmt: skip
+    if rd.failed:
+        errors = "; ".join(f"{r.run_hash}: {r.error}" for r in rd.failed)
+        note += (f" {len(rd.failed)} runs failed and are not shown (rerunning the study retries them): "
+                 f"{errors}.")  # fmt: skip
     return note
 
 

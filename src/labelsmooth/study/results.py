@@ -31,6 +31,7 @@ class Results(list):
         self.hidden = (
             0  # stored runs outside the study's grid, not in this table (load_results(all_runs=True))
         )
+        self.failed: list[dict[str, Any]] = []  # runs stored as failed: their axes, run_hash and error
 
     @property
     def columns(self) -> list[str]:

@@ -30,8 +30,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+import traceback
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -214,61 +217,177 @@ def _needed(store: Store, spec: RunSpec, cache: dict[str, NeededRun]) -> dict[st
         return {}
     if any(h not in cache for h in spec.needs):
         for r in store.runs():
-            cache.setdefault(
-                r.run_hash, NeededRun(r.run_hash, r.spec, r.metrics, r.curves, r.arrays, r.artefact_dir)
-            )
+            if r.status == "done":
+                cache.setdefault(
+                    r.run_hash, NeededRun(r.run_hash, r.spec, r.metrics, r.curves, r.arrays, r.artefact_dir)
+                )
     return {h: cache[h] for h in spec.needs}
 
 
-def _execute_all(
-    task: Task, ctx: Context, todo: list[RunSpec], workers: int, store: Store
-) -> Generator[dict[str, Any], None, None]:
-    """Yield the record of each run as it finishes (serially, or from spawned worker processes); a run
-    is started only when the runs it needs are stored (the caller stores each record before the next)."""
-    cache: dict[str, NeededRun] = {}
-    if workers <= 1:
+# ------------------------------------------------------------------------------------------- executors
+
+
+class RunFailed(Exception):
+    """A run that raised, as text: ``line`` (``"ValueError: ..."``) and the ``traceback`` (an executor
+    whose errors come from elsewhere, e.g. Ray, hands these to the scheduler)."""
+
+    def __init__(self, line: str, traceback: str = "") -> None:
+        super().__init__(line)
+        self.line = line
+        self.traceback = traceback or line
+
+
+Outcome = tuple[RunSpec, "dict[str, Any] | BaseException"]
+"""What an executor hands back for one run: its record, or the exception it raised."""
+
+
+class Executor:
+    """Where runs execute; the scheduler (:func:`_execute_all`) decides what runs when. ``slots``: how
+    many runs it takes at a time; :meth:`submit` starts one; :meth:`wait` blocks until at least one
+    finishes and returns their outcomes; :meth:`close` ends it (``abort``: drop the runs in flight)."""
+
+    slots: int = 1
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+
+    def submit(self, spec: RunSpec, needs: dict[str, NeededRun]) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> list[Outcome]:
+        raise NotImplementedError
+
+    def close(self, *, abort: bool) -> None:
+        """Release the executor (``abort``: the study was interrupted or failed)."""
+
+
+class SerialExecutor(Executor):
+    """Runs in this process, one at a time, on one thread (the caller's thread count is restored)."""
+
+    def __init__(self, task: Task, ctx: Context) -> None:
         import torch
 
-        threads = torch.get_num_threads()  # runs train on one thread; give the caller its threads back
+        super().__init__()
+        self.task, self.ctx = task, ctx
+        self.queue: list[tuple[RunSpec, dict[str, NeededRun]]] = []
+        self.threads = torch.get_num_threads()  # runs train on one thread; give the caller its threads back
+
+    def submit(self, spec: RunSpec, needs: dict[str, NeededRun]) -> None:
+        self.queue.append((spec, needs))
+        self.in_flight += 1
+
+    def wait(self) -> list[Outcome]:
+        import torch
+
+        spec, needs = self.queue.pop(0)
+        self.in_flight -= 1
+        torch.set_num_threads(1)
         try:
-            for spec in todo:
-                torch.set_num_threads(1)
-                yield execute_run(task, spec, ctx, _needed(store, spec, cache))
-        finally:
-            torch.set_num_threads(threads)
-        return
-    mp = get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(task, ctx, os.getpid())
-    )
+            return [(spec, execute_run(self.task, spec, self.ctx, needs))]
+        except Exception as exc:  # a failed run; KeyboardInterrupt and StudyInterrupted stop the study
+            return [(spec, exc)]
+
+    def close(self, *, abort: bool) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+class PoolExecutor(Executor):
+    """Runs in ``workers`` spawned processes that watch their parent (see the module docstring)."""
+
+    def __init__(self, task: Task, ctx: Context, workers: int) -> None:
+        super().__init__()
+        self.slots = 1 << 30  # the pool queues what its processes cannot take yet
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+            initargs=(task, ctx, os.getpid()),
+        )  # fmt: skip
+        self.futures: dict[Future, RunSpec] = {}
+
+    def submit(self, spec: RunSpec, needs: dict[str, NeededRun]) -> None:
+        self.futures[self.pool.submit(_work, spec, needs)] = spec
+        self.in_flight += 1
+
+    def wait(self) -> list[Outcome]:
+        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
+        out: list[Outcome] = []
+        for fut in done:
+            spec = self.futures.pop(fut)
+            self.in_flight -= 1
+            exc = fut.exception()
+            if isinstance(exc, BrokenProcessPool):  # a worker process died: the pool is gone, stop
+                raise exc
+            out.append((spec, exc if exc is not None else fut.result()))
+        return out
+
+    def close(self, *, abort: bool) -> None:
+        if not abort:
+            self.pool.shutdown(wait=True)
+            return
+        procs = list(getattr(self.pool, "_processes", {}).values())  # no public API lists them
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
+        self.pool.shutdown(wait=True)
+
+
+def failed_record(task: Task, spec: RunSpec, error: BaseException | str) -> dict[str, Any]:
+    """The record the store takes for a run that failed (status ``failed``; metrics ``error`` and
+    ``traceback``)."""
+    if isinstance(error, RunFailed):
+        line, text = error.line, error.traceback
+    elif isinstance(error, BaseException):
+        line = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    else:
+        line = text = error
+    return {
+        "run_hash": spec.run_hash, "task": task.name, "spec": dict(spec.axes), "config": dict(spec.config),
+        "needs": list(spec.needs), "metrics": {"error": line, "traceback": text}, "curves": {}, "arrays": {},
+        "status": "failed",
+    }  # fmt: skip
+
+
+def _execute_all(
+    task: Task, executor: Executor, todo: list[RunSpec], store: Store
+) -> Generator[dict[str, Any], None, None]:
+    """The scheduler of every backend: yield the record of each run as it finishes (a failed run's record
+    has status ``failed``); a run is submitted only when the runs it needs are stored (the caller stores
+    each record before asking for the next), and a run whose need failed is recorded as failed unrun."""
+    cache: dict[str, NeededRun] = {}
     waiting = list(todo)
     planned = {s.run_hash for s in todo}
-    pending: set[Future] = set()
+    failed: set[str] = set()
     finished = False
     try:
-        while waiting or pending:
+        while waiting or executor.in_flight:
+            for s in list(waiting):  # in plan order, so a failure propagates down a chain in one pass
+                bad = next((n for n in s.needs if n in failed), None)
+                if bad is not None:
+                    waiting.remove(s)
+                    failed.add(s.run_hash)
+                    yield failed_record(task, s, f"not run: it needs run {bad}, which failed")
             done_now = store.done_hashes()
             ready = [s for s in waiting if all(n in done_now or n not in planned for n in s.needs)]
-            for s in ready:
+            for s in ready[: max(0, executor.slots - executor.in_flight)]:
                 waiting.remove(s)
-                pending.add(pool.submit(_work, s, _needed(store, s, cache)))
-            if not pending:  # pragma: no cover - order_plan() rules this out
-                raise RuntimeError("runs wait for needs that nothing produces")
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
+                executor.submit(s, _needed(store, s, cache))
+            if not executor.in_flight:
+                if waiting:  # pragma: no cover - order_plan() rules this out
+                    raise RuntimeError("runs wait for needs that nothing produces")
+                break
+            for spec, outcome in executor.wait():
+                if isinstance(outcome, BaseException):
+                    failed.add(spec.run_hash)
+                    yield failed_record(task, spec, outcome)
+                else:
+                    yield outcome
         finished = True
     finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:  # interrupted or failed: drop the runs in flight now, do not wait for them
-            procs = list(getattr(pool, "_processes", {}).values())  # no public API lists them
-            pool.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join(5)
-            pool.shutdown(wait=True)
+        executor.close(abort=not finished)
 
 
 class _Signals:
@@ -332,7 +451,8 @@ def run(
         Where the database and report go (default ``config.out``). Re-running resumes.
     workers : int, optional
         Worker processes (default ``config.workers``; 0 = auto), capped at the cores available (with a
-        message). Results do not depend on it.
+        message). Results do not depend on it. The backend (``config.backend``: ``local`` or ``ray``,
+        with the ``[ray]`` section) does not change the numbers either.
     progress : bool
         Show a progress bar on stderr (only when stderr is a terminal).
     report : bool
@@ -358,6 +478,13 @@ def run(
         The folder holds another study and ``extend`` is False.
     StudyInterrupted
         SIGINT, SIGTERM or SIGHUP: finished runs are stored, runs in flight dropped.
+    ImportError, ConnectionError
+        ``backend = "ray"`` without Ray installed, or with a ``ray.address`` where no cluster answers
+        (before anything is written).
+
+    A run that raises does not stop the study: it is stored as failed with its error (a message is
+    logged; ``results.failed`` lists them), the runs that need it are stored as failed unrun, and the
+    other runs go on. Rerunning the study retries the failed runs.
 
     Examples
     --------
@@ -380,8 +507,8 @@ def run(
     assert task is not None  # set by prepare()
     specs = ctx.plan()
     folder = Path(cfg.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FolderLock(folder), _Signals():
+    # the backend first (ray: connected or started), so that an unreachable cluster writes nothing
+    with _backend(cfg, say) as executor_for, FolderLock(_created(folder)), _Signals():
         with Store.open(folder) as store:
             grid = _check_study(store, task.name, [s.run_hash for s in specs], folder, extend=extend, say=say)
             (folder / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
@@ -397,20 +524,18 @@ def run(
                     store.set_meta("datasets", ",".join(ctx.datasets))
             done = store.done_hashes()
             todo = order_plan(_unique(s for s in specs if s.run_hash not in done), done)
-            n_workers = cfg.resolved_workers(len(todo))
-            if cfg.workers > available_cores() and len(todo) > 1:
-                say(f"--workers {cfg.workers} is more than the {available_cores()} cores available; "
-                    f"using {n_workers} worker processes.")  # fmt: skip
             bar = _progress(len(todo), enabled=progress)
             stored = 0
-            records = _execute_all(task, ctx, todo, n_workers, store)
+            records = _execute_all(task, executor_for(task, ctx, len(todo)), todo, store)
             try:
                 for record in records:
                     save_artefacts(folder, record["run_hash"], record.pop("artefacts", None) or {})
                     store.add_run(record)
                     stored += 1
                     bar.update(1)
-                    if on_run is not None:
+                    if record.get("status") == "failed":
+                        say(f"run {record['run_hash']} failed: {record['metrics']['error']}")
+                    elif on_run is not None:
                         on_run(record)
             except StudyInterrupted as exc:
                 exc.stored = stored
@@ -425,6 +550,44 @@ def run(
 
             write_report(folder)
     return load_results(folder)
+
+
+def _created(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def _backend(
+    cfg: StudyConfig, say: Callable[[str], None]
+) -> Iterator[Callable[[Task, Context, int], Executor]]:
+    """The study's backend, open for the study: a function ``(task, ctx, n_runs) -> Executor``."""
+    if cfg.backend == "ray":
+        from labelsmooth.study.ray_backend import RaySession
+
+        with RaySession(cfg.ray) as session:
+            yield session.executor
+        return
+
+    def local(task: Task, ctx: Context, n_runs: int) -> Executor:
+        n_workers = cfg.resolved_workers(n_runs)
+        if cfg.workers > available_cores() and n_runs > 1:
+            say(f"--workers {cfg.workers} is more than the {available_cores()} cores available; "
+                f"using {n_workers} worker processes.")  # fmt: skip
+        return SerialExecutor(task, ctx) if n_workers <= 1 else PoolExecutor(task, ctx, n_workers)
+
+    yield local
+
+
+def describe_backend(cfg: StudyConfig, n_runs: int) -> str:
+    """One line for ``--dry-run``: the backend and the resources of each run."""
+    if cfg.backend == "ray":
+        from labelsmooth.study.ray_backend import describe
+
+        return describe(cfg.ray)
+    n = cfg.resolved_workers(n_runs)
+    where = "this process" if n <= 1 else f"{n} worker processes"
+    return f"backend local: {where}; per run 1 CPU (one thread)"
 
 
 def _unique(specs: Any) -> list[RunSpec]:
@@ -491,7 +654,7 @@ def study_task(store: Store) -> Task:
 def load_results(folder: str | os.PathLike[str], *, all_runs: bool = False) -> Results:
     """The results table of a stored study: the runs of its grid (``all_runs``: every stored run, those
     outside the grid last). Opens the database read-only. ``results.hidden`` counts the stored runs left
-    out."""
+    out; ``results.failed`` lists the runs stored as failed (their axes, ``run_hash`` and ``error``)."""
     with Store.open(Path(folder), create=False, readonly=True) as store:
         task = study_task(store)
         runs = grid_runs(store)
@@ -500,6 +663,7 @@ def load_results(folder: str | os.PathLike[str], *, all_runs: bool = False) -> R
             runs = runs + extra
         res = Results([task.record(r) for r in runs], str(folder))
         res.hidden = 0 if all_runs else len(extra)
+        res.failed = [{**r.spec, "run_hash": r.run_hash, "error": r.error} for r in store.failed_runs()]
         return res
 
 

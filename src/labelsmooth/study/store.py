@@ -11,8 +11,12 @@ Schema (version 2, generic over tasks)::
     meta(key TEXT PRIMARY KEY, value TEXT)   -- schema_version, library_version, created, task, config
                                              -- (JSON), configs (JSON list, one per --extend), grid, ...
     runs(run_hash TEXT PRIMARY KEY, task TEXT, axes JSON, needs JSON (list of run hashes),
-         status TEXT ('done'), library_version, config JSON, metrics JSON, curves JSON, arrays JSON,
-         wall_time REAL, finished_at TEXT)
+         status TEXT ('done' | 'failed'), library_version, config JSON, metrics JSON, curves JSON,
+         arrays JSON, wall_time REAL, finished_at TEXT)
+
+A run that raised is stored with status ``failed``, its ``metrics`` holding ``error`` (one line: the
+exception's type and message) and ``traceback``; it is not in the study's results (``report``,
+``export``), it is not "done" (so rerunning the study retries it), and a stored ``done`` row replaces it.
 
 Version 1 (labelsmooth 0.1.0, classification only) had the columns dataset, noise_kind, noise_rate,
 method, param (JSON text), seed instead of task, axes, needs, status. A version-1 database is read as it
@@ -86,6 +90,11 @@ class StoredRun:
     needs: tuple[str, ...] = ()
     status: str = "done"
     artefact_dir: Path | None = field(default=None, compare=False)
+
+    @property
+    def error(self) -> str | None:
+        """A failed run's error (``"ValueError: ..."``), None for a finished one."""
+        return self.metrics.get("error") if self.status == "failed" else None
 
 
 def _dumps(obj: Any) -> str:
@@ -239,13 +248,17 @@ class Store:
 
     def add_run(self, record: dict[str, Any]) -> None:
         """Insert one finished run in its own transaction (all of the row or none of it). ``record`` holds
-        run_hash, spec (the axes), config, metrics, curves, arrays, and optionally task and needs."""
+        run_hash, spec (the axes), config, metrics, curves, arrays, and optionally task, needs and status
+        (``"done"``, or ``"failed"`` with ``metrics`` holding ``error`` and ``traceback``)."""
+        status = record.get("status", "done")
+        if status not in ("done", "failed"):
+            raise ValueError(expected("status", "to be 'done' or 'failed'", status))
         row = StoredRun(
             record["run_hash"], dict(record["spec"]), __version__, record["config"],
             _clean(record["metrics"]), _clean(record["curves"]), _clean(record["arrays"]),
             float(record["metrics"].get("wall_time", 0.0) or 0.0),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            task=record.get("task", "classification"), needs=tuple(record.get("needs", ())),
+            task=record.get("task", "classification"), needs=tuple(record.get("needs", ())), status=status,
         )  # fmt: skip
         with self.conn:
             self._insert(row)
@@ -258,8 +271,13 @@ class Store:
              r.finished_at),
         )  # fmt: skip
 
+    def failed_runs(self) -> list[StoredRun]:
+        """The stored runs that failed (status ``failed``), in the order they were stored."""
+        return [r for r in self.runs() if r.status == "failed"]
+
     def runs(self) -> list[StoredRun]:
-        """Every stored run, in the order they were stored (version 1: dataset, noise, seed, method)."""
+        """Every stored run, failed ones included, in the order they were stored (version 1: dataset,
+        noise, seed, method)."""
         if self.version < 2:
             return self._v1_rows()
         rows = self.conn.execute(
@@ -303,10 +321,10 @@ _RUNS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS runs") :].rstrip
 
 
 def grid_runs(store: Store) -> list[StoredRun]:
-    """The stored runs of the study's grid (meta ``grid``), in grid order (classification: datasets, noise
-    rates, seeds, then methods in registry order). See :func:`outside_grid` for the others."""
+    """The finished (``done``) runs of the study's grid (meta ``grid``), in grid order (classification:
+    datasets, noise rates, seeds, then methods in registry order). See :func:`outside_grid` for the others."""
     grid = store.grid()
-    runs = store.runs()
+    runs = [r for r in store.runs() if r.status == "done"]
     if grid is None:
         return runs
     order = {h: i for i, h in enumerate(grid)}
@@ -320,7 +338,7 @@ def outside_grid(store: Store) -> list[StoredRun]:
     if grid is None:
         return []
     keep = set(grid)
-    return [r for r in store.runs() if r.run_hash not in keep]
+    return [r for r in store.runs() if r.run_hash not in keep and r.status == "done"]
 
 
 # ------------------------------------------------------------------------------------------- artefacts
