@@ -458,16 +458,22 @@ def judge(records: list[dict[str, Any]]) -> list[Verdict]:
         t = text.split(": ", 1)[1]
         if t.startswith("reproduced") or t.startswith("leakage reduced"):
             return "reproduced"
-        if "stronger effect" in t:
-            return "adverse (stronger than claimed)"
-        if "rose (more leakage)" in t and "no significant reduction" in t:
-            return "adverse: smoothing raised the attack AUC"
         if "no significant reduction" in t or t.startswith("not reproduced"):
             return "not measurable (attack saturated)" if "little room" in t else "not reproduced"
         return "partly reproduced"
 
+    def mia_outcome(text: str) -> str:
+        parts = []
+        if "rose (more leakage)" in text:
+            parts.append("adverse: the attack AUC rose with positive smoothing")
+        if "stronger effect" in text:
+            parts.append("a stronger defence than claimed for some a")
+        elif "small but significant fall" in text:
+            parts.append("weak defence reproduced for some a")
+        return "; ".join(parts) or "not reproduced: no detectable change in attack AUC"
+
     return [
-        Verdict("membership inference (Kaya and Dumitras 2021)", outcome(mia), [head, *per, mia]),
+        Verdict("membership inference (Kaya and Dumitras 2021)", mia_outcome(mia), [head, *per, mia]),
         Verdict("inversion, positive smoothing (Struppek et al. 2024)", outcome(inv_pos), [inv_pos]),
         Verdict("inversion, negative smoothing (Struppek et al. 2024)", outcome(inv_neg), [inv_neg]),
     ]
