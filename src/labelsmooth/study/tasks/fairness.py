@@ -586,7 +586,8 @@ class FairnessTask(Task):
 
     name = NAME
     summary = "does smoothing change worst-group accuracy, group gaps, the tail classes or selective prediction?"
-    runtime = "50 runs (2 problems, 5 methods, 5 seeds); measured 40 s wall, 31 s CPU on a loaded 2-core machine"
+    runtime = ("50 runs (2 problems, 5 methods, 5 seeds); measured 38 s CPU, 101 s wall with 2 workers on a "
+               "loaded machine (load 7-9)")
     config_cls = FairnessSection
     metrics = TASK_METRICS
     setting_axes = ("problem",)
