@@ -18,8 +18,8 @@ from labelsmooth.cli import main
 from labelsmooth.study import load_results, run
 from labelsmooth.study.methods import freeze_param, get_method
 from labelsmooth.study.objectives import loss_of
-from labelsmooth.study.tasks import get_task
 from labelsmooth.study.tasks import fairness as F
+from labelsmooth.study.tasks import get_task
 from labelsmooth.study.tasks import privacy as P
 from study_fixtures import PYTHON, subprocess_env, tiny
 
@@ -146,10 +146,22 @@ def test_privacy_verdict_on_hand_made_records():
                          inv_eval_confidence=0.95 + j))  # fmt: skip
         recs.append(dict(common, method="ls", param=0.1, mia_best_auc=0.65 + j + j * j, inv_attack_accuracy=1.0,
                          inv_eval_confidence=0.95 + j))  # fmt: skip
-        recs.append(dict(common, method="negative-schedule", param=sched, mia_best_auc=0.6 + j,
-                         inv_attack_accuracy=0.7 + j, inv_eval_confidence=0.7, test_accuracy=0.85 + j / 2))
+        recs.append(
+            dict(
+                common,
+                method="negative-schedule",
+                param=sched,
+                mia_best_auc=0.6 + j,
+                inv_attack_accuracy=0.7 + j,
+                inv_eval_confidence=0.7,
+                test_accuracy=0.85 + j / 2,
+            )
+        )
     mia, pos, neg = P.judge(recs)
-    assert mia.outcome == "adverse: the attack AUC rose with positive smoothing" and "rose (more leakage) for a=0.1" in mia.text
+    assert (
+        mia.outcome == "adverse: the attack AUC rose with positive smoothing"
+        and "rose (more leakage) for a=0.1" in mia.text
+    )
     assert pos.outcome == "not measurable (attack saturated)" and "little room" in pos.text
     assert neg.outcome == "reproduced" and "test accuracy fell" in neg.text
 
@@ -176,8 +188,11 @@ def test_bad_config_is_an_error_naming_the_key(tmp_path, over, match):
 
 def test_classification_runs_the_two_methods_and_stores_the_schedule(tmp_path):
     sched = {"final": -0.1, "warmup_epochs": 4, "ramp_epochs": 4}
-    cfg = tiny(seeds=1, noise={"rates": [0.0]},
-               methods={"label_smoothing": [], "focal": [], "classwise": [[0.0, 0.1]], "negative_schedule": [sched]})
+    cfg = tiny(
+        seeds=1,
+        noise={"rates": [0.0]},
+        methods={"label_smoothing": [], "focal": [], "classwise": [[0.0, 0.1]], "negative_schedule": [sched]},
+    )
     res = run(cfg, out=tmp_path / "c", report=True)
     by = {r["method"]: r for r in res}
     assert set(by) == {"hard", "classwise", "negative-schedule"}
@@ -186,12 +201,19 @@ def test_classification_runs_the_two_methods_and_stores_the_schedule(tmp_path):
     stored = {r.spec["method"]: r for r in load_results_runs(tmp_path / "c")}
     assert stored["negative-schedule"].spec["param"] == sched  # stored with the run
     # eval every 4 epochs of 12: epoch 4 is hard, 8 and 12 at the final a
-    assert stored["negative-schedule"].curves["label_smoothing"] == [0.0, pytest.approx(-0.1), pytest.approx(-0.1)]
+    assert stored["negative-schedule"].curves["label_smoothing"] == [
+        0.0,
+        pytest.approx(-0.1),
+        pytest.approx(-0.1),
+    ]
     assert "label_smoothing" not in stored["hard"].curves
     # part of the hash: another warm-up is another run
     other = dict(sched, warmup_epochs=5)
-    cfg2 = tiny(seeds=1, noise={"rates": [0.0]},
-                methods={"hard": False, "label_smoothing": [], "focal": [], "negative_schedule": [other]})
+    cfg2 = tiny(
+        seeds=1,
+        noise={"rates": [0.0]},
+        methods={"hard": False, "label_smoothing": [], "focal": [], "negative_schedule": [other]},
+    )
     trained = []
     run(cfg2, out=tmp_path / "c", on_run=trained.append, report=False, extend=True)
     assert len(trained) == 1

@@ -8,8 +8,11 @@ from labelsmooth.study.figures import _plt, to_png
 from labelsmooth.study.stats import Estimate
 
 
-def bars(panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Estimate | None]]]], ylabel: str,
-         legend: tuple[str, str] | None = None) -> bytes:
+def bars(
+    panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Estimate | None]]]],
+    ylabel: str,
+    legend: tuple[str, str] | None = None,
+) -> bytes:
     """One panel per ``(title, rows)``; a row is ``(label, estimate, second estimate or None)`` (two bars
     side by side when a second is given, named by ``legend``)."""
     plt = _plt()
@@ -21,7 +24,7 @@ def bars(panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Estimate | No
         for j, (off, pick) in enumerate(((-w / 2 if two else 0.0, 1), (w / 2, 2))):
             if j == 1 and not two:
                 break
-            ests = [r[pick] for r in rows]
+            ests: list[Estimate | None] = [r[1] if pick == 1 else r[2] for r in rows]
             means = [e.mean if e is not None else float("nan") for e in ests]
             errs = [e.half if e is not None and e.n > 1 else 0.0 for e in ests]
             ax.bar([x + off for x in xs], means, w, yerr=errs, capsize=3,

@@ -14,7 +14,7 @@ from torch import nn
 from labelsmooth.study.objectives import loss_of
 from labelsmooth.study.train import derive_seed
 
-__all__ = ["fit", "logits", "loss_of", "seeded"]
+__all__ = ["fit", "logits", "loss_of", "seed_tuple", "seeded"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,3 +67,13 @@ def seeded(seed: int, *parts: object) -> int:
     s = derive_seed(seed, *parts)
     torch.manual_seed(s)
     return s
+
+
+def seed_tuple(seeds: Any) -> Any:
+    """A section's ``seeds`` as ints: a count ``n >= 1`` becomes ``(0, ..., n - 1)``, integral floats
+    (the config layer reads number lists as floats) become ints; anything else is left for ``validate``."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        return tuple(range(seeds))
+    if isinstance(seeds, (list, tuple)):
+        return tuple(int(s) if isinstance(s, float) and s.is_integer() and s >= 0 else s for s in seeds)
+    return seeds

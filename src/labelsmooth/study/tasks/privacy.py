@@ -41,10 +41,10 @@ import torch
 from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.privacy import membership_inference
 from labelsmooth.study.data import load_digits, split
-from labelsmooth.study.objectives import SmoothingSchedule
 from labelsmooth.study.models import MLP
+from labelsmooth.study.objectives import SmoothingSchedule
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-from labelsmooth.study.tasks._fit import fit, logits, loss_of, seeded
+from labelsmooth.study.tasks._fit import fit, logits, loss_of, seed_tuple, seeded
 
 NAME = "privacy"
 SCORE_KEYS = {"loss": "loss", "confidence": "conf", "entropy": "entropy",
@@ -74,13 +74,7 @@ class PrivacySection:
     eval_epochs: int = 200
 
     def __post_init__(self) -> None:
-        # TOML gives ``seeds = 3`` (a count) or a list; the config layer reads number lists as floats
-        seeds = self.seeds
-        if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
-            seeds = tuple(range(seeds))
-        if isinstance(seeds, (list, tuple)):
-            seeds = tuple(int(s) if isinstance(s, float) and s.is_integer() and s >= 0 else s for s in seeds)
-        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
 
     def validate(self) -> PrivacySection:
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
