@@ -9,15 +9,14 @@ from labelsmooth.study.stats import Estimate
 
 
 def bars(
-    panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Estimate | None]]]],
+    panels: Sequence[tuple[str, Sequence[tuple[str, Estimate, Estimate | None]], tuple[str, str] | None]],
     ylabel: str,
-    legend: tuple[str, str] | None = None,
 ) -> bytes:
-    """One panel per ``(title, rows)``; a row is ``(label, estimate, second estimate or None)`` (two bars
-    side by side when a second is given, named by ``legend``)."""
+    """One panel per ``(title, rows, legend)``; a row is ``(label, estimate, second estimate or None)``
+    (two bars side by side when a second is given, named by the panel's ``legend``)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (title, rows) in zip(axes[0], panels):
+    for ax, (title, rows, legend) in zip(axes[0], panels):
         xs = range(len(rows))
         two = any(r[2] is not None for r in rows)
         w = 0.38 if two else 0.7

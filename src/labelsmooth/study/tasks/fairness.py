@@ -628,12 +628,12 @@ class FairnessTask(Task):
         return [
             Figure("worst_group_accuracy", "Worst-group accuracy per method (groups: minority or majority; "
                    "long tail: the worst class); error bars: 95% t-intervals over seeds.",
-                   bars([(p, rows(rs, "worst_group_accuracy")) for (p,), rs in probs.items()],
+                   bars([(p, rows(rs, "worst_group_accuracy"), None) for (p,), rs in probs.items()],
                         "worst-group accuracy")),
             Figure("aurc", "AURC per method under the max-probability score and the normalised-logit score "
                    "(lower is better); error bars: 95% t-intervals over seeds.",
-                   bars([(p, rows(rs, "aurc_msp", "aurc_norm")) for (p,), rs in probs.items()], "AURC",
-                        legend=("MSP", "normalised"))),
+                   bars([(p, rows(rs, "aurc_msp", "aurc_norm"), ("MSP", "normalised"))
+                         for (p,), rs in probs.items()], "AURC")),
         ]  # fmt: skip
 
 

@@ -529,14 +529,14 @@ class PrivacyTask(Task):
             Figure("membership_inference", "Membership inference per a: AUC of the loss attack and of the "
                    "best of five scores (left), TPR at 1% FPR of the logit-scaled confidence and of the loss "
                    "(right); error bars: 95% t-intervals over seeds.",
-                   bars([("attack AUC", rows("mia_loss_auc", "mia_best_auc")),
-                         ("TPR at 1% FPR", rows("mia_logit_tpr1", "mia_loss_tpr1"))], "",
-                        legend=("loss / logit", "best / loss"))),
+                   bars([("attack AUC", rows("mia_loss_auc", "mia_best_auc"), ("loss score", "best score")),
+                         ("TPR at 1% FPR", rows("mia_logit_tpr1", "mia_loss_tpr1"),
+                          ("logit-scaled confidence", "loss score"))], "")),
             Figure("inversion", "Model inversion per a: the evaluator's accuracy on the reconstructions "
                    "(attack accuracy) and test accuracy of the target (utility); error bars: 95% "
                    "t-intervals over seeds.",
-                   bars([("inversion attack accuracy", rows("inv_attack_accuracy")),
-                         ("test accuracy", rows("test_accuracy"))], "")),
+                   bars([("inversion attack accuracy", rows("inv_attack_accuracy"), None),
+                         ("test accuracy", rows("test_accuracy"), None)], "")),
         ]  # fmt: skip
 
 
