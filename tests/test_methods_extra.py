@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import labelsmooth as ls
-from labelsmooth.study.methods_extra import (
+from labelsmooth.study.objectives import (
     ScheduledSmoothingLoss,
     SmoothingSchedule,
     classwise_loss,

@@ -26,7 +26,7 @@ def _without_times(m):
 
 def test_fairness_grid_and_validation():
     s = F.FairnessSection().validate()
-    assert F.methods(s) == [("hard", None), ("ls", 0.05), ("ls", 0.1), ("ls", 0.2), ("classwise", [0.0, 0.2])]
+    assert F.methods(s) == [("hard", None), ("ls", 0.05), ("ls", 0.1), ("ls", 0.2), ("classwise", (0.0, 0.2))]
     json.dumps(s.to_dict())
     for bad, match in (
         (dict(seeds=()), "fairness.seeds"),

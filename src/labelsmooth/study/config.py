@@ -280,6 +280,11 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
         return tuple(_tuple_of(dotted, row, (int, float), to_float=True) for row in value)
     if dotted == "methods.focal":
         return _tuple_of(dotted, value, (int, float, str))
+    coerce = next((m.coerce for m in CLASSIFICATION_METHODS if f"methods.{m.config_key}" == dotted), None)
+    if coerce is not None:  # a method whose parameters are lists or tables (classwise, negative_schedule)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(expected(dotted, "to be a list", value))
+        return tuple(coerce(dotted, v) for v in value)
     if isinstance(ref, tuple):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]

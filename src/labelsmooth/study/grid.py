@@ -82,7 +82,7 @@ def methods_of(cfg: StudyConfig) -> list[Method]:
         if entry.config_key is None:
             continue
         values = getattr(m, entry.config_key)
-        if entry.name != "focal":
+        if entry.name != "focal" and entry.coerce is None:  # tables and pairs: as given
             values = sorted(values)
         out += [Method(entry.name, v) for v in values]
     return out

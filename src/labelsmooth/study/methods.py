@@ -38,6 +38,9 @@ class Method:
     default: tuple = ()
     check: Callable[[str, Any], None] | None = None
     description: str = ""
+    coerce: Callable[[str, Any], Any] | None = None
+    """Parses one raw config value (a TOML list or table) into the method's canonical, hashable parameter
+    (raising for a bad one); None for a plain number or string, checked by ``check``."""
 
     def label_of(self, param: Any) -> str:
         """The display label of this method with ``param`` (``"ls a=0.1"``)."""
@@ -48,6 +51,28 @@ class Method:
         return (
             f"{self.name} {self.param_name}={param:g}" if isinstance(param, float) else f"{self.name} {param}"
         )
+
+
+class FrozenParam(dict):
+    """A method parameter that is a table (a schedule): a dict that hashes, so runs can be grouped by
+    ``(method, param)``; JSON-ready like any dict. Do not mutate it."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted((k, freeze_param(v)) for k, v in self.items())))
+
+
+def freeze_param(param: Any) -> Any:
+    """A parameter as read back from JSON, made hashable: lists become tuples, tables
+    :class:`FrozenParam` (recursively); numbers, strings and None unchanged.
+
+    >>> freeze_param([0.0, 0.1]), hash(freeze_param({"final": -0.1})) == hash(freeze_param({"final": -0.1}))
+    ((0.0, 0.1), True)
+    """
+    if isinstance(param, Mapping):
+        return FrozenParam({str(k): freeze_param(v) for k, v in param.items()})
+    if isinstance(param, (list, tuple)):
+        return tuple(freeze_param(v) for v in param)
+    return param
 
 
 METHODS: dict[str, Method] = {}

@@ -109,7 +109,12 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     n = len(ytr)
     bs = tc.batch_size or n
     epoch = 0
+    set_epoch = getattr(loss_fn, "set_epoch", None)  # a scheduled method (negative-schedule)
+    if set_epoch is not None:
+        curves["label_smoothing"] = []
     for epoch in range(1, tc.epochs + 1):
+        if set_epoch is not None:
+            set_epoch(epoch)
         model.train()
         order = torch.randperm(n, generator=gen) if bs < n else None
         total, seen = 0.0, 0
@@ -135,6 +140,8 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             nll, acc, ece = measure.quick(z_val, yva, cfg.n_bins)
             for key, v in zip(curves, (epoch, train_loss, nll, acc, ece)):
                 curves[key].append(v)
+            if set_epoch is not None:
+                curves["label_smoothing"].append(float(loss_fn.label_smoothing))  # type: ignore[attr-defined]
 
     model.eval()
     z_tr, z_va, z_te = _logits(model, Xtr), _logits(model, Xva), _logits(model, Xte)

@@ -35,7 +35,7 @@ __all__ = [
 TASKS: dict[str, Task] = {}
 """Every registered task, by name."""
 
-BUILTIN: tuple[str, ...] = ("classification", "value", "preference")
+BUILTIN: tuple[str, ...] = ("classification", "value", "preference", "fairness", "privacy")
 """The built-in task modules of this package (each registers its task when imported)."""
 
 

@@ -1,5 +1,6 @@
 """Training helpers shared by the fairness and privacy task cores: seeded full-batch Adam and the losses of
-their method grids. Deterministic: one thread, seeds derived from the run's seed only."""
+their method grids (the losses come from the method registry, :func:`~labelsmooth.study.objectives.loss_of`).
+Deterministic: one thread, seeds derived from the run's seed only."""
 
 from __future__ import annotations
 
@@ -10,30 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from labelsmooth import losses
-from labelsmooth._validation import expected
-from labelsmooth.study.methods_extra import ScheduledSmoothingLoss, classwise_loss, scheduled_loss
+from labelsmooth.study.objectives import loss_of
 from labelsmooth.study.train import derive_seed
 
+__all__ = ["fit", "logits", "loss_of", "seed_tuple", "seeded"]
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def make_loss(method: str, param: Any, train_target: torch.Tensor, num_classes: int) -> LossFn:
-    """The loss of a grid method: ``hard``, ``ls`` (param a), ``classwise`` (param ``[low, high]``),
-    ``negative-schedule`` (param a :class:`~labelsmooth.study.methods_extra.SmoothingSchedule` dict)."""
-    if method == "hard":
-        return lambda z, y: losses.cross_entropy(z, y)
-    if method == "ls":
-        a = float(param)
-        return lambda z, y: losses.cross_entropy(z, y, label_smoothing=a)
-    if method == "classwise":
-        low, high = (float(v) for v in param)
-        return classwise_loss(train_target, num_classes, low, high)
-    if method == "negative-schedule":
-        return scheduled_loss(dict(param))
-    raise ValueError(
-        expected("method", "to be one of 'hard', 'ls', 'classwise', 'negative-schedule'", method)
-    )
 
 
 def fit(
@@ -46,7 +29,7 @@ def fit(
     lr: float,
     weight_decay: float = 0.0,
 ) -> dict[str, list[float]]:
-    """Full-batch Adam for ``epochs`` epochs; a :class:`ScheduledSmoothingLoss` is told each epoch.
+    """Full-batch Adam for ``epochs`` epochs; a scheduled loss (one with ``set_epoch``) is told each epoch.
 
     Returns the curves ``{"epoch", "train_loss", "label_smoothing"}`` (every epoch); stops early, with the
     last loss non-finite, if training diverges.
@@ -56,9 +39,10 @@ def fit(
     model.train()
     for epoch in range(1, epochs + 1):
         a = 0.0
-        if isinstance(loss_fn, ScheduledSmoothingLoss):
-            loss_fn.set_epoch(epoch)
-            a = loss_fn.label_smoothing
+        set_epoch = getattr(loss_fn, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+            a = float(loss_fn.label_smoothing)  # type: ignore[attr-defined]
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(X), y)
         value = float(loss.detach())
@@ -83,3 +67,13 @@ def seeded(seed: int, *parts: object) -> int:
     s = derive_seed(seed, *parts)
     torch.manual_seed(s)
     return s
+
+
+def seed_tuple(seeds: Any) -> Any:
+    """A section's ``seeds`` as ints: a count ``n >= 1`` becomes ``(0, ..., n - 1)``, integral floats
+    (the config layer reads number lists as floats) become ints; anything else is left for ``validate``."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        return tuple(range(seeds))
+    if isinstance(seeds, (list, tuple)):
+        return tuple(int(s) if isinstance(s, float) and s.is_integer() and s >= 0 else s for s in seeds)
+    return seeds

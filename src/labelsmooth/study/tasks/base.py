@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from labelsmooth._validation import expected
 from labelsmooth.study.identity import config_hash
-from labelsmooth.study.methods import METHODS, Method, get_method, register_method
+from labelsmooth.study.methods import METHODS, Method, freeze_param, get_method, register_method
 
 __all__ = [
     "METHODS", "Context", "Figure", "FunctionTask", "Method", "Metric", "NeededRun", "RunRecord", "RunSpec",
@@ -299,7 +299,9 @@ class Task:
     def record(self, run: Any) -> dict[str, Any]:
         """One stored run as a flat record: its axes, its label, its scalar metrics, its hash."""
         rec: dict[str, Any] = dict(run.spec)
-        rec["label"] = self.label(run.spec)
+        if "param" in rec:  # lists and tables read back from JSON, made hashable for grouping
+            rec["param"] = freeze_param(rec["param"])
+        rec["label"] = self.label(rec)
         rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
         rec["run_hash"] = run.run_hash
         rec["library_version"] = run.library_version

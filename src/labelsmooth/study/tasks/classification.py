@@ -17,6 +17,7 @@ from labelsmooth._validation import expected
 from labelsmooth.study import data as data_mod
 from labelsmooth.study import figures
 from labelsmooth.study.grid import Method, expand, run_config
+from labelsmooth.study.methods import freeze_param
 from labelsmooth.study.models import model_name
 from labelsmooth.study.stats import group
 from labelsmooth.study.store import StoredRun
@@ -123,10 +124,10 @@ class ClassificationTask(Task):
 
     def record(self, run: Any) -> dict[str, Any]:
         s = run.spec
-        method = Method(s["method"], s["param"])
+        method = Method(s["method"], freeze_param(s["param"]))
         rec: dict[str, Any] = {
             "dataset": s["dataset"], "noise_kind": s["noise_kind"], "noise_rate": s["noise_rate"],
-            "method": s["method"], "param": s["param"], "label": method.label, "alpha": method.alpha,
+            "method": s["method"], "param": method.param, "label": method.label, "alpha": method.alpha,
             "seed": s["seed"],
         }  # fmt: skip
         rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})

@@ -47,9 +47,10 @@ from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.noise import apply_noise
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-from labelsmooth.study.tasks._fit import fit, logits, make_loss, seeded
+from labelsmooth.study.tasks._fit import fit, logits, loss_of, seed_tuple, seeded
 
 NAME = "fairness"
+PROBLEMS = ("groups", "long_tail")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class FairnessSection:
     """
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    problems: tuple[str, ...] = ("groups", "long_tail")
     smoothing: tuple[float, ...] = (0.05, 0.1, 0.2)
     classwise: tuple[float, float] = (0.0, 0.2)
     # (a) groups
@@ -80,9 +82,18 @@ class FairnessSection:
     n_bins: int = 15
     curve_points: int = 50
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
+
     def validate(self) -> FairnessSection:
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
             raise ValueError(expected("fairness.seeds", "to be a non-empty list of ints", self.seeds))
+        if not self.problems or any(p not in PROBLEMS for p in self.problems):
+            raise ValueError(
+                expected("fairness.problems", "to hold one or both of " + ", ".join(PROBLEMS), self.problems)
+            )
+        if len(set(self.problems)) != len(self.problems):
+            raise ValueError(expected("fairness.problems", "to hold distinct values", self.problems))
         for a in self.smoothing:
             check_scalar_range("fairness.smoothing", a, 0.0, 1.0, lo_open=True, hi_open=True)
         if len(self.classwise) != 2:
@@ -115,7 +126,7 @@ def methods(section: FairnessSection) -> list[tuple[str, Any]]:
     return [
         ("hard", None),
         *(("ls", a) for a in sorted(section.smoothing)),
-        ("classwise", list(section.classwise)),
+        ("classwise", tuple(section.classwise)),
     ]
 
 
@@ -232,7 +243,7 @@ def _run_groups(section: FairnessSection, method: str, param: Any, seed: int, ar
     seeded(seed, "fairness-groups-init")
     model = MLP((section.n_features,), 2, section.width, section.depth)
     curves = fit(
-        model, Xtr, ytr, make_loss(method, param, ytr, 2),
+        model, Xtr, ytr, loss_of(method, param, ytr, 2),
         epochs=section.epochs, lr=section.lr, weight_decay=section.weight_decay,
     )  # fmt: skip
     z_va, z_te = logits(model, Xva), logits(model, Xte)
@@ -269,7 +280,7 @@ def _run_long_tail(
     seeded(seed, "fairness-longtail-init")
     model = MLP((X.shape[1],), k, section.width, section.depth)
     curves = fit(
-        model, Xtr, ytr, make_loss(method, param, ytr, k),
+        model, Xtr, ytr, loss_of(method, param, ytr, k),
         epochs=section.epochs, lr=section.lr, weight_decay=section.weight_decay,
     )  # fmt: skip
     z_va, z_te = logits(model, Xva), logits(model, Xte)
@@ -407,3 +418,229 @@ def _selective_lines(by: dict[tuple, list[dict]], hard: list[dict]) -> list[str]
 
 def _diff_within(recs: list[dict], a: str, b: str) -> Estimate:
     return estimate(r[a] - r[b] for r in recs if r.get(a) is not None and r.get(b) is not None)
+
+
+# --------------------------------------------------------------------------- the engine task
+_PREFIX = {"groups": "syn_", "long_tail": "lt_"}
+_RENAME = {"worst_class_accuracy": "worst_group_accuracy"}  # long tail: the groups are the classes
+
+
+def run_problem(section: FairnessSection, problem: str, method: str, param: Any, seed: int) -> dict[str, Any]:
+    """One run of the engine's grid: one problem (``groups`` or ``long_tail``), one method, one seed; the
+    metrics as the task's :data:`TASK_METRICS` names them (no ``syn_`` / ``lt_`` prefix)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    torch.set_num_threads(1)
+    arrays: dict[str, Any] = {}
+    fn = _run_groups if problem == "groups" else _run_long_tail
+    rec = fn(section, method, param, seed, arrays)
+    pre = _PREFIX[problem]
+
+    def strip(k: str) -> str:
+        k = k[len(pre):] if k.startswith(pre) else k
+        return _RENAME.get(k, k)
+
+    metrics = {strip(k): v for k, v in rec["metrics"].items()}
+    metrics["wall_time"] = time.perf_counter() - start
+    metrics["cpu_time"] = time.process_time() - cpu
+    return {"metrics": metrics, "curves": {strip(k): v for k, v in rec["curves"].items()},
+            "arrays": {strip(k): v for k, v in arrays.items()}}  # fmt: skip
+
+
+def _m(key, header, fmt=".3f", better=None, **kw):
+    from labelsmooth.study.tasks.base import Metric
+
+    return Metric(key, header, fmt=fmt, better=better, **kw)
+
+
+TASK_METRICS = (
+    _m("accuracy", "accuracy", better="higher", cli=True, panel=True, description="test accuracy"),
+    _m("worst_group_accuracy", "worst-group acc", better="higher", cli=True, panel=True,
+       description="lowest per-group accuracy (long tail: per-class)"),
+    _m("accuracy_gap", "acc gap", better="lower", description="largest minus smallest group accuracy"),
+    _m("ece", "ECE", better="lower", scaled=True, cli=True, scaled_in=("summary",), description="test ECE"),
+    _m("ece_gap", "ECE gap", better="lower", scaled=True, scaled_in=("summary",),
+       description="largest difference in ECE between groups"),
+    _m("aurc_msp", "AURC (MSP)", fmt=".4f", better="lower", cli=True,
+       description="area under the risk-coverage curve, max-probability score"),
+    _m("aurc_norm", "AURC (norm)", fmt=".4f", better="lower", cli=True,
+       description="AURC with the normalised-logit score (Xia et al. 2025)"),
+    _m("minority_accuracy", "minority acc", better="higher", description="groups: minority accuracy"),
+    _m("majority_accuracy", "majority acc", better="higher", summary=False),
+    _m("minority_gap", "minority conf-acc", fmt="+.3f", summary=False,
+       description="groups: minority confidence minus accuracy"),
+    _m("dp_difference", "DP diff", better="lower", description="groups: demographic-parity difference"),
+    _m("eo_difference", "EO diff", better="lower", description="groups: equalised-odds difference"),
+    _m("tail_accuracy", "tail-half acc", better="higher", description="long tail: the smaller half"),
+    _m("head_accuracy", "head-half acc", better="higher", summary=False),
+    _m("temperature", "T", summary=False, description="temperature fitted on validation"),
+    _m("label_noise_minority", "minority noise", summary=False),
+    _m("final_train_loss", "train loss", summary=False),
+    _m("wall_time", "wall (s)", fmt=".2f", summary=False),
+    _m("cpu_time", "CPU (s)", fmt=".2f", summary=False),
+)  # fmt: skip
+"""The ``fairness`` task's metrics table (keys shared by both problems; a problem's own keys are None for
+the other)."""
+
+_CHECKS = {
+    "groups": (("worst_group_accuracy", "worst-group accuracy"), ("accuracy_gap", "group accuracy gap"),
+               ("ece_gap", "group ECE gap"), ("eo_difference", "equalised-odds difference"),
+               ("dp_difference", "demographic-parity difference")),
+    "long_tail": (("worst_group_accuracy", "worst-class accuracy"), ("tail_accuracy", "tail-half accuracy"),
+                  ("ece_gap", "class ECE gap")),
+}  # fmt: skip
+
+
+def judge(records: list[dict[str, Any]]) -> list[Any]:
+    """Two verdicts per problem, from flat engine records: the group-fairness one (every method against
+    hard targets, paired over seeds, "no detectable difference" when every interval holds 0) and the
+    selective-classification claim of Xia et al. (2025)."""
+    from labelsmooth.study.tasks.base import Verdict
+
+    out: list[Any] = []
+    for (problem,), recs in group(records, ("problem",)).items():
+        by = group(recs, ("method", "param"))
+        hard = by.get(("hard", None))
+        where = "synthetic groups (90% / 10%, 15% minority label noise)" if problem == "groups" else (
+            "digits with a long tail (imbalance ratio 20)")
+        if not hard:
+            out.append(Verdict(f"{problem}: group fairness", "no baseline",
+                               ["No hard-target runs: nothing to compare with."]))
+            continue
+        sentences, found, numbers = [], [], {}
+        wg = estimate(r.get("worst_group_accuracy") for r in hard)
+        sentences.append(f"On {where}, hard targets reach worst-group accuracy {_pts(wg)}% "
+                         f"(n = {len(hard)} seeds).")  # fmt: skip
+        for key, rs in by.items():
+            if key == ("hard", None):
+                continue
+            parts = []
+            for metric, what in _CHECKS[problem]:
+                d = paired(rs, hard, metric)
+                numbers[f"{rs[0]['label']}:{metric}"] = (d.mean, d.half, d.n)
+                parts.append(f"{what} {_pts(d)} points ({_said(d)})")
+                if d.significant:
+                    found.append(f"{rs[0]['label']} {what}")
+            sentences.append(f"{rs[0]['label']} minus hard: " + "; ".join(parts) + ".")
+        outcome = "no detectable difference" if not found else "differences detected"
+        sentences.append(
+            "No method changed any group measure detectably (every paired 95% interval holds 0): there is "
+            "no evidence here that smoothing helps, or hurts, group fairness." if not found else
+            "Detectable: " + ", ".join(found) + " (signs as printed: positive = higher than hard targets)."
+        )  # fmt: skip
+        out.append(Verdict(f"{problem}: group fairness", outcome, sentences, numbers))
+        out.append(_selective(problem, by, hard))
+    return out
+
+
+def _selective(problem: str, by: dict, hard: list[dict]) -> Any:
+    from labelsmooth.study.tasks.base import Verdict
+
+    sentences, outcomes = [], []
+    for (method, _), rs in by.items():
+        if method != "ls":
+            continue
+        msp = paired(rs, hard, "aurc_msp")
+        norm = paired(rs, hard, "aurc_norm")
+        own = _diff_within(rs, "aurc_norm", "aurc_msp")
+        worse = msp.significant and msp.mean > 0
+        closes = own.significant and own.mean < 0  # the normalised score improves on the model's own MSP
+        if worse and closes:
+            o = "reproduced"
+        elif worse:
+            o = "partly reproduced"
+        elif msp.significant and msp.mean < 0:
+            o = "adverse"
+        else:
+            o = "not reproduced"
+        outcomes.append((rs[0]["label"], o))
+        sentences.append(
+            f"{rs[0]['label']}: AURC(MSP) minus hard {msp.fmt(1.0, 4)}, AURC(normalised) minus hard "
+            f"{norm.fmt(1.0, 4)}, normalised minus MSP on the smoothed model {own.fmt(1.0, 4)}: {o}"
+            + {"partly reproduced": " (MSP worse with smoothing, but the normalised score does not improve "
+                                    "on it: the gap is not closed)",
+               "adverse": " (smoothing made AURC better under MSP)",
+               "not reproduced": " (no detectable AURC difference under MSP)"}.get(o, "") + "."
+        )  # fmt: skip
+    if not outcomes:
+        return Verdict(f"{problem}: selective classification", "no uniform smoothing runs", [])
+    kinds = list(dict.fromkeys(o for _, o in outcomes))
+    outcome = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(f"{lab} {o}" for lab, o in outcomes)
+    sentences.insert(0, "Xia et al. (ICLR 2025): smoothing makes AURC worse under max-probability scoring "
+                     "and normalising the logits closes the gap. Reproduced = AURC(MSP) detectably worse "
+                     "than hard targets and the normalised score detectably better than MSP on the smoothed "
+                     "model.")  # fmt: skip
+    return Verdict(f"{problem}: selective classification", outcome, sentences)
+
+
+from labelsmooth.study.tasks.base import Context, Figure, RunRecord, RunSpec, Task  # noqa: E402
+
+
+class FairnessTask(Task):
+    """The ``fairness`` task: problems x methods x seeds, one verdict pair per problem."""
+
+    name = NAME
+    summary = (
+        "does smoothing change worst-group accuracy, group gaps, the tail classes or selective prediction?"
+    )
+    runtime = ("50 runs (2 problems, 5 methods, 5 seeds); measured 38 s CPU, 101 s wall with 2 workers on a "
+               "loaded machine (load 7-9)")
+    config_cls = FairnessSection
+    metrics = TASK_METRICS
+    setting_axes = ("problem",)
+    report_note = ("Intervals are 95% Student-t intervals over seeds; differences are paired by seed (same "
+                   "data, split, label noise and initial weights).")  # fmt: skip
+
+    def validate(self, section: Any) -> None:
+        section.validate()
+
+    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
+        section = cfg.section
+        base = asdict(section)
+        for key in ("seeds", "problems"):
+            base.pop(key)
+        return [
+            RunSpec(axes := {"problem": pr, "method": m, "param": p, "seed": s},
+                    {"task": NAME, "section": base, "run": dict(axes)})
+            for pr in section.problems
+            for s in section.seeds
+            for m, p in methods(section)
+        ]  # fmt: skip
+
+    def execute(self, spec: RunSpec, ctx: Context, needs: Any) -> RunRecord:
+        a = spec.axes
+        return RunRecord.of(run_problem(ctx.section, a["problem"], a["method"], a["param"], a["seed"]))
+
+    def verdict(self, records: list[dict[str, Any]]) -> list[Any]:
+        return judge(records)
+
+    def figures(self, runs: list[Any], records: list[dict[str, Any]], verdicts: list[Any]) -> list[Figure]:
+        from labelsmooth.study.tasks._bars import bars
+
+        if not records:
+            return []
+        probs = group(records, ("problem",))
+
+        def rows(recs, a, b=None):
+            return [(rs[0]["label"], estimate(r.get(a) for r in rs),
+                     estimate(r.get(b) for r in rs) if b else None)
+                    for rs in group(recs, ("method", "param")).values()]  # fmt: skip
+
+        return [
+            Figure("worst_group_accuracy", "Worst-group accuracy per method (groups: minority or majority; "
+                   "long tail: the worst class); error bars: 95% t-intervals over seeds.",
+                   bars([(p, rows(rs, "worst_group_accuracy"), None) for (p,), rs in probs.items()],
+                        "worst-group accuracy")),
+            Figure("aurc", "AURC per method under the max-probability score and the normalised-logit score "
+                   "(lower is better); error bars: 95% t-intervals over seeds.",
+                   bars([(p, rows(rs, "aurc_msp", "aurc_norm"), ("MSP", "normalised"))
+                         for (p,), rs in probs.items()], "AURC")),
+        ]  # fmt: skip
+
+
+def _register() -> Task:
+    from labelsmooth.study.tasks import register
+
+    return register(FairnessTask())
+
+
+TASK = _register()
