@@ -242,8 +242,8 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
         others = ", ".join(f"a = {a:g} in {k}" for a, k in wins.items() if k and a != alpha)
         s.append(
             f"The choice of a is unstable: seed by seed, a = {alpha:g} has the lowest validation NLL in only "
-            f"{wins.get(alpha, 0)} of {n_sel} seeds ({others}); read the whole a curve in the report, not this "
-            "one a."
+            f"{wins.get(alpha, 0)} of {n_sel} seeds ({others}); read the whole a curve in the "
+            "report, not this one a."
         )
     outcome, trade = outcome_of(d_acc, d_nll)
     s.append(
@@ -270,7 +270,6 @@ def judge_setting(records: list[dict]) -> SettingVerdict:
         "selection": wins, "stable": stable, "curve": a_curve(by_method, hard),
     }  # fmt: skip
     return SettingVerdict(ds, kind, rate, outcome, alpha, s, numbers, trade)
-
 
 
 def _best_alternative(by_method: dict[tuple, list[dict]], hard: list[dict]) -> str | None:
