@@ -178,7 +178,7 @@ def summary_table(records: list[dict], task=None) -> str:
     task's table marked ``cli``."""
     from labelsmooth.study.report import summary_header, summary_rows
 
-    header = summary_header(task, where="cli")
+    header = summary_header(task, where="cli", records=records)
     rows = [[c.replace(" label noise", "") for c in row] for row in summary_rows(records, task, where="cli")]
     seeds = header.index("seeds")  # the terminal table leaves the seed count out
     header = header[:seeds] + header[seeds + 1 :]

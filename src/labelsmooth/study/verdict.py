@@ -67,6 +67,36 @@ class SettingVerdict:
     def text(self) -> str:
         return " ".join(self.sentences)
 
+    def statistics(self) -> tuple[str, list[str], list[list[str]]]:
+        """What a reader can check next to the verdict: a note (the selection's stability, the correction
+        used), and the a curve as a table (header, rows): every method against hard targets."""
+        curve = self.numbers.get("curve") or []
+        if not curve:
+            return "", [], []
+        wins = self.numbers.get("selection") or {}
+        n_sel = sum(wins.values())
+        picks = ", ".join(f"a = {a:g} in {k}" for a, k in wins.items())
+        note = (
+            f"Choice of a: the lowest mean validation NLL; each seed choosing alone picks {picks} (of "
+            f"{n_sel} seeds; {'stable' if self.numbers.get('stable') else 'unstable'}: the chosen a must "
+            "win in at least half of them). The verdict's comparison (the chosen a) is one pre-specified "
+            "test per metric, not adjusted. In the table, p is the paired t-test against hard targets and "
+            f"Holm its Holm–Bonferroni adjustment over the family of {2 * len(curve)} comparisons (accuracy "
+            f"and NLL of {len(curve)} methods); * marks Holm-adjusted p < 0.05."
+        )
+        header = ["method", "Δ accuracy (points)", "p", "Holm", "Δ NLL", "p", "Holm", "Δ ECE (points)",
+                  "diverged"]  # fmt: skip
+        rows = []
+        for row in curve:
+            chosen = " (chosen)" if row["method"] == "ls" and row["alpha"] == self.alpha else ""
+            rows.append([
+                row["label"] + chosen,
+                _pts(row["d_accuracy"]), _p(row["p_accuracy"]), _p(row["holm_accuracy"], star=True),
+                _num(row["d_nll"]), _p(row["p_nll"]), _p(row["holm_nll"], star=True),
+                _pts(row["d_ece"]), f"{row['diverged']} of {row['runs']}",
+            ])  # fmt: skip
+        return note, header, rows
+
 
 def noise_phrase(kind: str, rate: float) -> str:
     if rate == 0:
@@ -88,6 +118,13 @@ def _num(e: Estimate, digits: int = 3) -> str:
     if math.isnan(e.mean):
         return "n/a"
     return f"{e.mean:+.{digits}f}" + ("" if math.isnan(e.half) else f" ± {e.half:.{digits}f}")
+
+
+def _p(p: float, star: bool = False) -> str:
+    if math.isnan(p):
+        return "n/a"
+    text = f"{p:.3f}" if p >= 0.001 else "<0.001"
+    return text + ("*" if star and p < 0.05 else "")
 
 
 def _direction(e: Estimate, up: str, down: str) -> str:
