@@ -108,7 +108,7 @@ class ClassificationTask(Task):
                         expected("model.kind", f"not 'cnn' for the non-image dataset {name!r}", "cnn")
                     )
         for ds in datasets.values():  # a class too small to split fails now, not in a worker
-            data_mod.split(ds.y, cfg.data.val_fraction, cfg.data.test_fraction, seed=0)
+            data_mod.split(ds.y, cfg.data.val_fraction, cfg.data.test_fraction, seed=0, classes=ds.classes)
         return datasets
 
     def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
