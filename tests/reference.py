@@ -68,9 +68,7 @@ def cross_entropy_loop(
 
 
 # --------------------------------------------------------------------------- kernels
-def cross_entropy_dense64(
-    logits, target, alpha=0.0, weight=None, ignore_index=-100, reduction="mean", prior=None
-):
+def cross_entropy_dense64(logits, target, alpha=0.0, weight=None, ignore_index=-100, reduction="mean", prior=None):
     """PyTorch-weighted smoothed CE in float64 with the explicit (N, K) weighted target, differentiable.
 
     P_ik = (1 - a_i) w_{y_i} [k = y_i] + a_i u_k w_k;  loss_i = -sum_k P_ik log_softmax(z_i)_k;
@@ -84,11 +82,7 @@ def cross_entropy_dense64(
         u = torch.full((n, k), 1.0 / k, dtype=torch.float64)
     else:
         u = prior.double().expand(n, k)
-    a = (
-        alpha.double()
-        if isinstance(alpha, torch.Tensor)
-        else torch.full((n,), float(alpha), dtype=torch.float64)
-    )
+    a = alpha.double() if isinstance(alpha, torch.Tensor) else torch.full((n,), float(alpha), dtype=torch.float64)
     valid = target != ignore_index
     safe = torch.where(valid, target, torch.zeros_like(target))
     onehot = torch.zeros(n, k, dtype=torch.float64)
@@ -248,7 +242,6 @@ def modified_entropy_loop(probs, target):
                 v -= pk * math.log(1 - pk)
         out.append(v)
 
-
 # --------------------------------------------------------------------------- distillation and noisy labels
 def _softmax_row(z):
     m = max(float(v) for v in z)
@@ -363,7 +356,6 @@ def online_smoothing_means_loop(batches, num_classes, initial):
         if counts[c]:
             out[c] = torch.tensor([s / counts[c] for s in sums[c]], dtype=torch.float64)
     return out
-
 
 # --- value targets and preference losses (issue 12), float64 loops with math.erf / math.exp ---
 

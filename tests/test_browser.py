@@ -71,9 +71,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def _open(browser, url: str):
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     problems: list[str] = []
-    page.on(
-        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-    )
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
     page.goto(url, wait_until="load")
@@ -171,9 +169,7 @@ def test_site_page_in_a_browser(browser, site_url, shots, path):
     errors = page.evaluate("document.querySelectorAll('.MathJax_Error, merror').length")
     assert errors == 0, f"{path}: {errors} formulas failed to render"
     # MathJax 2 probes the browser's font support with an about:blank font, which Chromium refuses by design
-    failed = [
-        p for p in problems if p.startswith(("request failed", "page error")) and "about:blank" not in p
-    ]
+    failed = [p for p in problems if p.startswith(("request failed", "page error")) and "about:blank" not in p]
     assert not failed, failed
     assert not _page_scrolls_sideways(page), f"{path} scrolls sideways at 1280 px"
 

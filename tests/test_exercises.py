@@ -78,11 +78,7 @@ def test_notebook_runs_with_solutions(notebook, tmp_path, monkeypatch):
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
     nb = jupytext.read(notebook)
-    learner = [
-        c
-        for c in nb.cells
-        if c.cell_type == "code" and ("answer = ..." in c.source or "...  # your code" in c.source)
-    ]
+    learner = [c for c in nb.cells if c.cell_type == "code" and ("answer = ..." in c.source or "...  # your code" in c.source)]
     assert learner, "no cell for the learner's answer"
     monkeypatch.setenv("PYTHONPATH", SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -292,9 +292,7 @@ def test_readers_open_the_database_read_only_when_the_folder_is_not_writable(tmp
     assert len(load_results(folder)) == 12
     assert opened and all(o.startswith("file:") and o.endswith("?mode=ro&immutable=1") for o in opened)
     result = CliRunner().invoke(main, ["report", str(folder)])
-    assert result.exit_code == 1 and "read-only" in result.output and "-o OTHER_DIR" in result.output, (
-        result.output
-    )
+    assert result.exit_code == 1 and "read-only" in result.output and "-o OTHER_DIR" in result.output, result.output
     assert "Traceback" not in result.output and not (folder / "report.html").exists()
     assert CliRunner().invoke(main, ["report", str(folder), "-o", str(tmp_path / "r")]).exit_code == 0
 
