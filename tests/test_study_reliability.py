@@ -78,3 +78,21 @@ def test_report_shows_the_a_curve_selection_and_correction_next_to_the_verdict()
 def test_figure_scale_survives_a_diverged_method():
     assert needs_log_scale([0.3, 0.25, 606.0]) and not needs_log_scale([0.3, 0.25, 0.6])
     assert not needs_log_scale([-0.2, 0.1, 40.0]) and not needs_log_scale([math.nan])
+
+
+def test_report_tables_scroll_in_their_box_and_images_carry_their_caption():
+    from labelsmooth.study.tasks.base import Figure
+
+    recs = _records(0.03, -0.1)
+    fig = Figure("f", "toy: a caption that describes the figure", b"\x89PNG")
+    page = render_html(ReportData(None, "0.1.0", [], recs, judge(recs), [fig], get_task("classification")))
+    assert page.count("<div class='table'><table") == page.count("<table")  # every table in a scroll box
+    assert ".table{overflow-x:auto;max-width:100%}" in page
+    assert "<img alt='toy: a caption that describes the figure'" in page
+
+
+def test_docs_quote_the_measured_smece_relplot_difference():
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "calibration.md").read_text().split())
+    assert "agree within 3·10⁻⁴ (largest at N = 200: 2.9·10⁻⁴" in text and "within 2.5·10⁻⁴" not in text
