@@ -221,7 +221,7 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
     from labelsmooth.study.tasks import get_task
 
     start = time.perf_counter()
-    trained = []
+    trained: list[dict[str, Any]] = []
     try:
         results = run(cfg, progress=not quiet, report=report, extend=extend, on_run=trained.append,
                       log=lambda msg: click.echo(f"labelsmooth: {msg}", err=True))  # fmt: skip
