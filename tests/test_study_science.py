@@ -1,8 +1,9 @@
 """The chapter's claims, checked on digits with 5 seeds and the default model and training (reduced grid).
 
 (a) on clean data, a = 0.1 gives a negative signed gap (underconfidence) where a = 0 does not;
-(b) with 30% symmetric label noise, smoothing improves test accuracy and NLL over a = 0 (the a the
-    verdict picks by validation accuracy; a = 0.1 alone improves NLL significantly);
+(b) with 30% symmetric label noise, smoothing improves test NLL over a = 0 at the a the verdict picks (by
+    validation NLL) and at a = 0.1, and test accuracy at a = 0.3 (the verdict's a moved from 0.3 to 0.1
+    when the selection rule changed from validation accuracy to validation NLL, issue 10 §5);
 (c) the trained logit gap shrinks toward optimal_logit_gap(a, K) as a grows.
 
 The thresholds are the verdict's: paired 95% t-intervals over the seeds that exclude 0. Measured numbers
@@ -53,10 +54,12 @@ def test_a_clean_data_smoothing_makes_the_model_underconfident(results):
 def test_b_label_noise_smoothing_improves_accuracy_and_nll(results):
     hard = _m(results, 0.3, "hard")
     (verdict,) = [v for v in judge(list(results)) if v.noise_rate == 0.3]
+    assert verdict.outcome == "helps", verdict.text
     chosen = _m(results, 0.3, "ls", verdict.alpha)
-    d_acc, d_nll = paired(chosen, hard, "accuracy"), paired(chosen, hard, "nll")
-    assert d_acc.significant and d_acc.mean > 0, (verdict.alpha, d_acc)
+    d_nll = paired(chosen, hard, "nll")
     assert d_nll.significant and d_nll.mean < 0, (verdict.alpha, d_nll)
+    d_acc_03 = paired(_m(results, 0.3, "ls", 0.3), hard, "accuracy")
+    assert d_acc_03.significant and d_acc_03.mean > 0, d_acc_03
     d_nll_01 = paired(_m(results, 0.3, "ls", 0.1), hard, "nll")
     assert d_nll_01.significant and d_nll_01.mean < 0, d_nll_01
 

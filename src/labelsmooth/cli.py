@@ -17,16 +17,34 @@ import click
 
 from labelsmooth._validation import expected
 
-_USER_ERRORS = (
-    ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, RuntimeError, ConnectionError,
-)  # fmt: skip
+_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError, RuntimeError)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    return (*_USER_ERRORS, sqlite3.Error)
 
 
 def _float_list(name: str, text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.UsageError(expected(name, "to be a comma-separated list of numbers", text)) from None
+    if not values:
+        raise click.UsageError(expected(name, "to list at least one number, e.g. 0.1,0.2", text))
+    return values
+
+
+def _alphas(text: str) -> list[float]:
+    values = _float_list("--alphas", text)
+    negative = [a for a in values if a < 0]
+    if negative:
+        raise click.UsageError(
+            expected("--alphas", "in (0, 1); negative smoothing is the method methods.negative "
+                     f"(--set methods.negative=[{negative[0]:g}])", negative[0])
+        )  # fmt: skip
+    return values
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -47,25 +65,48 @@ def main() -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file.")
 @click.option("--task", help="The task (default classification; `labelsmooth tasks` lists them).")
-@click.option("--out", help="Output folder (default ./labelsmooth-study). Re-running resumes.")
-@click.option("--dataset", "datasets", multiple=True, help="digits, synthetic, npz, csv, images, cifar10.")
-@click.option("--data-path", help="File or folder for npz / csv / images / cifar10.")
-@click.option("--label-column", help="Label column of a CSV file.")
-@click.option("--noise", help="Label-noise rates, e.g. 0,0.3.")
-@click.option("--noise-kind", type=click.Choice(["symmetric", "pairflip", "matrix"]), help="Noise model.")
-@click.option("--alphas", help="Uniform smoothing factors, e.g. 0.05,0.1,0.2.")
-@click.option("--seeds", help="Number of seeds (5) or a list (0,1,2).")
-@click.option("--epochs", type=int, help="Training epochs per run.")
-@click.option("--model", type=click.Choice(["logreg", "mlp", "cnn"]), help="Model family.")
-@click.option("--width", type=int, help="Hidden width.")
-@click.option("--depth", type=int, help="Hidden layers (mlp).")
-@click.option("--lr", type=float, help="Adam learning rate.")
-@click.option("--batch-size", type=int, help="Minibatch size (0 = full batch).")
-@click.option("--workers", type=int, help="Worker processes (0 = auto). Results do not depend on it.")
-@click.option("--backend", type=click.Choice(["local", "ray"]), help="Where runs execute (default local).")
-@click.option("--ray-address", help='Ray cluster: "auto" or HOST:PORT (default: start a local instance).')
+@click.option("--out", help="Output folder; re-running resumes. [default: labelsmooth-study]")
 @click.option(
-    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key, e.g. train.lr=0.001."
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="digits, synthetic, npz, csv, images, cifar10; repeat for several. [default: digits]",
+)
+@click.option(
+    "--data-path", help="File (npz, csv) or folder (images, cifar10) of a file dataset; needs --dataset."
+)
+@click.option("--label-column", help="Label column of a CSV file. [default: label]")
+@click.option("--noise", help="Label-noise rates, comma-separated. [default: 0,0.3]")
+@click.option(
+    "--noise-kind",
+    type=click.Choice(["symmetric", "pairflip", "matrix"]),
+    help="Noise model. [default: symmetric]",
+)
+@click.option(
+    "--alphas", help="Uniform smoothing factors in (0, 1), comma-separated. [default: 0.05,0.1,0.2,0.3]"
+)
+@click.option("--seeds", help="Number of seeds or a list, e.g. 0,1,2. [default: 5]")
+@click.option("--epochs", type=int, help="Training epochs per run. [default: 300]")
+@click.option("--model", type=click.Choice(["logreg", "mlp", "cnn"]), help="Model family. [default: mlp]")
+@click.option("--width", type=int, help="Hidden width. [default: 128]")
+@click.option("--depth", type=int, help="Hidden layers (mlp). [default: 2]")
+@click.option("--lr", type=float, help="Adam learning rate. [default: 0.002]")
+@click.option("--batch-size", type=int, help="Minibatch size, 0 = full batch. [default: 0]")
+@click.option(
+    "--workers",
+    type=int,
+    help="Worker processes, 0 = auto (the cores, at most 8). Results do not depend on it. [default: 0]",
+)
+@click.option(
+    "--backend", type=click.Choice(["local", "ray"]), help="Where runs execute. [default: local]"
+)
+@click.option("--ray-address", help='Ray cluster: "auto" or HOST:PORT. [default: start a local instance]')
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any config key, e.g. train.lr=0.001; repeat for several.",
 )
 @click.option("--download", is_flag=True, help="Download CIFAR-10 if it is not on disk (nothing else).")
 @click.option("--dry-run", is_flag=True, help="List the grid and exit; nothing is trained or written.")
@@ -99,22 +140,55 @@ def study(config_path, task, out, datasets, data_path, label_column, noise, nois
     if noise is not None:
         overrides["noise.rates"] = _float_list("--noise", noise)
     if alphas is not None:
-        overrides["methods.label_smoothing"] = _float_list("--alphas", alphas)
+        overrides["methods.label_smoothing"] = _alphas(alphas)
     if seeds is not None:
         overrides["seeds"] = _seeds(seeds)
     if download:
         overrides["data.download"] = True
     try:
         cfg = load_config(config_path, overrides)
+        if data_path is not None and cfg.task == "classification":
+            _check_data_path(data_path, cfg.data.datasets)
         if dry_run:
             _dry_run(cfg)
             return
         _run_study(cfg, quiet=quiet, report=not no_report, extend=extend)
-    except _USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    except _user_errors() as exc:
+        raise click.ClickException(one_line(exc)) from None
     except KeyboardInterrupt:  # Ctrl-C before any run started (loading data, planning)
         click.echo("\nInterrupted before any run started; nothing was trained.", err=True)
         sys.exit(130)
+
+
+FILE_DATASETS = ("npz", "csv", "images", "cifar10")
+
+
+def _check_data_path(path: str, datasets: tuple[str, ...]) -> None:
+    """``--data-path`` is read only by the file datasets: without one of them it would be ignored."""
+    if any(d in FILE_DATASETS for d in datasets):
+        return
+    suffix = Path(path).suffix.lower().lstrip(".")
+    guess = suffix if suffix in ("npz", "csv") else "images" if Path(path).is_dir() else "csv"
+    raise click.UsageError(
+        f"--data-path {path} is read only by a file dataset ({', '.join(FILE_DATASETS)}), and the study's "
+        f"datasets are {', '.join(datasets)}: did you mean `--dataset {guess}`?"
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """A user error as one line: the message, or for a file-system / SQLite error the path and what to do."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return ("The study database is locked by another process (waited 30 s): wait for it to finish, "
+                f"or use another folder ({exc}).")  # fmt: skip
+    if isinstance(exc, sqlite3.Error):
+        return (
+            f"The study database could not be read or written: {exc}. Use another folder, or check the file."
+        )
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}."
+    return str(exc) or type(exc).__name__
 
 
 def _dry_run(cfg) -> None:
@@ -152,8 +226,9 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
     from labelsmooth.study.tasks import get_task
 
     start = time.perf_counter()
+    trained: list[dict[str, Any]] = []
     try:
-        results = run(cfg, progress=not quiet, report=report, extend=extend,
+        results = run(cfg, progress=not quiet, report=report, extend=extend, on_run=trained.append,
                       log=lambda msg: click.echo(f"labelsmooth: {msg}", err=True))  # fmt: skip
     except StudyInterrupted as exc:
         name = signal.Signals(exc.signum).name
@@ -174,7 +249,7 @@ def _run_study(cfg, *, quiet: bool, report: bool, extend: bool) -> None:
     click.echo("")
     for v in task.verdict(list(results)):
         click.echo(f"* {v.title}: {v.sentences[-1] if v.sentences else v.outcome}")
-    click.echo(f"\n{len(results)} runs in {elapsed:.1f} s. Database: {Path(cfg.out) / DB_NAME}")
+    click.echo(f"\n{done_line(len(results), len(trained), elapsed)} Database: {Path(cfg.out) / DB_NAME}")
     if report:
         click.echo(f"Report: {Path(cfg.out) / 'report.html'}")
     _failed_exit(results)
@@ -191,12 +266,26 @@ def _failed_exit(results) -> None:
     sys.exit(1)
 
 
+def done_line(total: int, trained: int, seconds: float) -> str:
+    """The closing line: how many runs this session trained and how many were already stored.
+
+    >>> done_line(90, 12, 3.46)
+    '90 runs: 12 trained in 3.5 s, 78 already stored.'
+    >>> done_line(90, 90, 75.0)
+    '90 runs: 90 trained in 75.0 s.'
+    """
+    stored = total - trained
+    return f"{total} runs: {trained} trained in {seconds:.1f} s" + (
+        f", {stored} already stored." if stored else "."
+    )
+
+
 def summary_table(records: list[dict], task=None) -> str:
     """A fixed-width terminal table: mean ± 95% t-interval per setting and method, of the metrics of the
     task's table marked ``cli``."""
     from labelsmooth.study.report import summary_header, summary_rows
 
-    header = summary_header(task, where="cli")
+    header = summary_header(task, where="cli", records=records)
     rows = [[c.replace(" label noise", "") for c in row] for row in summary_rows(records, task, where="cli")]
     seeds = header.index("seeds")  # the terminal table leaves the seed count out
     header = header[:seeds] + header[seeds + 1 :]
@@ -228,8 +317,8 @@ def report(run_dir: str, output: str | None) -> None:
 
     try:
         path = write_report(run_dir, output=output)
-    except _USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    except _user_errors() as exc:
+        raise click.ClickException(one_line(exc)) from None
     click.echo(str(path))
 
 
@@ -244,8 +333,8 @@ def export(run_dir: str, fmt: str, output: str | None, all_runs: bool) -> None:
 
     try:
         results = load_results(run_dir, all_runs=all_runs)
-    except _USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    except _user_errors() as exc:
+        raise click.ClickException(one_line(exc)) from None
     if results.hidden:
         click.echo(f"labelsmooth: {results.hidden} stored runs are outside this study's grid (an earlier "
                    "config) and not exported; --all exports them too.", err=True)  # fmt: skip
@@ -258,7 +347,12 @@ def export(run_dir: str, fmt: str, output: str | None, all_runs: bool) -> None:
         writer.writerows(results)
         text = buf.getvalue()
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(
+                f"Cannot write {output} ({exc.strerror}): create its folder first, or choose another -o."
+            ) from None
     else:
         sys.stdout.write(text)
 

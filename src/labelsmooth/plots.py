@@ -417,7 +417,7 @@ def plot_logit_gap_histogram(
                     f"(α = {d.label_smoothing:g}, K = {d.num_classes})"
                 ),
             )
-    ax.set_xlabel("logit gap  z_y − max_{k≠y} z_k")
+    ax.set_xlabel("logit gap: z of the label − the largest other z")
     ax.set_ylabel("samples")
     ax.set_title("Logit gaps")
     if several:

@@ -504,6 +504,11 @@ def load_config(
             raise FileNotFoundError(expected("config", "to be an existing TOML file", str(p)))
         try:
             base = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{p} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the "
+                "config as UTF-8."
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(expected("config", f"to be valid TOML ({exc})", str(p))) from None
     return apply_overrides(base, overrides or {})

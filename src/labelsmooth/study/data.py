@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import pickle
 import tarfile
 import urllib.request
@@ -108,30 +109,58 @@ def make_synthetic(cfg: DataConfig, seed: int = 0) -> Dataset:
     return ds
 
 
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
 def load_npz(path: Path) -> Dataset:
-    """A ``.npz`` file holding arrays ``X`` and ``y``."""
+    """A ``.npz`` file (``np.savez``) holding arrays ``X`` and ``y``. Never unpickles: object arrays are
+    refused (save labels as integers or strings)."""
+    with path.open("rb") as fh:
+        head = fh.read(6)
+    if head.startswith(NPY_MAGIC):
+        raise ValueError(
+            f"{path} is a .npy file (one array), not a .npz archive: save X and y together with "
+            "np.savez(path, X=X, y=y)."
+        )
+    if not head.startswith(ZIP_MAGIC):
+        raise ValueError(
+            f"{path} is not a .npz archive (np.savez writes a zip file; this one starts with {head[:4]!r}); "
+            "save X and y with np.savez(path, X=X, y=y)."
+        )
     with np.load(path, allow_pickle=False) as f:
         missing = [k for k in ("X", "y") if k not in f.files]
         if missing:
             raise ValueError(
                 expected("data.path", "to be a .npz file with arrays X and y", f"arrays {f.files}")
             )
-        return from_arrays(f["X"], f["y"], "npz")
+        arrays = {}
+        for key in ("X", "y"):
+            try:
+                arrays[key] = f[key]
+            except ValueError:  # object dtype: loading it would run pickle
+                raise ValueError(
+                    f"{path}: array {key} has object dtype, which is never loaded (it would run pickle); "
+                    f"save {key} with a number or string dtype, e.g. np.asarray({key}, dtype=str)."
+                ) from None
+        return from_arrays(arrays["X"], arrays["y"], "npz")
 
 
 def load_csv(path: Path, label_column: str) -> Dataset:
     """A ``.csv`` file with a header; ``label_column`` holds the labels, every other column a number."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(expected("data.path", "to be a CSV file with a header row", str(path)))
-        if label_column not in header:
-            raise ValueError(
-                expected("data.label_column", "to name a column of " + ", ".join(header), label_column)
-            )
-        li = header.index(label_column)
-        rows = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise ValueError(expected("data.path", "to be a CSV file with a header row", str(path)))
+            if label_column not in header:
+                raise ValueError(
+                    expected("data.label_column", "to name a column of " + ", ".join(header), label_column)
+                )
+            li = header.index(label_column)
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise ValueError(not_utf8(path, exc)) from None
     labels, feats = [], []
     for line, row in enumerate(rows, start=2):
         if not row:
@@ -140,14 +169,30 @@ def load_csv(path: Path, label_column: str) -> Dataset:
             raise ValueError(expected(f"{path.name} line {line}", f"to have {len(header)} fields", len(row)))
         labels.append(row[li].strip())
         try:
-            feats.append([float(v) for i, v in enumerate(row) if i != li])
+            values = [float(v) for i, v in enumerate(row) if i != li]
         except ValueError:
             raise ValueError(
                 expected(f"{path.name} line {line}", "to hold numbers outside the label column", row)
             ) from None
+        bad = next((i for i, v in enumerate(row) if i != li and not math.isfinite(float(v))), None)
+        if bad is not None:
+            raise ValueError(
+                expected(
+                    f"{path.name} line {line}, column {header[bad]!r}", "to be a finite number", row[bad]
+                )
+            )
+        feats.append(values)
     if not feats:
         raise ValueError(expected("data.path", "to hold at least one data row", str(path)))
     return from_arrays(np.asarray(feats, dtype=np.float64), np.asarray(labels), "csv")
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """The one-line message for a text file that is not UTF-8."""
+    return (
+        f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+        "save it as UTF-8."
+    )
 
 
 def load_image_folder(path: Path) -> Dataset:
@@ -264,6 +309,10 @@ def load(name: str, cfg: DataConfig) -> Dataset:
     path = Path(cfg.path).expanduser() if cfg.path else Path()
     if name in ("npz", "csv", "images", "cifar10") and name != "cifar10" and not path.exists():
         raise FileNotFoundError(expected("data.path", "to exist", str(path)))
+    if name in ("npz", "csv") and not path.is_file():
+        raise ValueError(
+            expected("data.path", f"to be a .{name} file for dataset {name!r}", f"{path} (a folder)")
+        )
     if name == "digits":
         ds = load_digits()
     elif name == "synthetic":
@@ -299,9 +348,12 @@ def stratified_subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Split:
+def split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, classes: tuple[str, ...] = ()
+) -> Split:
     """A seeded, stratified split: each class is shuffled and cut in the given proportions, so every class
-    appears in every part in (rounded) proportion. Raises if a class is too small to appear in all three."""
+    appears in every part in (rounded) proportion. Raises if a class is too small to appear in all three,
+    naming it by ``classes[c]`` (the user's label) when given."""
     rng = np.random.default_rng([seed, 7])
     parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for c in np.unique(y):
@@ -312,7 +364,11 @@ def split(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -
         n_val = max(1, round(n * val_fraction))
         if n - n_test - n_val < 1:
             raise ValueError(
-                expected(f"class {c}", "to have at least 3 examples for a train/val/test split", n)
+                expected(
+                    f"class {classes[c]!r}" if len(classes) > c else f"class {c}",
+                    "to have at least 3 examples for a train/val/test split",
+                    n,
+                )
             )
         parts[2].append(idx[:n_test])
         parts[1].append(idx[n_test : n_test + n_val])

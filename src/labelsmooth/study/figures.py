@@ -41,6 +41,22 @@ def to_png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+LOG_RATIO = 20.0
+"""A panel whose positive values span more than this ratio is drawn on a log scale."""
+
+
+def needs_log_scale(values: Any) -> bool:
+    """Whether a panel's values (the means drawn) should be drawn on a log scale: all positive and
+    spanning more than :data:`LOG_RATIO` (e.g. one diverged method at NLL 600 next to the others at 0.3,
+    which on a linear axis flattens every other curve).
+
+    >>> needs_log_scale([0.2, 0.3, 606.0]), needs_log_scale([0.2, 0.3, 0.5]), needs_log_scale([-0.1, 50.0])
+    (True, False, False)
+    """
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x)], dtype=float)
+    return bool(v.size and (v > 0).all() and v.max() / v.min() > LOG_RATIO)
+
+
 def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
     """Accuracy, NLL, ECE and the signed gap against a (hard = 0, uniform and negative smoothing), one curve
     per noise level, with 95% t-intervals over seeds; dashed: after temperature scaling."""
@@ -52,6 +68,7 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
     recs = [r for r in records if r["dataset"] == dataset and r["alpha"] is not None]
     by_noise = group(recs, ("noise_kind", "noise_rate"))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn: dict[str, list[float]] = {key: [] for key, _, _ in cols}
     for ci, ((kind, rate), rs) in enumerate(sorted(by_noise.items(), key=lambda kv: kv[0][1])):
         by_alpha = group(sorted(rs, key=lambda r: r["alpha"]), ("alpha",))
         alphas = [a for (a,) in by_alpha]
@@ -61,11 +78,16 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
             m = np.array([e.mean for e in est])
             h = np.nan_to_num(np.array([e.half for e in est]))
             ax.errorbar(alphas, m, yerr=h, marker="o", capsize=3, color=color, label=noise_phrase(kind, rate))
+            drawn[key] += list(m)
             if ts_key is not None:
                 ts = np.array([estimate(r.get(ts_key) for r in v).mean for v in by_alpha.values()])
                 ax.plot(alphas, ts, ls="--", color=color, alpha=0.7)
             ax.set_title(title)
             ax.set_xlabel("smoothing a")
+    for ax, (key, title, _) in zip(axes, cols):
+        if needs_log_scale(drawn[key]):  # a diverged method would flatten every other curve
+            ax.set_yscale("log")
+            ax.set_title(f"{title} (log scale)")
     signed = axes[[k for k, _, _ in cols].index("calibration_gap")] if "calibration_gap" in dict(
         (k, t) for k, t, _ in cols) else axes[-1]  # fmt: skip
     signed.axhline(0.0, color="grey", lw=0.8)

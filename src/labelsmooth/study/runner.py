@@ -454,7 +454,7 @@ def run(
         message). Results do not depend on it. The backend (``config.backend``: ``local`` or ``ray``,
         with the ``[ray]`` section) does not change the numbers either.
     progress : bool
-        Show a progress bar on stderr (only when stderr is a terminal).
+        Show progress on stderr: a bar on a terminal, else one line per finished run.
     report : bool
         Write ``report.html`` and ``report.md`` when done.
     extend : bool
@@ -508,8 +508,8 @@ def run(
     specs = ctx.plan()
     folder = Path(cfg.out)
     # the backend first (ray: connected or started), so that an unreachable cluster writes nothing
-    with _backend(cfg, say) as executor_for, FolderLock(_created(folder)), _Signals():
-        with Store.open(folder) as store:
+    with _backend(cfg, say) as executor_for, FolderLock(_writable_folder(folder)), _Signals():
+        with Store.open(folder, option="--out") as store:
             grid = _check_study(store, task.name, [s.run_hash for s in specs], folder, extend=extend, say=say)
             (folder / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
             store.save_config(cfg.to_dict())
@@ -552,8 +552,21 @@ def run(
     return load_results(folder)
 
 
-def _created(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+def _writable_folder(folder: Path) -> Path:
+    """Create the output folder (and return it), or say in one line why it cannot be used."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(expected("--out", "to be a folder", f"{folder} (a file)"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(
+            f"Cannot create the output folder {folder} ({exc.strerror}); choose another --out."
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(
+            f"Cannot write into {folder}: the folder is read-only. Choose another --out (`labelsmooth report "
+            f"{folder} -o OTHER_DIR` redraws a finished study's report elsewhere)."
+        )
     return folder
 
 
@@ -628,15 +641,34 @@ def _check_study(
     return union
 
 
+class _Lines:
+    """Progress for a stderr that is not a terminal (CI, nohup, a pipe): one line per finished run."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        elapsed = time.perf_counter() - self.start
+        print(
+            f"labelsmooth: {self.done}/{self.total} runs done ({elapsed:.1f} s)", file=sys.stderr, flush=True
+        )
+
+    def close(self) -> None: ...
+
+
 def _progress(total: int, *, enabled: bool):
-    """A tqdm bar on stderr, only for a terminal; a no-op object otherwise."""
-    if enabled and total and sys.stderr.isatty():
+    """A tqdm bar on stderr for a terminal, a line per finished run otherwise; a no-op object when not
+    ``enabled``."""
+    if enabled and total and not sys.stderr.isatty():
+        return _Lines(total)
+    if enabled and total:
         try:
             from tqdm.auto import tqdm
 
             return tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True)
         except ImportError:  # pragma: no cover - tqdm is in the study extra
-            pass
+            return _Lines(total)
 
     class _Null:
         def update(self, n: int = 1) -> None: ...

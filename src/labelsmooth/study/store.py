@@ -112,13 +112,27 @@ class Store:
         self.version = SCHEMA_VERSION
 
     @classmethod
-    def open(cls, folder: str | Path, *, create: bool = True, readonly: bool = False) -> Store:
+    def open(
+        cls, folder: str | Path, *, create: bool = True, readonly: bool = False, option: str = "RUN_DIR"
+    ) -> Store:
         """Open ``folder/study.sqlite``; create it when ``create`` (else FileNotFoundError). Refuses a
         database written by a newer schema; migrates an older one unless ``readonly`` (then reads it as
-        it is)."""
+        it is). Refuses, with one line naming the path, a ``study.sqlite`` that is a folder, an empty file
+        (for readers) or another program's SQLite database. ``option`` names the folder in messages
+        (``RUN_DIR`` for ``report``/``export``, ``--out`` for ``study``)."""
         path = Path(folder) / DB_NAME
+        if path.exists() and not path.is_file():
+            raise ValueError(
+                f"{path} is not a file (a folder?); it should be the study's database: move it away, or "
+                f"use another {option}."
+            )
         if not path.is_file() and (not create or readonly):
-            raise FileNotFoundError(expected("RUN_DIR", f"to hold a study database ({DB_NAME})", str(folder)))
+            raise FileNotFoundError(expected(option, f"to hold a study database ({DB_NAME})", str(folder)))
+        if readonly and path.stat().st_size == 0:
+            raise ValueError(
+                f"{path} is empty (0 bytes), not a study database: rerun the study into {folder} "
+                "(`labelsmooth study --out ...`), or delete the file."
+            )
         if readonly:
             uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
             if not os.access(path.parent, os.W_OK):  # WAL cannot create its -shm file: read as immutable
@@ -140,7 +154,7 @@ class Store:
                 raise
             raise ValueError(
                 expected(
-                    "RUN_DIR",
+                    option,
                     f"to hold a readable study database, but {path} is not one ({exc})",
                     str(folder),
                 )
@@ -154,6 +168,13 @@ class Store:
         have = self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
+        if not have:
+            other = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if other:  # another program's database: never write our schema into it
+                raise ValueError(
+                    f"{self.path} is a SQLite database of another program ({other} table(s), none of a "
+                    "labelsmooth study); it is left untouched: use another folder."
+                )
         if have:
             row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else SCHEMA_VERSION

@@ -152,6 +152,8 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         metrics.update(
             _evaluate(spec, model, z_tr, z_va, z_te, ytr, yva, yte, y_clean, Xte, k, cfg.n_bins, arrays)
         )
+    reason = divergence(metrics)
+    metrics["diverged"], metrics["diverged_reason"] = reason is not None, reason
     metrics["wall_time"] = time.perf_counter() - start
     return {
         "run_hash": ctx.run_hash(spec),
@@ -161,6 +163,32 @@ def execute(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "curves": curves,
         "arrays": arrays,
     }
+
+
+EXPLODED_NLL = 10.0
+"""A test NLL above ``EXPLODED_NLL * log K`` (ten times the uniform prediction's) is an exploded loss."""
+
+
+def divergence(metrics: dict[str, Any]) -> str | None:
+    """Why a run counts as diverged, or None. A run diverged when training or its logits became non-finite
+    (``metrics["diverged"]`` set by the training loop, or no test NLL), when its test NLL exploded (above
+    ``EXPLODED_NLL * log K``), or when the temperature fitted on validation sits at a bound of its search
+    range (the logits are so large, or so flat, that no temperature in range calibrates them).
+
+    >>> divergence({"diverged": False, "nll": 0.3, "num_classes": 10, "temperature_at_bound": None}) is None
+    True
+    >>> divergence({"diverged": False, "nll": 606.0, "num_classes": 10, "temperature_at_bound": "upper"})
+    'test NLL 606 > 10 log K; temperature at its upper bound'
+    """
+    if metrics.get("diverged") or metrics.get("nll") is None or not math.isfinite(metrics["nll"]):
+        return "non-finite loss or logits"
+    why = []
+    k = int(metrics.get("num_classes") or 2)
+    if metrics["nll"] > EXPLODED_NLL * math.log(k):
+        why.append(f"test NLL {metrics['nll']:.3g} > {EXPLODED_NLL:g} log K")
+    if metrics.get("temperature_at_bound"):
+        why.append(f"temperature at its {metrics['temperature_at_bound']} bound")
+    return "; ".join(why) or None
 
 
 def _evaluate(

@@ -43,9 +43,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("temperature", "T", cli=True, description="temperature fitted on the validation split"),
     Metric("temperature_at_bound", "T at bound", summary=False,
            description="the bound the temperature was clamped to, if any"),
-    Metric("train_logit_gap", "train logit gap", description="median training logit gap"),
-    Metric("train_logit_gap_mean", "train logit gap (mean)", summary=False,
-           description="mean training logit gap"),
+    Metric("train_logit_gap", "train logit gap (median)", summary=False,
+           description="median training logit gap"),
+    Metric("train_logit_gap_mean", "train logit gap (mean)",
+           description="mean training logit gap (the statistic the logit-gap figure marks)"),
     Metric("test_logit_gap", "test logit gap", summary=False, description="median test logit gap"),
     Metric("optimal_logit_gap", "optimal gap",
            description="log(1 + K(1 - a)/a), the smoothed loss's optimum"),
@@ -57,7 +58,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("val_accuracy", "val accuracy", better="higher", summary=False),
     Metric("val_nll", "val NLL", better="lower", summary=False),
     Metric("val_ece", "val ECE", better="lower", summary=False),
-    Metric("diverged", "diverged", summary=False),
+    Metric("diverged", "diverged", summary=False,
+           description="non-finite or exploded loss, or the temperature at a bound (train.divergence)"),
+    Metric("diverged_reason", "why diverged", summary=False),
     Metric("epochs_run", "epochs", summary=False),
     Metric("num_classes", "K", summary=False),
     Metric("wall_time", "wall time (s)", fmt=".2f", summary=False),
@@ -106,7 +109,7 @@ class ClassificationTask(Task):
                         expected("model.kind", f"not 'cnn' for the non-image dataset {name!r}", "cnn")
                     )
         for ds in datasets.values():  # a class too small to split fails now, not in a worker
-            data_mod.split(ds.y, cfg.data.val_fraction, cfg.data.test_fraction, seed=0)
+            data_mod.split(ds.y, cfg.data.val_fraction, cfg.data.test_fraction, seed=0, classes=ds.classes)
         return datasets
 
     def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
@@ -131,6 +134,11 @@ class ClassificationTask(Task):
             "seed": s["seed"],
         }  # fmt: skip
         rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
+        if "diverged_reason" not in run.metrics:  # stored before divergence was defined: the same rule now
+            from labelsmooth.study.train import divergence
+
+            reason = divergence(rec)
+            rec["diverged"], rec["diverged_reason"] = reason is not None, reason
         rec["run_hash"] = run.run_hash
         rec["library_version"] = run.library_version
         return rec
@@ -197,7 +205,8 @@ def classification_figures(
             f"metrics_vs_alpha_{_slug(dataset)}",
             f"{dataset}: accuracy, NLL, ECE and the signed gap against a (a = 0: hard targets; a < 0: "
             "negative smoothing), one curve per noise level; error bars: 95% t-intervals over seeds; "
-            "dashed: after temperature scaling.",
+            "dashed: after temperature scaling. A panel whose means span more than a factor "
+            f"{figures.LOG_RATIO:g} (a diverged method) is drawn on a log scale and says so in its title.",
             figures.metrics_vs_alpha(records, dataset),
         )
         for dataset in dict.fromkeys(r["dataset"] for r in records)
@@ -271,7 +280,9 @@ def _reliability_figure(s: _SettingRuns) -> Figure | None:
         f"reliability_{s.slug}",
         f"{s.where}: reliability diagrams of hard targets, the chosen a, and the chosen a after temperature "
         "scaling (test split, bins pooled over seeds). Points below the diagonal: overconfident; above: "
-        "underconfident.",
+        "underconfident. The ECE in the legend is that of the pooled bins (all seeds' test points in one "
+        "diagram); the tables' ECE is the mean of the per-seed ECEs, usually larger, since each seed's "
+        "ECE also carries its own binning noise.",
         figures.reliability(panels, s.where),
     )
 
