@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -408,7 +408,8 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
             out.append(
                 Claim(
                     f"best_r_{want}[eta={eta:g}]",
-                    f"at eta={eta:g} the validation-selected r is {best_txt} (wanted: {want}); best {want} r={a:g} "
+                    f"at eta={eta:g} the validation-selected r is {best_txt} (wanted: {want}); best "
+                    f"{want} r={a:g} "
                     f"minus best other r={b:g} on test",
                     est,
                     ok,
@@ -426,7 +427,8 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
             out.append(
                 Claim(
                     f"competitive_with_forward[eta={eta:g}]",
-                    f"smoothing r={bp:g} (validation-selected positive r) minus forward correction at eta={eta:g}",
+                    f"smoothing r={bp:g} (validation-selected positive r) minus forward correction at "
+                    f"eta={eta:g}",
                     est,
                     held(est, ">=0"),
                     {"noise_rate": eta, "r": bp},
@@ -464,7 +466,8 @@ def verdicts(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> lis
         if word == "partly held":
             word = "did not hold"  # the transition needs both ends
         sentences = [
-            "Rule: r is chosen by mean validation accuracy (ties: validation NLL), test accuracy reported for "
+            "Rule: r is chosen by mean validation accuracy (ties: validation NLL), test accuracy "
+            "reported for "
             "it; the claim holds when the chosen r is positive at the lowest noise rate and negative at the "
             "highest, and neither choice is significantly worse on test than the best r of the other signs."
         ]
@@ -619,7 +622,7 @@ class NoiseTask(Task):
     runtime = "200 runs (4 noise rates, 10 methods, 5 seeds), 1.7 min wall on 2 loaded cores, 200 s CPU"
     config_cls = NoiseSection
     metrics = METRICS
-    methods: ClassVar[Mapping[str, Method]] = METHODS
+    methods: Mapping[str, Method] = METHODS
     setting_axes = ("noise_rate",)
     report_note = (
         "Intervals are 95% Student-t intervals over seeds; comparisons are paired by seed (same split, same "
@@ -672,10 +675,13 @@ class NoiseTask(Task):
         return [
             Figure(
                 "best_r_vs_noise",
-                "Left: the smoothing rate r chosen on the validation split against the noise rate eta — squares: "
-                "the choice on mean validation accuracy over seeds (the verdict's); grey: each seed's own choice; "
+                "Left: the smoothing rate r chosen on the validation split against the noise rate eta — "
+                "squares: "
+                "the choice on mean validation accuracy over seeds (the verdict's); grey: each seed's "
+                "own choice; "
                 "circles: their mean with a 95% t-interval. Right: test accuracy against r per eta (95% "
-                "t-intervals over seeds); stars mark the chosen r. r = 0 is cross-entropy, r < 0 negative smoothing.",
+                "t-intervals over seeds); stars mark the chosen r. r = 0 is cross-entropy, r < 0 "
+                "negative smoothing.",
                 best_r_figure(records),
             )
         ]
