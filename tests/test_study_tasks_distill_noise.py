@@ -262,3 +262,12 @@ def test_geometry_helpers_hand_cases():
     assert g["wrong_mass"] == pytest.approx(0.2, abs=1e-6)
     assert g["wrong_entropy"] == pytest.approx(0.5, abs=1e-6)  # uniform wrong mass (1) and a point mass (0)
     assert g["prob_spread"] == pytest.approx(2 * 0.05**2, abs=1e-6)
+
+
+def test_noise_verdict_survives_runs_without_validation_numbers():
+    recs = _fake_noise(0.0, {0.4: 0.9, -0.4: 0.8}, {0.4: 0.9, -0.4: 0.8})
+    recs += [{**r, "noise_rate": 0.6, "val_accuracy": None, "accuracy": None} for r in recs]  # all diverged
+    curve = noise.best_r_curve(recs)
+    assert curve[1]["best_r"] is None and curve[1]["test_best_r"] is None
+    (phase,) = [v for v in noise.verdicts(recs) if v.title.startswith("The best r")]
+    assert "eta=0.6: selected r = n/a" in phase.text

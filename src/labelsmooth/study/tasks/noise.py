@@ -452,6 +452,10 @@ def claims(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[
     return out
 
 
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}"
+
+
 def verdicts(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> list[Any]:
     """The report's verdicts: the phase transition (Wei et al. 2022), smoothing vs forward correction
     (Lukasik et al. 2020), and the other methods against cross-entropy (measured, not judged)."""
@@ -474,9 +478,9 @@ def verdicts(records: Sequence[Mapping[str, Any]], key: str = "accuracy") -> lis
         for p in curve:
             ps = p["per_seed_r"]
             sentences.append(
-                f"eta={p['noise_rate']:g}: selected r = {p['best_r']:g}, test {key} "
+                f"eta={p['noise_rate']:g}: selected r = {_g(p['best_r'])}, test {key} "
                 f"{p['test'].fmt(100, 1)}%; per-seed choices {sorted(p['per_seed'].values())} "
-                f"(mean {ps.fmt(1, 2)}); test selection would pick r = {p['test_best_r']:g}."
+                f"(mean {ps.fmt(1, 2)}); test selection would pick r = {_g(p['test_best_r'])}."
             )
         sentences += [f"{c.statement}: {pts(c.estimate)} ({VERDICT[c.held]})." for c in phase]
         sentences.append(f"Overall: {word}.")
