@@ -1,5 +1,8 @@
 """Run the default grids of the ``distill`` and ``noise`` task cores; print per-run times and the claims.
 
+The study engine runs the same grids (``labelsmooth study --task distill`` / ``--task noise``); this script
+times the runs without the engine (no store, no report), to separate the cost of training from the engine's.
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_distill_noise_tasks.py [--task distill|noise|both] [--workers 2]
@@ -52,8 +55,8 @@ def _print_times(records: list[dict], label) -> None:
 
 
 def bench_distill(pool: ProcessPoolExecutor, seeds: int) -> list[dict]:
-    section = distill.DistillSection(seeds=tuple(range(seeds))).validate()
-    runs = distill.grid(section)
+    section = distill.DistillSection().validate()
+    runs = distill.grid(section, tuple(range(seeds)))
     start = time.perf_counter()
     teachers = [r for r in runs if r.role == "teacher"]
     artefacts, records = {}, []
@@ -76,8 +79,8 @@ def bench_distill(pool: ProcessPoolExecutor, seeds: int) -> list[dict]:
 
 
 def bench_noise(pool: ProcessPoolExecutor, seeds: int) -> list[dict]:
-    section = noise.NoiseSection(seeds=tuple(range(seeds))).validate()
-    runs = noise.grid(section)
+    section = noise.NoiseSection().validate()
+    runs = noise.grid(section, tuple(range(seeds)))
     start = time.perf_counter()
     records = [
         _record(run, res) for run, res in pool.map(_timed, ["noise"] * len(runs), [section] * len(runs), runs)

@@ -35,7 +35,7 @@ __all__ = [
 TASKS: dict[str, Task] = {}
 """Every registered task, by name."""
 
-BUILTIN: tuple[str, ...] = ("classification", "value", "preference", "fairness", "privacy")
+BUILTIN: tuple[str, ...] = ("classification", "value", "preference", "fairness", "privacy", "distill", "noise")
 """The built-in task modules of this package (each registers its task when imported)."""
 
 

@@ -24,20 +24,23 @@ from labelsmooth.study import measure, stats
 from labelsmooth.study.data import Dataset, load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.noise import apply_noise
+from labelsmooth.study.tasks.base import Metric
 from labelsmooth.study.train import derive_seed
 
-Metric = tuple[str, str, str, str | None, bool]
-"""``(key, header, format, better, scaled)``: ``better`` is "higher", "lower" or None; ``scaled`` means the
-run also stores the metric after temperature scaling under ``"ts_" + key``. ``ts_temperature`` is the
-temperature fitted on the validation split (named so that it never collides with the ``temperature`` axis
-of a distillation run)."""
-
 BASE_METRICS: tuple[Metric, ...] = (
-    ("accuracy", "acc", "%", "higher", False),
-    ("nll", "NLL", ".3f", "lower", True),
-    ("ece", "ECE", "%", "lower", True),
-    ("ts_temperature", "T (TS)", ".2f", None, False),
-)
+    Metric("accuracy", "accuracy", "%", "higher", cli=True, description="test accuracy"),
+    Metric("nll", "NLL", ".3f", "lower", scaled=True, cli=True, description="test NLL"),
+    Metric("ece", "ECE", "%", "lower", scaled=True, cli=True, description="test ECE (15 bins)"),
+    Metric("ts_temperature", "T (TS)", ".2f", summary=False,
+           description="the temperature fitted on the validation split (named so that it never collides "
+           "with the temperature of a distillation run)"),
+    Metric("val_accuracy", "val accuracy", "%", "higher", summary=False,
+           description="validation accuracy (what model selection uses)"),
+    Metric("val_nll", "val NLL", ".3f", "lower", summary=False, description="validation NLL (ties)"),
+    Metric("diverged", "diverged", summary=False, description="non-finite logits at the end"),
+)  # fmt: skip
+"""The metrics every run of ``distill`` and ``noise`` stores (engine :class:`Metric` entries; ``scaled``
+ones also as ``ts_<key>``, after a temperature fitted on the validation split)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,7 +152,8 @@ def _finite(v: float) -> float | None:
 def evaluate(
     z_val: torch.Tensor, y_val: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor, n_bins: int
 ) -> dict[str, Any]:
-    """Test accuracy, NLL and ECE, and NLL / ECE after a temperature fitted on the validation split."""
+    """Test accuracy, NLL and ECE, NLL / ECE after a temperature fitted on the validation split, and the
+    validation accuracy and NLL (for model selection: never select on test numbers)."""
     if not (bool(torch.isfinite(z_val).all()) and bool(torch.isfinite(z_test).all())):
         return {
             "diverged": True,
@@ -159,7 +163,10 @@ def evaluate(
             "ts_temperature": None,
             "ts_nll": None,
             "ts_ece": None,
+            "val_accuracy": None,
+            "val_nll": None,
         }
+    val_nll, val_acc, _ = measure.quick(z_val, y_val, n_bins)
     nll, acc, ece = measure.quick(z_test, y_test, n_bins)
     temperature, _, z_ts = measure.temperature_scale(z_val, y_val, z_test)
     ts_nll, _, ts_ece = measure.quick(z_ts, y_test, n_bins)
@@ -171,6 +178,8 @@ def evaluate(
         "ts_temperature": _finite(temperature),
         "ts_nll": _finite(ts_nll),
         "ts_ece": _finite(ts_ece),
+        "val_accuracy": _finite(val_acc),
+        "val_nll": _finite(val_nll),
     }
 
 
@@ -261,3 +270,42 @@ def held(est: stats.Estimate, direction: Literal["<=0", ">=0", "<0", ">0"]) -> b
     if direction == "<0":
         return est.significant and est.mean < 0
     return est.significant and est.mean > 0
+
+
+def choose_by_validation(groups: Mapping[Any, Sequence[Mapping[str, Any]]]) -> Any:
+    """The key of ``groups`` (key -> runs over seeds) with the best mean *validation* accuracy, ties broken
+    by the lower mean validation NLL: the classification task's rule (:func:`labelsmooth.study.verdict.
+    choose_alpha`), so that no choice is made on test numbers. None when no group has a validation number.
+    """
+    best, best_key = None, None
+    for key, recs in groups.items():
+        acc = stats.estimate(r.get("val_accuracy") for r in recs).mean
+        nll = stats.estimate(r.get("val_nll") for r in recs).mean
+        if math.isnan(acc):
+            continue
+        rank = (-acc, nll if not math.isnan(nll) else math.inf)
+        if best is None or rank < best:
+            best, best_key = rank, key
+    return best_key
+
+
+def pts(est: stats.Estimate) -> str:
+    """A paired difference of fractions in percentage points, with its 95% interval and n."""
+    if math.isnan(est.mean):
+        return "n/a"
+    if math.isnan(est.half):
+        return f"{est.mean * 100:+.2f} points (n = {est.n}, no interval)"
+    return f"{est.mean * 100:+.2f} ± {est.half * 100:.2f} points (n = {est.n})"
+
+
+def outcome(helds: Sequence[bool | None]) -> str:
+    """The outcome of a claim made of several comparisons: "held" (every one held), "did not hold" (none
+    did), "partly held", or "too few seeds" (no comparison had two seeds)."""
+    known = [h for h in helds if h is not None]
+    if not known:
+        return "too few seeds"
+    if all(known):
+        return "held"
+    if not any(known):
+        return "did not hold"
+    return "partly held"
