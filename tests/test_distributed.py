@@ -748,3 +748,9 @@ def test_gradcheck_one_rank(one_rank_group):
             ),
             (x, W, b),
         )
+
+
+def test_global_num_items_accumulates_half_weights_in_float32(one_rank_group):
+    # fp16 weights: 70000 tokens of weight 1 summed in float16 gave inf (max 65504)
+    n = global_num_items(torch.zeros(70000, dtype=torch.long), weight=torch.ones(3, dtype=torch.float16))
+    assert n.dtype == torch.float32 and float(n) == 70000.0
