@@ -748,3 +748,18 @@ def test_gradcheck_one_rank(one_rank_group):
             ),
             (x, W, b),
         )
+
+
+def test_global_num_items_accumulates_half_weights_in_float32(one_rank_group):
+    # fp16 weights: 70000 tokens of weight 1 summed in float16 gave inf (max 65504)
+    n = global_num_items(torch.zeros(70000, dtype=torch.long), weight=torch.ones(3, dtype=torch.float16))
+    assert n.dtype == torch.float32 and float(n) == 70000.0
+
+
+def test_num_items_in_batch_must_be_finite_as_in_cross_entropy(one_rank_group):
+    # inf used to pass the check (inf > 0) and gave a loss of 0; labelsmooth.cross_entropy rejects it
+    z, y = torch.randn(2, 3), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="`num_items_in_batch` > 0"):
+        cross_entropy(z, y, num_items_in_batch=float("inf"))
+    with pytest.raises(ValueError, match="`num_items_in_batch`"):
+        vocab_parallel_cross_entropy(z, y, num_items_in_batch=float("inf"))

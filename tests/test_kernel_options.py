@@ -426,3 +426,11 @@ def test_float_targets_of_the_index_shape_say_indices_must_be_integers():
             f(z, torch.tensor([0.0, 1.0, 2.0]))
     with pytest.raises(TypeError, match="integer class indices"):
         cross_entropy(torch.randn(2, 4, 5), torch.zeros(2, 5))  # spatial: (N, d1)
+
+
+def test_global_token_count_accumulates_half_weights_in_float32():
+    # fp16 weights: 70000 tokens of weight 1 summed in float16 gave inf (max 65504), so the mean was 0
+    y = torch.zeros(70000, dtype=torch.long)
+    n = global_token_count(y, weight=torch.ones(3, dtype=torch.float16))
+    assert n.dtype == torch.float32 and float(n) == 70000.0
+    assert float(global_token_count(y[:1001], weight=torch.ones(3, dtype=torch.bfloat16))) == 1001.0

@@ -352,3 +352,13 @@ def test_online_label_smoothing_ignore_half_and_errors():
         ls.OnlineLabelSmoothing(3.0)
     with pytest.raises(ValueError, match="`reduction`"):
         ls.OnlineLabelSmoothing(3, reduction="avg")
+
+
+def test_online_label_smoothing_update_after_double():
+    # .double() makes the count buffer float64; update() used to add float32 ones to it and raise
+    ols = ls.OnlineLabelSmoothing(3).double()
+    z = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]], dtype=torch.float64)
+    ols.update(z, torch.tensor([0, 1]))
+    assert ols.count.tolist() == [1.0, 1.0, 0.0]
+    ols.step_epoch()
+    torch.testing.assert_close(ols.soft_labels[0], torch.softmax(z[0], 0))

@@ -256,3 +256,10 @@ def test_hl_gauss_loss_accepts_plain_edges_and_is_exported():
     z, y = torch.randn(5, 10), torch.randn(5)
     torch.testing.assert_close(hl_gauss_loss(z, y, S.edges.tolist(), 0.4), hl_gauss_loss(z, y, S, 0.4))
     assert ls.losses.hl_gauss_loss is hl_gauss_loss
+
+
+@pytest.mark.parametrize("kind", ["hl_gauss", "two_hot"])
+def test_loss_names_target_for_non_finite_values(kind):
+    # the loss's argument is `target`; the message used to name the helper's `y`
+    with pytest.raises(ValueError, match="`target` to be finite"):
+        _loss(kind, torch.zeros(2, 10), torch.tensor([0.5, math.nan]), S)

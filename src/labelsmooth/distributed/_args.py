@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,8 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> None:
         raise TypeError(
             expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch)
         )
-    if not num_items_in_batch > 0:
-        raise ValueError(expected("num_items_in_batch", "> 0", num_items_in_batch))
+    if not (num_items_in_batch > 0 and math.isfinite(num_items_in_batch)):
+        raise ValueError(expected("num_items_in_batch", "> 0 and finite", num_items_in_batch))
 
 
 def check_common(

@@ -44,7 +44,8 @@ def global_num_items(
     Returns
     -------
     Tensor
-        0-d, int64 without weights, the weight's dtype with them; on ``target``'s device.
+        0-d, int64 without weights, the weight's dtype with them (float32 for half weights); on
+        ``target``'s device.
 
     Raises
     ------
@@ -73,5 +74,7 @@ def global_num_items(
     else:
         check_float_tensor("weight", weight)
         w = weight.to(target.device)
+        if w.dtype in (torch.float16, torch.bfloat16):
+            w = w.float()  # a half sum overflows (fp16 > 65504) or rounds (bf16 > 256)
         n = torch.where(valid, w[torch.where(valid, target, 0).long()], 0).sum().reshape(1)
     return all_reduce(n, group, "sum").reshape(())

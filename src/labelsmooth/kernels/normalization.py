@@ -54,8 +54,8 @@ def global_token_count(
     Returns
     -------
     Tensor
-        0-d, on ``target``'s device: int64 without weights, the weight's dtype with them. Not read on
-        the host (no synchronisation beyond the all-reduce).
+        0-d, on ``target``'s device: int64 without weights, the weight's dtype with them (float32 for
+        half weights). Not read on the host (no synchronisation beyond the all-reduce).
 
     Raises
     ------
@@ -91,6 +91,8 @@ def global_token_count(
             raise ValueError(expected("weight", "of shape (C,)", weight))
         safe = torch.where(valid, target, 0).long()
         w = weight.to(target.device)
+        if w.dtype in (torch.float16, torch.bfloat16):
+            w = w.float()  # a half sum overflows (fp16 > 65504) or rounds (bf16 > 256)
         count = torch.where(valid, w[safe], torch.zeros((), dtype=w.dtype, device=w.device)).sum()
     import torch.distributed as dist
 

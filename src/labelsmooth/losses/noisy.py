@@ -330,7 +330,8 @@ class OnlineLabelSmoothing(nn.Module):
         ok = valid & (q.argmax(-1) == safe)
         dev = self.prob_sum.device
         self.prob_sum.index_add_(0, safe[ok].to(dev), q[ok].to(dev, self.prob_sum.dtype))
-        self.count.index_add_(0, safe[ok].to(dev), torch.ones(int(ok.sum()), device=dev))
+        ones = torch.ones(int(ok.sum()), device=dev, dtype=self.count.dtype)
+        self.count.index_add_(0, safe[ok].to(dev), ones)
 
     @torch.no_grad()
     def step_epoch(self) -> None:

@@ -34,6 +34,8 @@ def _check_value_args(input: torch.Tensor, target: torch.Tensor, bins: int, redu
     if not target.is_floating_point():
         what = "to be a floating-point tensor (cast integer values)"
         raise TypeError(expected("target", what, target.dtype))
+    if target.numel() and not bool(torch.isfinite(target).all()):
+        raise ValueError(expected("target", "to be finite", target))
     check_reduction(reduction)
     if input.dim() == 0 or input.shape[-1] != bins:
         raise ValueError(expected("input", f"with last dimension {bins} (the bins of the support)", input))
