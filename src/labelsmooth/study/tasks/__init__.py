@@ -35,7 +35,7 @@ __all__ = [
 TASKS: dict[str, Task] = {}
 """Every registered task, by name."""
 
-BUILTIN: tuple[str, ...] = ("classification",)
+BUILTIN: tuple[str, ...] = ("classification", "sequence", "gan")
 """The built-in task modules of this package (each registers its task when imported)."""
 
 
