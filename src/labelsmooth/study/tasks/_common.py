@@ -187,6 +187,8 @@ def claim_status(e: Estimate, expected_sign: int) -> str:
 
 def interval_note(e: Estimate) -> str:
     """'' or a short note for a degenerate interval, to follow a formatted estimate."""
+    if degenerate(e) and e.mean == 0.0:
+        return f" (the same value on all {e.n} seeds)"
     if degenerate(e):
         return f" (zero spread over {e.n} seeds: a degenerate interval, sign test p = {sign_test_p(e.n):.3g})"
     return ""

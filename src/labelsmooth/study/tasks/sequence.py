@@ -576,7 +576,7 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
             ece_word = direction(de, up="up", down="down")
             s.append(
                 f"ECE {de.fmt(digits=4)} ({ece_word}); Müller et al. 2019 report it down (0.056 -> 0.019): "
-                f"{cl['ece']['status']}." + (_ece_explanation(hard) if de.mean > 0 else "")
+                f"{cl['ece']['status']}." + (_ece_explanation(hard) if cl["ece"]["status"] == "contradicted" else "")
             )
             s.append(
                 f"After temperature scaling (fitted on validation) the ECE difference is {dt.fmt(digits=4)} "
@@ -595,6 +595,13 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
                 f"{method_label(m, p)}: perplexity {dp.fmt(digits=3)} ({direction(dp, up='up', down='down')}), "
                 f"token accuracy {da.fmt(100, 2)} points ({direction(da, up='up', down='down')}), ECE "
                 f"{de.fmt(digits=4)} ({direction(de, up='up', down='down')})."
+            )
+        if cl:
+            s.append(
+                f"Bottom line at a = {a:g}: perplexity {words[0].split(' ', 1)[1]} "
+                f"(published: up, {cl['perplexity']['status']}), token accuracy {words[1].split(' ', 1)[1]} "
+                f"(published: up, {cl['accuracy']['status']}), ECE {words[2].split(' ', 1)[1]} (published: "
+                f"down, {cl['ece']['status']})."
             )
         out.append(Verdict(str(ds), ", ".join(words) or "no smoothing runs", s,
                            {"claims": [{**c, "estimate": c["estimate"].__dict__} for c in cl.values()]}))  # fmt: skip
