@@ -19,9 +19,8 @@ from labelsmooth.study.config import from_mapping
 from labelsmooth.study.runner import plan, prepare
 from labelsmooth.study.stats import Estimate
 from labelsmooth.study.store import DB_NAME, Store
-from labelsmooth.study.tasks import BUILTIN, get_task
+from labelsmooth.study.tasks import BUILTIN, gan, get_task, sequence
 from labelsmooth.study.tasks import _common as common
-from labelsmooth.study.tasks import gan, sequence
 from study_fixtures import PYTHON, subprocess_env
 
 TINY_SEQ = {"datasets": ["reverse"], "label_smoothing": [0.1], "penalty": [], "d_model": 8, "n_layers": 1,
@@ -212,7 +211,9 @@ def test_gan_verdict_never_calls_a_zero_spread_difference_over_three_seeds_signi
     recs += [_gan("two_sided", 0.2, s, modes=7.0, energy_distance=(0.08, 0.05, 0.075)[s]) for s in range(3)]
     (v,) = get_task("gan").verdict(recs)
     assert v.outcome == "no detectable difference"
-    assert "the same difference on all 3 seeds, a degenerate zero-width interval; sign test p = 0.25" in v.text
+    assert (
+        "the same difference on all 3 seeds, a degenerate zero-width interval; sign test p = 0.25" in v.text
+    )
     assert "No difference between any smoothing and no smoothing is detectable here" in v.text
     # the same one-mode gain on 6 seeds passes a sign test (p = 0.031): a difference, said with its test
     recs6 = [_gan("none", None, s, modes=6.0) for s in range(6)] + [

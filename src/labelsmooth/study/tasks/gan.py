@@ -22,7 +22,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +31,6 @@ from labelsmooth._validation import expected
 from labelsmooth.losses.gan import discriminator_loss, generator_loss
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 from labelsmooth.study.tasks._common import (
     by_method,
     check_float,
@@ -39,14 +38,14 @@ from labelsmooth.study.tasks._common import (
     check_int,
     check_names,
     claim_status,
-    degenerate,
     diff,
     direction,
-    interval_note,
     flatten,
+    interval_note,
     one_thread,
     spread,
 )
+from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 
 __all__ = [
     "DATASETS",
@@ -423,6 +422,11 @@ def summarize(records: list[dict]) -> list[str]:
 # ------------------------------------------------------------------ the engine task
 RUNTIME = "32 runs (ring, grid; 4 methods; 4 seeds), about 2.5 min on 2 idle cores (CPU time)"
 _GRID_KEYS = ("datasets", "one_sided", "two_sided")
+_COMPARED = (
+    ("modes", "modes", "more", "fewer"),
+    ("high_quality", "high-quality fraction", "higher", "lower"),
+    ("energy_distance", "energy distance", "worse", "better"),
+)
 
 
 def verdict(records: list[dict]) -> list[Verdict]:
@@ -441,14 +445,12 @@ def verdict(records: list[dict]) -> list[Verdict]:
         for (m, p), rs in groups.items():
             line = (
                 f"{method_label(m, p)}: modes covered {spread(rs, 'modes')}, high-quality fraction "
-                f"{spread(rs, 'high_quality')}, energy distance {spread(rs, 'energy_distance')}, mean D(real) "
-                f"{spread(rs, 'd_real')}"
+                f"{spread(rs, 'high_quality')}, energy distance {spread(rs, 'energy_distance')}, "
+                f"mean D(real) {spread(rs, 'd_real')}"
             )
             if base and m != "none":
                 parts = []
-                for key, name, up, down in (("modes", "modes", "more", "fewer"),
-                                            ("high_quality", "high-quality fraction", "higher", "lower"),
-                                            ("energy_distance", "energy distance", "worse", "better")):  # fmt: skip
+                for key, name, up, down in _COMPARED:
                     e = diff(rs, base, key)
                     word = direction(e, up=up, down=down)
                     parts.append(f"{name} {e.fmt(digits=3)} ({word})")
@@ -484,13 +486,14 @@ class GanTask(Task):
     runtime = RUNTIME
     config_cls = GanSection
     metrics = METRICS
-    methods: ClassVar[Mapping[str, Method]] = GAN_METHODS
+    methods: Mapping[str, Method] = GAN_METHODS
     setting_axes = ("dataset",)
     default_seeds = (0, 1, 2, 3)
     """Seeds when the config sets none (the study's ``seeds`` key overrides it)."""
     report_note = (
-        "Each method's numbers are its distribution over seeds (mean ± 95% t-interval, min, max); comparisons "
-        "with no smoothing are paired by seed (same initial weights, same data and noise draws). An interval "
+        "Each method's numbers are its distribution over seeds (mean ± 95% t-interval, min, max); "
+        "comparisons with no smoothing are paired by seed (same initial weights, same data and noise "
+        "draws). An interval "
         "of zero width (the same difference on every seed, common for modes covered) is degenerate and is "
         "judged by a sign test instead. Measured on 2500 generated samples per run."
     )

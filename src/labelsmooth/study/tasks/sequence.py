@@ -24,7 +24,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -39,6 +39,9 @@ from labelsmooth.metrics import (
     negative_log_likelihood,
     smooth_calibration_error,
 )
+from labelsmooth.study.methods import Method
+from labelsmooth.study.stats import estimate
+from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks._common import (
     by_method,
     check_float,
@@ -53,9 +56,6 @@ from labelsmooth.study.tasks._common import (
     one_thread,
     spread,
 )
-from labelsmooth.study.methods import Method
-from labelsmooth.study.stats import estimate
-from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks.base import (
     Context,
     Figure,
@@ -259,8 +259,9 @@ def _check_penalty(dotted: str, param: Any) -> None:
 SEQUENCE_METHODS: dict[str, Method] = {
     "hard": Method("hard", None, _hard_objective, label=_label_hard,
                    description="one-hot next-token targets (linear_cross_entropy)"),
-    "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing, alpha=_alpha_smoothing,
-                        config_key="label_smoothing", default=(0.1, 0.2), check=_check_smoothing,
+    "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing,
+                        alpha=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
+                        check=_check_smoothing,
                         description="linear_cross_entropy with label_smoothing = a"),
     "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective, label=_label_penalty,
                                  config_key="penalty", default=(0.1,), check=_check_penalty,
@@ -552,7 +553,9 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
             f"{spread(hard, 'accuracy')}, ECE {spread(hard, 'ece')} (after temperature scaling "
             f"{spread(hard, 'ts_ece')})."
         ]
-        cl = {c["key"]: c for c in claims(recs, claim_alpha=claim_alpha) if c["claim"].startswith("smoothing")}
+        cl = {
+            c["key"]: c for c in claims(recs, claim_alpha=claim_alpha) if c["claim"].startswith("smoothing")
+        }
         words = []
         if cl:
             a = next(iter(cl.values()))["alpha"]
@@ -576,11 +579,13 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
             ece_word = direction(de, up="up", down="down")
             s.append(
                 f"ECE {de.fmt(digits=4)} ({ece_word}); Müller et al. 2019 report it down (0.056 -> 0.019): "
-                f"{cl['ece']['status']}." + (_ece_explanation(hard) if cl["ece"]["status"] == "contradicted" else "")
+                f"{cl['ece']['status']}."
+                + (_ece_explanation(hard) if cl["ece"]["status"] == "contradicted" else "")
             )
             s.append(
                 f"After temperature scaling (fitted on validation) the ECE difference is {dt.fmt(digits=4)} "
-                f"({direction(dt, up='smoothing worse', down='smoothing better')}). Temperature scaling never "
+                f"({direction(dt, up='smoothing worse', down='smoothing better')}). "
+                "Temperature scaling never "
                 "changes the argmax, so it cannot give the hard model smoothing's accuracy: that claim is "
                 "the accuracy comparison above."
             )
@@ -592,7 +597,8 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
                 continue
             dp, da, de = (diff(rs, hard, k) for k in ("perplexity", "accuracy", "ece"))
             s.append(
-                f"{method_label(m, p)}: perplexity {dp.fmt(digits=3)} ({direction(dp, up='up', down='down')}), "
+                f"{method_label(m, p)}: perplexity {dp.fmt(digits=3)} "
+                f"({direction(dp, up='up', down='down')}), "
                 f"token accuracy {da.fmt(100, 2)} points ({direction(da, up='up', down='down')}), ECE "
                 f"{de.fmt(digits=4)} ({direction(de, up='up', down='down')})."
             )
@@ -603,8 +609,8 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
                 f"(published: up, {cl['accuracy']['status']}), ECE {words[2].split(' ', 1)[1]} (published: "
                 f"down, {cl['ece']['status']})."
             )
-        out.append(Verdict(str(ds), ", ".join(words) or "no smoothing runs", s,
-                           {"claims": [{**c, "estimate": c["estimate"].__dict__} for c in cl.values()]}))  # fmt: skip
+        numbers = {"claims": [{**c, "estimate": vars(c["estimate"])} for c in cl.values()]}
+        out.append(Verdict(str(ds), ", ".join(words) or "no smoothing runs", s, numbers))
     return out
 
 
@@ -627,7 +633,7 @@ class SequenceTask(Task):
     runtime = RUNTIME
     config_cls = SequenceSection
     metrics = METRICS
-    methods: ClassVar[Mapping[str, Method]] = SEQUENCE_METHODS
+    methods: Mapping[str, Method] = SEQUENCE_METHODS
     setting_axes = ("dataset",)
     default_seeds = (0, 1, 2)
     """Seeds when the config sets none (the study's ``seeds`` key overrides it)."""
@@ -647,7 +653,9 @@ class SequenceTask(Task):
             raise TypeError(expected("data", "to be None (task 'sequence' brings its own data)", data))
         if model_fn is not None:
             raise TypeError(
-                expected("model_fn", "to be None (task 'sequence' builds its own CausalTransformer)", model_fn)
+                expected(
+                    "model_fn", "to be None (task 'sequence' builds its own CausalTransformer)", model_fn
+                )
             )
         sec = cfg.section
         return {
@@ -686,8 +694,8 @@ class SequenceTask(Task):
             labelled = [(method_label(m, p), rs) for (m, p), rs in groups.items()]
             out.append(Figure(
                 f"perplexity_{slug}",
-                f"{ds}: test perplexity, token accuracy and ECE before / after temperature scaling per method "
-                "(mean and 95% t-interval over seeds).",
+                f"{ds}: test perplexity, token accuracy and ECE before / after temperature scaling per "
+                "method (mean and 95% t-interval over seeds).",
                 metric_by_method(labelled, [("perplexity", "perplexity"), ("accuracy", "token accuracy"),
                                             ("ece", "ECE"), ("ts_ece", "ECE after T")], f"{ds}: per method"),
             ))  # fmt: skip
