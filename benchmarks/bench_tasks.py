@@ -14,7 +14,6 @@ machine the wall time overstates it; the sum of per-run CPU seconds / workers is
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -33,8 +32,12 @@ def _module(task: str):
 
 def _section(task: str, seeds: int = 0):
     m = _module(task)
-    section = m.SequenceSection() if task == "sequence" else m.GanSection()
-    return (dataclasses.replace(section, seeds=seeds) if seeds else section).validate()
+    return (m.SequenceSection() if task == "sequence" else m.GanSection()).validate()
+
+
+def _seeds(task: str, seeds: int = 0) -> tuple[int, ...]:
+    """``seeds`` seeds, or the task's default (the engine task's ``default_seeds``)."""
+    return tuple(range(seeds)) if seeds else tuple(_module(task).TASK.default_seeds)
 
 
 def _one(job: tuple[str, int, str, str, float | None, int]) -> dict:
@@ -80,7 +83,7 @@ def main() -> None:
         return
     for task in TASKS if args.task == "all" else (args.task,):
         m = _module(task)
-        jobs = [(task, args.seeds, *run) for run in m.default_grid(_section(task, args.seeds))]
+        jobs = [(task, args.seeds, *run) for run in m.default_grid(_section(task), _seeds(task, args.seeds))]
         path = args.json if args.task != "all" else args.json.replace(".json", f"_{task}.json")
         print(
             f"== {task}: {len(jobs)} runs, {args.workers} workers, load {os.getloadavg()[0]:.2f}", flush=True

@@ -243,6 +243,9 @@ def from_mapping(mapping: Mapping[str, Any]) -> StudyConfig:
             raise _unknown("config", key, known_top)
     if task_name != "classification" and "section" not in kwargs and task.config_cls is not None:
         kwargs["section"] = task.config_cls()
+    task_seeds = getattr(task, "default_seeds", None)  # a task's own default seed count
+    if "seeds" not in kwargs and task_seeds:
+        kwargs["seeds"] = tuple(task_seeds)
     cfg = StudyConfig(**kwargs)
     validate(cfg)
     if task_name != "classification":

@@ -36,7 +36,7 @@ TASKS: dict[str, Task] = {}
 """Every registered task, by name."""
 
 BUILTIN: tuple[str, ...] = (
-    "classification", "value", "preference", "fairness", "privacy", "distill", "noise",
+    "classification", "sequence", "gan", "value", "preference", "fairness", "privacy", "distill", "noise",
 )  # fmt: skip
 """The built-in task modules of this package (each registers its task when imported)."""
 

@@ -132,10 +132,40 @@ def spread(records: Sequence[dict], key: str) -> str:
     return f"{e.fmt()} (min {min(vals):.3g}, max {max(vals):.3g}, {len(vals)} seeds)"
 
 
+def degenerate(e: Estimate) -> bool:
+    """The paired differences had zero spread (the same value on every seed, n >= 2): the t-interval has
+    width 0 and says nothing about the noise (a discrete metric such as modes covered does this)."""
+    return e.n >= 2 and not math.isnan(e.half) and e.half == 0.0
+
+
+def sign_test_p(n: int) -> float:
+    """Two-sided sign-test p-value when all ``n`` paired differences share one sign: ``2 * 0.5**n``.
+
+    The honest test of a zero-spread difference: it needs n >= 6 seeds to get below 0.05 (n = 3: 0.25).
+    """
+    return min(1.0, 2.0 * 0.5**n)
+
+
+def _degenerate_detectable(e: Estimate) -> bool:
+    return e.mean != 0.0 and sign_test_p(e.n) < 0.05
+
+
 def direction(e: Estimate, *, up: str, down: str, none: str = "no detectable difference") -> str:
-    """A word for a paired difference: ``up``/``down`` when its 95% interval excludes 0, else ``none``."""
+    """A word for a paired difference: ``up``/``down`` when its 95% interval excludes 0, else ``none``.
+
+    A zero-spread interval (:func:`degenerate`) is never taken at face value: it counts only when a sign
+    test over its seeds is below 0.05, and the phrase says that the interval is degenerate.
+    """
     if e.n < 2 or math.isnan(e.half):
         return "not enough seeds to tell" if e.n < 2 else none
+    if degenerate(e):
+        if e.mean == 0.0:
+            return f"no difference on any of {e.n} seeds"
+        word = (up if e.mean > 0 else down) if _degenerate_detectable(e) else none
+        return (
+            f"{word}: the same difference on all {e.n} seeds, a degenerate zero-width interval; "
+            f"sign test p = {sign_test_p(e.n):.3g}"
+        )
     if not e.significant:
         return none
     return up if e.mean > 0 else down
@@ -143,9 +173,22 @@ def direction(e: Estimate, *, up: str, down: str, none: str = "no detectable dif
 
 def claim_status(e: Estimate, expected_sign: int) -> str:
     """ "reproduced" when the interval excludes 0 on the expected side, "contradicted" on the other,
-    "not detectable" when it contains 0, "not enough seeds" below two."""
+    "not detectable" when it contains 0, "not enough seeds" below two. A zero-spread interval
+    (:func:`degenerate`) is judged by a sign test instead (not detectable below 6 seeds)."""
     if e.n < 2 or math.isnan(e.half):
         return "not enough seeds"
-    if not e.significant:
+    if degenerate(e):
+        if not _degenerate_detectable(e):
+            return "not detectable"
+    elif not e.significant:
         return "not detectable"
     return "reproduced" if (e.mean > 0) == (expected_sign > 0) else "contradicted"
+
+
+def interval_note(e: Estimate) -> str:
+    """'' or a short note for a degenerate interval, to follow a formatted estimate."""
+    if degenerate(e) and e.mean == 0.0:
+        return f" (the same value on all {e.n} seeds)"
+    if degenerate(e):
+        return f" (zero spread over {e.n} seeds: a degenerate interval, sign test p = {sign_test_p(e.n):.3g})"
+    return ""

@@ -18,8 +18,11 @@ the logits are built (``hidden @ head.weight.T``) and :func:`labelsmooth.confide
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -36,19 +39,32 @@ from labelsmooth.metrics import (
     negative_log_likelihood,
     smooth_calibration_error,
 )
+from labelsmooth.study.methods import Method
+from labelsmooth.study.stats import estimate
+from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks._common import (
-    MetricSpec,
     by_method,
     check_float,
     check_grid,
     check_int,
     check_names,
     claim_status,
+    degenerate,
     diff,
     direction,
     flatten,
     one_thread,
     spread,
+)
+from labelsmooth.study.tasks.base import (
+    Context,
+    Figure,
+    Metric,
+    NeededRun,
+    RunRecord,
+    RunSpec,
+    Task,
+    Verdict,
 )
 from labelsmooth.study.tasks.sequence_data import (
     IGNORE,
@@ -73,6 +89,7 @@ __all__ = [
     "summarize",
 ]
 
+RUNTIME = "24 runs (stdlib, reverse; 4 methods; 3 seeds), about 2 min on 2 idle cores (CPU time)"
 SUMMARY = (
     "What label smoothing does to a small language model's perplexity, accuracy and calibration "
     "(Vaswani et al. 2017; Müller et al. 2019)."
@@ -80,20 +97,25 @@ SUMMARY = (
 DATASETS = ("stdlib", "reverse")
 METHODS = ("hard", "smoothing", "confidence_penalty")
 
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("nll", "Token NLL", ".4f", "lower", False),
-    MetricSpec("perplexity", "Perplexity", ".3f", "lower", False),
-    MetricSpec("accuracy", "Token acc.", ".4f", "higher", False),
-    MetricSpec("exact_match", "Exact match", ".3f", "higher", False),
-    MetricSpec("ece", "ECE", ".4f", "lower", False),
-    MetricSpec("smece", "smECE", ".4f", "lower", False),
-    MetricSpec("temperature", "T", ".3f", None, True),
-    MetricSpec("nll_ts", "NLL (TS)", ".4f", "lower", True),
-    MetricSpec("perplexity_ts", "Perplexity (TS)", ".3f", "lower", True),
-    MetricSpec("ece_ts", "ECE (TS)", ".4f", "lower", True),
-    MetricSpec("smece_ts", "smECE (TS)", ".4f", "lower", True),
-    MetricSpec("train_loss", "Train loss", ".4f", None, False),
-)
+METRICS: tuple[Metric, ...] = (
+    Metric("nll", "token NLL", ".4f", "lower", scaled=True, cli=True, scaled_in=("summary",),
+           description="mean next-token NLL on the test split (nats)"),
+    Metric("perplexity", "perplexity", ".3f", "lower", scaled=True, cli=True, panel=True,
+           scaled_in=("summary",), description="exp(token NLL)"),
+    Metric("accuracy", "token acc.", "%", "higher", cli=True, panel=True,
+           description="next-token (answer-token) accuracy"),
+    Metric("exact_match", "exact match", "%", "higher", cli=True,
+           description="sequences answered exactly by greedy decoding (reverse only)"),
+    Metric("ece", "ECE", ".4f", "lower", scaled=True, cli=True, panel=True,
+           scaled_in=("summary", "cli", "panel"), description="top-label token ECE (n_bins equal bins)"),
+    Metric("smece", "smECE", ".4f", "lower", scaled=True, scaled_in=("summary",),
+           description="smooth ECE of the top-label token confidence"),
+    Metric("temperature", "T", ".3f", cli=True, description="temperature fitted on the validation split"),
+    Metric("train_loss", "train loss", ".4f", summary=False, description="the last training-loss point"),
+)  # fmt: skip
+"""The sequence task's metrics table. ``scaled`` metrics are also stored after temperature scaling (fitted
+on the validation split) as ``ts_<key>`` (``ts_nll``, ``ts_perplexity``, ``ts_ece``, ``ts_smece``): the
+engine's scaled mechanism. Accuracy and exact match are not scaled (temperature never changes the argmax)."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +123,13 @@ class SequenceSection:
     """The ``[sequence]`` config section. Every field has a default; :meth:`validate` names bad keys.
 
     Grid: ``datasets`` x methods (``hard``; ``smoothing`` at each ``label_smoothing``; ``confidence_penalty``
-    at each ``penalty``) x ``seeds``.
+    at each ``penalty``) x the study's ``seeds`` (default 3 for this task). The number of calibration bins
+    is the study's top-level ``n_bins``.
     """
 
     datasets: tuple[str, ...] = DATASETS
     label_smoothing: tuple[float, ...] = (0.1, 0.2)
     penalty: tuple[float, ...] = (0.1,)
-    seeds: int = 3
     # model and optimisation
     d_model: int = 64
     n_layers: int = 2
@@ -126,16 +148,13 @@ class SequenceSection:
     n_train: int = 1000
     n_eval: int = 400
     target_noise: float = 0.1
-    # measuring
-    n_bins: int = 15
 
     def validate(self) -> SequenceSection:
         """Check every field; raise ``ValueError``/``TypeError`` naming ``sequence.<key>`` and the value."""
         check_names("sequence.datasets", self.datasets, DATASETS)
         check_grid("sequence.label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
         check_grid("sequence.penalty", self.penalty, 0.0, math.inf)
-        check_int("sequence.seeds", self.seeds, 1)
-        for key in ("d_model", "n_layers", "n_heads", "steps", "batch_size", "n_train", "n_eval", "n_bins"):
+        for key in ("d_model", "n_layers", "n_heads", "steps", "batch_size", "n_train", "n_eval"):
             check_int(f"sequence.{key}", getattr(self, key), 1)
         if self.d_model % self.n_heads:
             raise ValueError(
@@ -169,12 +188,14 @@ class SequenceSection:
         return cls(**kwargs).validate()
 
 
-def default_grid(section: SequenceSection) -> list[tuple[str, str, float | None, int]]:
+def default_grid(
+    section: SequenceSection, seeds: Sequence[int] = (0, 1, 2)
+) -> list[tuple[str, str, float | None, int]]:
     """Every run of the grid as ``(dataset, method, param, seed)``; ``param`` is None for ``hard``."""
     methods: list[tuple[str, float | None]] = [("hard", None)]
     methods += [("smoothing", a) for a in section.label_smoothing]
     methods += [("confidence_penalty", b) for b in section.penalty]
-    return [(d, m, p, s) for d in section.datasets for m, p in methods for s in range(section.seeds)]
+    return [(d, m, p, s) for d in section.datasets for m, p in methods for s in seeds]
 
 
 def method_label(method: str, param: float | None) -> str:
@@ -182,6 +203,72 @@ def method_label(method: str, param: float | None) -> str:
     if method == "hard":
         return "hard"
     return f"{method.replace('_', ' ')} ({'a' if method == 'smoothing' else 'beta'}={param:g})"
+
+
+# ------------------------------------------------------------------ methods (the task's registry)
+def _smoothed_ce(
+    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *, label_smoothing: float
+) -> torch.Tensor:
+    """``linear_cross_entropy`` on the final hidden states and the output projection (no N x V logits)."""
+    return linear_cross_entropy(hidden, weight, target, ignore_index=IGNORE, label_smoothing=label_smoothing)
+
+
+def _penalised_ce(
+    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *, beta: float
+) -> torch.Tensor:
+    """CE - beta H(q): needs the entropy of the prediction, so the logits are built for this method."""
+    return confidence_penalty(hidden @ weight.T, target, beta=beta, ignore_index=IGNORE)
+
+
+def _hard_objective(param: Any = None, **context: Any) -> Callable[..., torch.Tensor]:
+    return functools.partial(_smoothed_ce, label_smoothing=0.0)
+
+
+def _smoothing_objective(param: float, **context: Any) -> Callable[..., torch.Tensor]:
+    return functools.partial(_smoothed_ce, label_smoothing=float(param))
+
+
+def _penalty_objective(param: float, **context: Any) -> Callable[..., torch.Tensor]:
+    return functools.partial(_penalised_ce, beta=float(param))
+
+
+def _label_hard(param: Any) -> str:
+    return method_label("hard", None)
+
+
+def _label_smoothing(param: float) -> str:
+    return method_label("smoothing", param)
+
+
+def _label_penalty(param: float) -> str:
+    return method_label("confidence_penalty", param)
+
+
+def _alpha_smoothing(param: float) -> float:
+    return float(param)
+
+
+def _check_smoothing(dotted: str, param: Any) -> None:
+    check_float(dotted, param, 0.0, 1.0, hi_open=True)
+
+
+def _check_penalty(dotted: str, param: Any) -> None:
+    check_float(dotted, param, 0.0, math.inf)
+
+
+SEQUENCE_METHODS: dict[str, Method] = {
+    "hard": Method("hard", None, _hard_objective, label=_label_hard,
+                   description="one-hot next-token targets (linear_cross_entropy)"),
+    "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing,
+                        alpha=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
+                        check=_check_smoothing,
+                        description="linear_cross_entropy with label_smoothing = a"),
+    "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective, label=_label_penalty,
+                                 config_key="penalty", default=(0.1,), check=_check_penalty,
+                                 description="CE - beta H(q) (Pereyra et al. 2017) on the built logits"),
+}  # fmt: skip
+"""The task's method registry (looked up before the shared one): ``objective(param)`` returns the training
+loss ``(hidden (N, d), weight (V, d), target (N,)) -> scalar``; padding is ``ignore_index = -100``."""
 
 
 def build_data(section: SequenceSection, dataset: str, seed: int) -> TokenData:
@@ -217,10 +304,7 @@ def _loss(
     model: CausalTransformer, x: torch.Tensor, y: torch.Tensor, method: str, param: float
 ) -> torch.Tensor:
     h = model.hidden(x).reshape(-1, model.head.weight.shape[1])
-    t = y.reshape(-1)
-    if method == "confidence_penalty":  # needs H(q): the logits are built for this method only
-        return confidence_penalty(h @ model.head.weight.T, t, beta=param, ignore_index=IGNORE)
-    return linear_cross_entropy(h, model.head.weight, t, ignore_index=IGNORE, label_smoothing=param)
+    return SEQUENCE_METHODS[method].objective(param)(h, model.head.weight, y.reshape(-1))
 
 
 def _batch(
@@ -264,7 +348,13 @@ def _bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, list[float
 
 
 def run_one(
-    section: SequenceSection, method: str, param: float | None, seed: int, *, dataset: str | None = None
+    section: SequenceSection,
+    method: str,
+    param: float | None,
+    seed: int,
+    *,
+    dataset: str | None = None,
+    n_bins: int = 15,
 ) -> dict:
     """Train one model of the grid and measure it on the test split.
 
@@ -306,7 +396,7 @@ def run_one(
             warnings.simplefilter("ignore")
             scaler = TemperatureScaler().fit(zv, yv)
         zs = scaler.transform(zt)
-        nll, nll_ts = (
+        nll, ts_nll = (
             negative_log_likelihood(zt, yt, from_logits=True),
             negative_log_likelihood(zs, yt, from_logits=True),
         )
@@ -315,18 +405,18 @@ def run_one(
             "perplexity": math.exp(nll),
             "accuracy": accuracy(zt, yt, from_logits=True),
             "exact_match": greedy_exact_match(model, data) if data.test_sources else None,
-            "ece": expected_calibration_error(zt, yt, n_bins=section.n_bins, from_logits=True),
+            "ece": expected_calibration_error(zt, yt, n_bins=n_bins, from_logits=True),
             "smece": smooth_calibration_error(zt, yt, from_logits=True),
             "temperature": float(scaler.temperature_),
-            "nll_ts": nll_ts,
-            "perplexity_ts": math.exp(nll_ts),
-            "ece_ts": expected_calibration_error(zs, yt, n_bins=section.n_bins, from_logits=True),
-            "smece_ts": smooth_calibration_error(zs, yt, from_logits=True),
+            "ts_nll": ts_nll,
+            "ts_perplexity": math.exp(ts_nll),
+            "ts_ece": expected_calibration_error(zs, yt, n_bins=n_bins, from_logits=True),
+            "ts_smece": smooth_calibration_error(zs, yt, from_logits=True),
             "train_loss": curve[-1],
         }
         arrays = {
-            "reliability": _bins(zt, yt, section.n_bins),
-            "reliability_ts": _bins(zs, yt, section.n_bins),
+            "reliability": _bins(zt, yt, n_bins),
+            "reliability_ts": _bins(zs, yt, n_bins),
             "fingerprint": data.fingerprint,
         }
     return {
@@ -396,12 +486,12 @@ def summarize(records: list[dict]) -> list[str]:
         lines.append(
             f"{ds}: hard targets reach perplexity {spread(hard, 'perplexity')}, token accuracy "
             f"{spread(hard, 'accuracy')}, ECE {spread(hard, 'ece')} (after temperature scaling "
-            f"{spread(hard, 'ece_ts')}, T = {spread(hard, 'temperature')})."
+            f"{spread(hard, 'ts_ece')}, T = {spread(hard, 'temperature')})."
         )
         for (m, p), rs in groups.items():
             if m == "hard":
                 continue
-            dp, da, de, dt = (diff(rs, hard, k) for k in ("perplexity", "accuracy", "ece", "ece_ts"))
+            dp, da, de, dt = (diff(rs, hard, k) for k in ("perplexity", "accuracy", "ece", "ts_ece"))
             s = (
                 f"  {method_label(m, p)} vs hard: perplexity {dp.fmt(digits=3)} "
                 f"({direction(dp, up='worse', down='better')}), token accuracy {da.fmt(100, 2)} points "
@@ -420,3 +510,217 @@ def summarize(records: list[dict]) -> list[str]:
                 f"(difference in {c['key']} {c['estimate'].fmt(digits=4)}, n = {c['estimate'].n})."
             )
     return lines
+
+
+# ------------------------------------------------------------------ the engine task
+_GRID_KEYS = ("datasets", "label_smoothing", "penalty")
+
+
+def _ece_explanation(hard: list[dict]) -> str:
+    """Why ECE went the way it did: the hard model's own calibration (its fitted temperature)."""
+    t = estimate(r.get("temperature") for r in hard)
+    if math.isnan(t.mean):
+        return ""
+    if t.mean <= 1.05:
+        state = "underconfident" if t.mean < 0.95 else "close to calibrated"
+        return (
+            f" The hard-target models here are not overconfident (fitted T = {t.fmt(digits=2)}, "
+            f"{state}; T > 1 would mean overconfident), so smoothing, which lowers confidence, moves them "
+            "further from calibration; Müller et al.'s hard baseline was an overconfident large translation "
+            "model."
+        )
+    return f" The hard-target models are overconfident here (fitted T = {t.fmt(digits=2)} > 1)."
+
+
+def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
+    """One :class:`Verdict` per dataset: what smoothing did to perplexity, accuracy and calibration
+    against hard targets (paired 95% t-intervals over seeds), each against the published direction.
+
+    ``outcome`` lists the three directions measured at the claim's a (e.g. ``"perplexity up, accuracy
+    within noise, ECE up"``); ``numbers`` holds the claims (:func:`claims`)."""
+    flat = flatten(records)
+    out: list[Verdict] = []
+    for ds in _datasets(flat):
+        recs = [r for r in flat if r.get("dataset") == ds]
+        groups = by_method(recs)
+        hard = _baseline(groups, "hard")
+        if not hard:
+            out.append(Verdict(str(ds), "no baseline", ["No hard-target runs: nothing to compare with."]))
+            continue
+        n = len({r["seed"] for r in hard})
+        s = [
+            f"Hard targets ({n} seeds): perplexity {spread(hard, 'perplexity')}, token accuracy "
+            f"{spread(hard, 'accuracy')}, ECE {spread(hard, 'ece')} (after temperature scaling "
+            f"{spread(hard, 'ts_ece')})."
+        ]
+        cl = {
+            c["key"]: c for c in claims(recs, claim_alpha=claim_alpha) if c["claim"].startswith("smoothing")
+        }
+        words = []
+        if cl:
+            a = next(iter(cl.values()))["alpha"]
+            ls = groups[("smoothing", a)]
+            dp, da, de, dt = (diff(ls, hard, k) for k in ("perplexity", "accuracy", "ece", "ts_ece"))
+            s.append(
+                f"Smoothing a = {a:g} against hard (paired over {dp.n} seeds): perplexity {dp.fmt(digits=3)} "
+                f"({direction(dp, up='up', down='down')}); Vaswani et al. 2017 report it up (4.67 -> 4.92): "
+                f"{cl['perplexity']['status']}."
+            )
+            s.append(
+                f"Token accuracy {da.fmt(100, 2)} points ({direction(da, up='up', down='down')}); Vaswani "
+                f"et al. report a gain (BLEU 25.3 -> 25.8): {cl['accuracy']['status']}."
+            )
+            if any(r.get("exact_match") is not None for r in ls):
+                dx = diff(ls, hard, "exact_match")
+                s.append(
+                    f"Exact match (greedy decoding) {dx.fmt(100, 1)} points "
+                    f"({direction(dx, up='up', down='down')})."
+                )
+            ece_word = direction(de, up="up", down="down")
+            s.append(
+                f"ECE {de.fmt(digits=4)} ({ece_word}); Müller et al. 2019 report it down (0.056 -> 0.019): "
+                f"{cl['ece']['status']}."
+                + (_ece_explanation(hard) if cl["ece"]["status"] == "contradicted" else "")
+            )
+            s.append(
+                f"After temperature scaling (fitted on validation) the ECE difference is {dt.fmt(digits=4)} "
+                f"({direction(dt, up='smoothing worse', down='smoothing better')}). "
+                "Temperature scaling never "
+                "changes the argmax, so it cannot give the hard model smoothing's accuracy: that claim is "
+                "the accuracy comparison above."
+            )
+            words = [
+                f"perplexity {_word(dp)}", f"accuracy {_word(da)}", f"ECE {_word(de)}",
+            ]  # fmt: skip
+        for (m, p), rs in groups.items():
+            if m == "hard" or (m == "smoothing" and cl and p == next(iter(cl.values()))["alpha"]):
+                continue
+            dp, da, de = (diff(rs, hard, k) for k in ("perplexity", "accuracy", "ece"))
+            s.append(
+                f"{method_label(m, p)}: perplexity {dp.fmt(digits=3)} "
+                f"({direction(dp, up='up', down='down')}), "
+                f"token accuracy {da.fmt(100, 2)} points ({direction(da, up='up', down='down')}), ECE "
+                f"{de.fmt(digits=4)} ({direction(de, up='up', down='down')})."
+            )
+        if cl:
+            s.append(
+                f"Bottom line at a = {a:g}: perplexity {words[0].split(' ', 1)[1]} "
+                f"(published: up, {cl['perplexity']['status']}), token accuracy {words[1].split(' ', 1)[1]} "
+                f"(published: up, {cl['accuracy']['status']}), ECE {words[2].split(' ', 1)[1]} (published: "
+                f"down, {cl['ece']['status']})."
+            )
+        numbers = {"claims": [{**c, "estimate": vars(c["estimate"])} for c in cl.values()]}
+        out.append(Verdict(str(ds), ", ".join(words) or "no smoothing runs", s, numbers))
+    return out
+
+
+def _word(e: Any) -> str:
+    if e.n < 2 or math.isnan(e.half):
+        return "n/a"
+    if degenerate(e) or not e.significant:
+        return "within noise"
+    return "up" if e.mean > 0 else "down"
+
+
+class SequenceTask(Task):
+    """The ``sequence`` task on the study engine: datasets x methods x seeds of :func:`run_one`."""
+
+    name = "sequence"
+    summary = (
+        "what does label smoothing do to a small language model's perplexity, accuracy and calibration "
+        "(Vaswani et al. 2017; Müller et al. 2019)?"
+    )
+    runtime = RUNTIME
+    config_cls = SequenceSection
+    metrics = METRICS
+    methods: Mapping[str, Method] = SEQUENCE_METHODS
+    setting_axes = ("dataset",)
+    default_seeds = (0, 1, 2)
+    """Seeds when the config sets none (the study's ``seeds`` key overrides it)."""
+    report_note = (
+        "Intervals are 95% Student-t intervals over seeds; comparisons with hard targets are paired by seed "
+        "(same initial weights and batches; on reverse the same noisy training answers). Metrics are on the "
+        "test split; temperature scaling is fitted on the validation split."
+    )
+
+    def validate(self, section: SequenceSection) -> None:
+        section.validate()
+
+    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> dict[str, str]:
+        """The datasets' fingerprints (the stdlib corpus is read now: a missing file fails before anything
+        is written)."""
+        if data is not None:
+            raise TypeError(expected("data", "to be None (task 'sequence' brings its own data)", data))
+        if model_fn is not None:
+            raise TypeError(
+                expected(
+                    "model_fn", "to be None (task 'sequence' builds its own CausalTransformer)", model_fn
+                )
+            )
+        sec = cfg.section
+        return {
+            ds: build_data(sec, ds, 0).fingerprint if ds == "stdlib" else "synthetic" for ds in sec.datasets
+        }
+
+    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
+        sec = cfg.section
+        base = {k: v for k, v in dataclasses.asdict(sec).items() if k not in _GRID_KEYS}
+        return [
+            RunSpec({"dataset": d, "method": m, "param": p, "seed": s},
+                    {"task": self.name, "section": base, "n_bins": cfg.n_bins, "data": datasets[d],
+                     "run": {"dataset": d, "method": m, "param": p, "seed": s}})
+            for d, m, p, s in default_grid(sec, cfg.seeds)
+        ]  # fmt: skip
+
+    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
+        a = spec.axes
+        out = run_one(ctx.section, a["method"], a["param"], a["seed"], dataset=a["dataset"],
+                      n_bins=ctx.config.n_bins)  # fmt: skip
+        return RunRecord.of(out)
+
+    def verdict(self, records: list[dict[str, Any]]) -> list[Verdict]:
+        return verdict(records)
+
+    def figures(self, runs: list[Any], records: list[dict[str, Any]], verdicts: list[Any]) -> list[Figure]:
+        from labelsmooth.study import figures as fig
+        from labelsmooth.study.tasks.task_figures import metric_by_method
+
+        by_hash = {r.run_hash: r for r in runs}
+        out = []
+        for ds in _datasets(records):
+            recs = [r for r in records if r.get("dataset") == ds]
+            groups = by_method(recs)
+            slug = "".join(c if c.isalnum() else "_" for c in str(ds))
+            labelled = [(method_label(m, p), rs) for (m, p), rs in groups.items()]
+            out.append(Figure(
+                f"perplexity_{slug}",
+                f"{ds}: test perplexity, token accuracy and ECE before / after temperature scaling per "
+                "method (mean and 95% t-interval over seeds).",
+                metric_by_method(labelled, [("perplexity", "perplexity"), ("accuracy", "token accuracy"),
+                                            ("ece", "ECE"), ("ts_ece", "ECE after T")], f"{ds}: per method"),
+            ))  # fmt: skip
+            panels: list[tuple[str | None, list[dict]]] = []
+            for (m, p), rs in groups.items():
+                if m not in ("hard", "smoothing"):
+                    continue
+                stored = [by_hash[r["run_hash"]] for r in rs if r.get("run_hash") in by_hash]
+                for key, suffix in (("reliability", ""), ("reliability_ts", ", after T")):
+                    bins = [r.arrays[key] for r in stored if r.arrays.get(key)]
+                    if bins:
+                        panels.append((method_label(m, p) + suffix, bins))
+            if panels:
+                out.append(Figure(
+                    f"reliability_{slug}",
+                    f"{ds}: reliability of the top-label next-token confidence, hard targets and each "
+                    "smoothing a, before and after temperature scaling (test split, bins pooled over seeds). "
+                    "Points above the diagonal: underconfident.",
+                    fig.reliability(panels, f"{ds}: reliability before / after temperature scaling"),
+                ))  # fmt: skip
+        return out
+
+    def describe(self, spec: RunSpec) -> str:
+        a = spec.axes
+        return f"{a['dataset']:8s} {method_label(a['method'], a['param']):28s} seed {a['seed']:<3d}"
+
+
+TASK = register(SequenceTask())
