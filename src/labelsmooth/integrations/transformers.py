@@ -456,6 +456,8 @@ class LabelSmoothedLoss:
     shift_labels : bool, default True
     ignore_index : int, default -100
 
+    Notes
+    -----
     Call ``loss_fn(outputs, labels, num_items_in_batch=None)``: ``outputs`` a ``ModelOutput``/dict with
     ``"logits"`` or a tuple whose first item is the logits; ``labels`` an integer tensor of the logits'
     shape without the last dimension. Returns a float32 scalar.
