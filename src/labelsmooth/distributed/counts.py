@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_float_tensor, expected
+from ..kernels.normalization import local_token_count
 from ._layout import all_reduce, resolve_group
 
 
@@ -63,18 +63,6 @@ def global_num_items(
     3
     >>> dist.destroy_process_group()
     """
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(expected("target", "to hold integer class indices", target.dtype))
+    n = local_token_count(target, ignore_index, weight=weight).reshape(1)  # argument errors first
     group, _, _ = resolve_group(group)
-    valid = target != ignore_index
-    if weight is None:
-        n = valid.sum().to(torch.int64).reshape(1)
-    else:
-        check_float_tensor("weight", weight)
-        w = weight.to(target.device)
-        if w.dtype in (torch.float16, torch.bfloat16):
-            w = w.float()  # a half sum overflows (fp16 > 65504) or rounds (bf16 > 256)
-        n = torch.where(valid, w[torch.where(valid, target, 0).long()], 0).sum().reshape(1)
     return all_reduce(n, group, "sum").reshape(())

@@ -78,24 +78,34 @@ def global_token_count(
     >>> bool(torch.allclose(sum(pieces), whole))
     True
     """
+    count = local_token_count(target, ignore_index, weight=weight)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
+    return count
+
+
+def local_token_count(
+    target: torch.Tensor, ignore_index: int = -100, *, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """This process's rows not ignored (or their summed class weights): the count that
+    :func:`global_token_count` and :func:`labelsmooth.distributed.global_num_items` all-reduce.
+
+    0-d on ``target``'s device; int64 without weights, the weight's dtype with them (float32 for half).
+    """
     if not isinstance(target, torch.Tensor):
         raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(expected("target", "to hold integer class indices", target.dtype))
     valid = target != ignore_index
     if weight is None:
-        count = valid.sum()
-    else:
-        check_float_tensor("weight", weight)
-        if weight.dim() != 1:
-            raise ValueError(expected("weight", "of shape (C,)", weight))
-        safe = torch.where(valid, target, 0).long()
-        w = weight.to(target.device)
-        if w.dtype in (torch.float16, torch.bfloat16):
-            w = w.float()  # a half sum overflows (fp16 > 65504) or rounds (bf16 > 256)
-        count = torch.where(valid, w[safe], torch.zeros((), dtype=w.dtype, device=w.device)).sum()
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
-    return count
+        return valid.sum()
+    check_float_tensor("weight", weight)
+    if weight.dim() != 1:
+        raise ValueError(expected("weight", "of shape (C,)", weight))
+    safe = torch.where(valid, target, 0).long()
+    w = weight.to(target.device)
+    if w.dtype in (torch.float16, torch.bfloat16):
+        w = w.float()  # a half sum overflows (fp16 > 65504) or rounds (bf16 > 256)
+    return torch.where(valid, w[safe], torch.zeros((), dtype=w.dtype, device=w.device)).sum()
