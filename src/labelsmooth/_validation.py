@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
@@ -53,11 +53,8 @@ def check_reduction(reduction: Any) -> str:
 
 
 def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(expected(name, "to be an int", num_classes))
-    if num_classes < 2:
-        raise ValueError(expected(name, ">= 2", num_classes))
-    return num_classes
+    """A class count: an int ``>= 2``."""
+    return check_number(name, num_classes, lo=2, integer=True)
 
 
 def check_float_tensor(name: str, tensor: Any) -> torch.Tensor:
@@ -71,15 +68,151 @@ def check_float_tensor(name: str, tensor: Any) -> torch.Tensor:
 def check_scalar_range(
     name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(expected(name, "to be a float", value))
-    v = float(value)
-    ok = not math.isnan(v)
-    ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    """A float in the interval from ``lo`` to ``hi`` (each end closed unless ``*_open``)."""
+    return check_number(name, value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def is_number(value: Any, *, integer: bool = False) -> bool:
+    """Whether ``value`` is a Python number: an ``int`` (or, unless ``integer``, a ``float``), never a bool.
+
+    ``bool`` is a subclass of ``int`` in Python, so ``isinstance(True, int)`` holds; a flag passed where a
+    number belongs is a mistake this predicate does not let through.
+
+    >>> is_number(3), is_number(0.5), is_number(True), is_number("3"), is_number(2.0, integer=True)
+    (True, True, False, False, False)
+    """
+    return not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+
+
+def _bound(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def format_interval(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> str:
+    """The interval from ``lo`` to ``hi`` as the error messages write it: ``[0, 1)``, ``(0, inf]``.
+
+    >>> format_interval(0, 1, hi_open=True), format_interval(0.0, math.inf, lo_open=True)
+    ('[0, 1)', '(0, inf]')
+    """
+    return ("(" if lo_open else "[") + f"{_bound(lo)}, {_bound(hi)}" + (")" if hi_open else "]")
+
+
+def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, finite: bool) -> str:
+    if lo is not None and hi is not None:
+        return "in " + format_interval(lo, hi, lo_open=lo_open, hi_open=hi_open)
+    if lo is None and hi is None:
+        return "to be finite" if finite else "not to be NaN"
+    if lo is not None:
+        text = ("> " if lo_open else ">= ") + _bound(lo)
+    elif hi is not None:
+        text = ("< " if hi_open else "<= ") + _bound(hi)
+    return text + " and finite" if finite else text
+
+
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = ...,
+    hi: float | None = ...,
+    lo_open: bool = ...,
+    hi_open: bool = ...,
+    integer: Literal[True],
+    finite: bool = ...,
+    what: str | None = ...,
+    type_what: str | None = ...,
+) -> int: ...
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = ...,
+    hi: float | None = ...,
+    lo_open: bool = ...,
+    hi_open: bool = ...,
+    integer: Literal[False] = ...,
+    finite: bool = ...,
+    what: str | None = ...,
+    type_what: str | None = ...,
+) -> float: ...
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    finite: bool = False,
+    what: str | None = None,
+    type_what: str | None = None,
+) -> float | int:
+    """Check a Python number argument and return it as a ``float`` (or an ``int`` with ``integer=True``).
+
+    The one home of the "a bool, or not a number" guard. ``value`` must be an ``int`` or a ``float``
+    (only an ``int`` with ``integer``; a bool is never a number, see :func:`is_number`), not NaN, and
+    lie in the interval from ``lo`` to ``hi``: ``lo <= value <= hi``, with ``<`` at an end marked
+    ``lo_open`` / ``hi_open``; a missing bound is no constraint. ``finite=True`` also rejects
+    ``±inf`` (a closed infinite bound alone lets ``inf`` through).
+
+    Args:
+        name: the argument's name, as the message prints it.
+        value: what the caller passed.
+        lo, hi: the bounds, or ``None``.
+        lo_open, hi_open: whether each bound is excluded.
+        integer: require an ``int`` (a float such as ``2.0`` is a TypeError) and return an ``int``.
+        finite: reject ``inf`` and ``-inf``.
+        what: the ValueError's description; default the interval (``in [0, 1)``, ``>= 2``, ``> 0 and
+            finite``).
+        type_what: the TypeError's description; default ``to be an int`` or ``to be a float``.
+
+    Raises:
+        TypeError: ``value`` is a bool, not a number, or not an int where ``integer`` asks for one.
+        ValueError: ``value`` is NaN, infinite with ``finite``, or outside the interval.
+
+    >>> check_number("label_smoothing", 0.1, lo=0, hi=1), check_number("bins", 5, lo=2, integer=True)
+    (0.1, 5)
+    >>> check_number("beta", 0, lo=0, lo_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `beta` > 0, got 0.
+    >>> check_number("steps", True, integer=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: Expected `steps` to be an int, got True.
+    """
+    if not is_number(value, integer=integer):
+        raise TypeError(expected(name, type_what or ("to be an int" if integer else "to be a float"), value))
+    v = value if integer else float(value)
+    ok = not math.isnan(v) and not (finite and math.isinf(v))
+    if lo is not None:
+        ok = ok and (v > lo if lo_open else v >= lo)
+    if hi is not None:
+        ok = ok and (v < hi if hi_open else v <= hi)
     if not ok:
-        interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
-        raise ValueError(expected(name, f"in {interval}", value))
+        raise ValueError(expected(name, what or _range_text(lo, hi, lo_open, hi_open, finite), value))
     return v
+
+
+def check_bool(name: str, value: Any, what: str = "to be a bool") -> bool:
+    """Check a flag: ``True`` or ``False`` only (not ``0``/``1``, not a one-element tensor).
+
+    Raises:
+        TypeError: ``value`` is not a ``bool``; ``what`` describes what was expected.
+
+    >>> check_bool("from_logits", True)
+    True
+    >>> check_bool("from_logits", 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: Expected `from_logits` to be a bool, got 1.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(expected(name, what, value))
+    return value
 
 
 def check_smoothing(
@@ -111,12 +244,10 @@ def check_smoothing(
                 first = label_smoothing[bad][0].item()
                 raise ValueError(expected(name, what + " for every sample", first))
         return label_smoothing
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
-        raise TypeError(expected(name, "to be a float or a tensor", label_smoothing))
-    v = float(label_smoothing)
-    if math.isnan(v) or v > 1 or v < lo:
-        if v < 0 and not allow_negative and not math.isnan(v):
-            what = "in [0, 1] (negative smoothing needs allow_negative=True)"
+    v = check_number(name, label_smoothing, lo=-math.inf, hi=1, what=what,
+                     type_what="to be a float or a tensor")  # fmt: skip
+    if v < lo:
+        what = "in [0, 1] (negative smoothing needs allow_negative=True)"
         raise ValueError(expected(name, what, label_smoothing))
     return v
 
@@ -189,8 +320,6 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> float | torch.Te
                 expected("num_items_in_batch", "to be an integer or float tensor", num_items_in_batch.dtype)
             )
         return num_items_in_batch.reshape(())
-    if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, (int, float)):
-        raise TypeError(expected("num_items_in_batch", "to be a number or a tensor", num_items_in_batch))
-    if not (num_items_in_batch > 0 and math.isfinite(num_items_in_batch)):
-        raise ValueError(expected("num_items_in_batch", "> 0", num_items_in_batch))
+    check_number("num_items_in_batch", num_items_in_batch, lo=0, lo_open=True, finite=True, what="> 0",
+                 type_what="to be a number or a tensor")  # fmt: skip
     return num_items_in_batch
