@@ -14,17 +14,18 @@ teaching, for soft-target pipelines, and for tests.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, Union
 
 import torch
 
 from ._validation import (
+    check_bool,
     check_choice,
     check_distribution,
     check_float_tensor,
     check_labels,
     check_num_classes,
+    check_number,
     check_smoothing,
     expected,
 )
@@ -263,8 +264,7 @@ def class_prior(
     if not isinstance(target, torch.Tensor):
         raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
     check_labels("target", target, num_classes, ignore_index)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise ValueError(expected("eps", ">= 0", eps))
+    check_number("eps", eps, lo=0)
     flat = target.reshape(-1)
     if ignore_index is not None:
         flat = flat[flat != ignore_index]
@@ -428,10 +428,7 @@ class Support:
         """``bins`` equal bins covering ``[lo, hi]``: edges ``lo + i (hi - lo) / bins``, ``i = 0..bins``."""
         bins = check_num_classes(bins, name="bins")
         for name, v in (("lo", lo), ("hi", hi)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(expected(name, "to be a float", v))
-            if not math.isfinite(v):
-                raise ValueError(expected(name, "to be finite", v))
+            check_number(name, v, finite=True)
         if not hi > lo:
             raise ValueError(expected("hi", f"> lo = {lo!r}", hi))
         return cls(torch.linspace(float(lo), float(hi), bins + 1, dtype=torch.float64))
@@ -503,11 +500,7 @@ def _check_values(name: str, y: Any) -> torch.Tensor:
 
 def check_sigma(sigma: Any) -> float:
     """The HL-Gauss width: a finite float > 0."""
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
-        raise TypeError(expected("sigma", "to be a float", sigma))
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(expected("sigma", "> 0 and finite", sigma))
-    return float(sigma)
+    return check_number("sigma", sigma, lo=0, lo_open=True, finite=True)
 
 
 def _value_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -672,8 +665,7 @@ def histogram_mean(input: torch.Tensor, support: SupportLike, *, from_logits: bo
     """
     support = as_support(support)
     check_float_tensor("input", input)
-    if not isinstance(from_logits, bool):
-        raise TypeError(expected("from_logits", "to be a bool", from_logits))
+    check_bool("from_logits", from_logits)
     if input.dim() == 0 or input.shape[-1] != support.bins:
         raise ValueError(expected("input", f"with last dimension {support.bins} (the bins)", input))
     dtype = _value_dtype(input.dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_reduction, expected
+from .._validation import check_number, check_reduction, expected
 from .cross_entropy import _compute_dtype, _reduce, prepare_cross_entropy_args
 
 __all__ = ["ConfidencePenaltyLoss", "FocalLoss", "confidence_penalty", "flsd53_gamma", "focal_loss"]
@@ -29,8 +29,7 @@ def _index_rows(input, target, weight, ignore_index, reduction):
 
 
 def _check_beta(beta: float) -> None:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-        raise ValueError(expected("beta", ">= 0", beta))
+    check_number("beta", beta, lo=0)
 
 
 def confidence_penalty(
@@ -86,9 +85,8 @@ def _check_gamma(gamma: object) -> float:
         if gamma.lower() not in FLSD53:
             raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
         return 0.0
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise ValueError(expected("gamma", 'to be a float >= 0, a tensor, or "flsd-53"', gamma))
-    return float(gamma)
+    what = 'to be a float >= 0, a tensor, or "flsd-53"'
+    return check_number("gamma", gamma, lo=0, what=what, type_what=what)
 
 
 def flsd53_gamma(prob_true: torch.Tensor) -> torch.Tensor:

@@ -25,13 +25,12 @@ hard targets driving logits apart. Label smoothing of the preference label gives
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
 
-from .._validation import check_float_tensor, check_reduction, expected
+from .._validation import check_bool, check_float_tensor, check_number, check_reduction, expected, is_number
 
 __all__ = ["PreferenceRewards", "check_preference_smoothing", "preference_loss", "preference_rewards"]
 
@@ -63,19 +62,16 @@ def check_preference_smoothing(label_smoothing: object, *, robust: bool) -> floa
     At ``e = 0.5`` every pair's smoothed label is 1/2 and no preference is left to learn; rDPO
     would divide by ``1 - 2e = 0``. Both are rejected with a message that says so.
     """
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
-        raise TypeError(expected("label_smoothing", "to be a float", label_smoothing))
-    e = float(label_smoothing)
-    if math.isnan(e) or e < 0 or e >= 0.5:
-        why = ""
-        if e == 0.5:
-            why = (
-                " (robust=True divides by 1 - 2e, which is zero at e = 0.5)"
-                if robust
-                else " (at e = 0.5 every smoothed label is 1/2: no preference is left to learn)"
-            )
-        raise ValueError(expected("label_smoothing", "in [0, 0.5)" + why, label_smoothing))
-    return e
+    why = ""
+    if is_number(label_smoothing) and label_smoothing == 0.5:
+        why = (
+            " (robust=True divides by 1 - 2e, which is zero at e = 0.5)"
+            if robust
+            else " (at e = 0.5 every smoothed label is 1/2: no preference is left to learn)"
+        )
+    return check_number(
+        "label_smoothing", label_smoothing, lo=0, hi=0.5, hi_open=True, what="in [0, 0.5)" + why
+    )
 
 
 def _check_logps(tensors: tuple[torch.Tensor, ...]) -> None:
@@ -88,11 +84,7 @@ def _check_logps(tensors: tuple[torch.Tensor, ...]) -> None:
 
 
 def _check_beta(beta: object) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(expected("beta", "to be a float", beta))
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(expected("beta", "> 0 and finite", beta))
-    return float(beta)
+    return check_number("beta", beta, lo=0, lo_open=True, finite=True)
 
 
 def preference_rewards(
@@ -215,8 +207,7 @@ def preference_loss(
     tensors = (policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
     _check_logps(tensors)
     beta = _check_beta(beta)
-    if not isinstance(robust, bool):
-        raise TypeError(expected("robust", "to be a bool", robust))
+    check_bool("robust", robust)
     e = check_preference_smoothing(label_smoothing, robust=robust)
     check_reduction(reduction)
     dtype = policy_chosen_logps.dtype

@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_number
 from labelsmooth.metrics._inputs import prepare, top_label
 
 __all__ = ["smooth_calibration_bandwidth", "smooth_calibration_error"]
@@ -125,11 +125,7 @@ class _SmoothECE:
 
 
 def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
-        raise TypeError(expected("sigma", "to be a float or None", sigma))
-    if not (SIGMA_MIN <= float(sigma) <= SIGMA_MAX):
-        raise ValueError(expected("sigma", f"in [{SIGMA_MIN:g}, {SIGMA_MAX:g}]", sigma))
-    return float(sigma)
+    return check_number("sigma", sigma, lo=SIGMA_MIN, hi=SIGMA_MAX, type_what="to be a float or None")
 
 
 def smooth_calibration_error(
