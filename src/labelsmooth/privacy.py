@@ -56,7 +56,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_choice, check_scalar_range, expected
+from labelsmooth._validation import check_choice, check_scalar_range, expected, is_number
 from labelsmooth.metrics._inputs import as_tensor, check_bool, check_scores, check_target
 
 __all__ = [
@@ -251,7 +251,7 @@ class MembershipAttack:
 
 
 def _check_fpr_levels(fpr_levels: Any) -> tuple[float, ...]:
-    if isinstance(fpr_levels, (int, float)) and not isinstance(fpr_levels, bool):
+    if is_number(fpr_levels):
         fpr_levels = (fpr_levels,)
     if not isinstance(fpr_levels, Iterable) or isinstance(fpr_levels, str):
         raise TypeError(expected("fpr_levels", "to be a float or a sequence of floats", fpr_levels))

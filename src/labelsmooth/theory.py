@@ -19,7 +19,14 @@ import math
 
 import torch
 
-from ._validation import check_float_tensor, check_num_classes, check_scalar_range, check_smoothing, expected
+from ._validation import (
+    check_float_tensor,
+    check_num_classes,
+    check_number,
+    check_scalar_range,
+    check_smoothing,
+    expected,
+)
 from .targets import smooth_labels
 
 __all__ = [
@@ -239,10 +246,8 @@ def descend_logit_gap(
     """
     num_classes = check_num_classes(num_classes)
     check_smoothing(label_smoothing)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(expected("steps", "to be an int >= 0", steps))
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(expected("lr", "> 0", lr))
+    check_number("steps", steps, lo=0, integer=True, what="to be an int >= 0")
+    check_number("lr", lr, lo=0, lo_open=True)
     if not 0 <= true_class < num_classes:
         raise ValueError(expected("true_class", f"in [0, {num_classes})", true_class))
     y = torch.tensor([true_class])
@@ -347,12 +352,10 @@ def descend_preference_margin(
 
     e = check_preference_smoothing(label_smoothing, robust=robust)
     b = _check_beta(beta)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(expected("steps", "to be an int >= 0", steps))
+    check_number("steps", steps, lo=0, integer=True, what="to be an int >= 0")
     if lr is None:
         lr = 1.0 / b**2
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(expected("lr", "> 0", lr))
+    check_number("lr", lr, lo=0, lo_open=True)
     zero = torch.zeros(1, dtype=dtype)
     h = torch.zeros(1, dtype=dtype)
     out = torch.empty(steps + 1, dtype=dtype)

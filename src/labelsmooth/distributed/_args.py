@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .._validation import (
+    check_bool,
     check_choice,
     check_distribution,
     check_float_tensor,
     check_num_classes,
+    check_number,
     check_reduction,
     check_smoothing,
     expected,
@@ -52,12 +53,8 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> None:
                 expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch)
             )
         return
-    if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, (int, float)):
-        raise TypeError(
-            expected("num_items_in_batch", "to be a number or a one-element tensor", num_items_in_batch)
-        )
-    if not (num_items_in_batch > 0 and math.isfinite(num_items_in_batch)):
-        raise ValueError(expected("num_items_in_batch", "> 0 and finite", num_items_in_batch))
+    check_number("num_items_in_batch", num_items_in_batch, lo=0, lo_open=True, finite=True,
+                 type_what="to be a number or a one-element tensor")  # fmt: skip
 
 
 def check_common(
@@ -82,8 +79,7 @@ def check_common(
         raise ValueError(expected("target", f"of shape {batch_shape}", target))
     check_reduction(reduction)
     check_choice("weight_mode", weight_mode, WEIGHT_MODES)
-    if not isinstance(allow_negative, bool):
-        raise TypeError(expected("allow_negative", "to be a bool", allow_negative))
+    check_bool("allow_negative", allow_negative)
     check_num_items(num_items_in_batch, reduction)
     if vocab_size is not None:
         check_num_classes(vocab_size, "vocab_size")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._validation import check_float_tensor, expected
+from .._validation import check_float_tensor, check_number, expected
 from ..kernels._core import empty
 from ..kernels.linear import default_chunk_size
 from ..losses.cross_entropy import _compute_dtype
@@ -260,10 +260,8 @@ num_items_in_batch, vocab_size
                 )
             if bias.dtype != input.dtype:
                 raise TypeError(expected("bias", f"to have the input's dtype {input.dtype}", bias.dtype))
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-        ):
-            raise ValueError(expected("chunk_size", "to be a positive int", chunk_size))
+        if chunk_size is not None:
+            check_number("chunk_size", chunk_size, lo=1, integer=True, what="to be a positive int")
         batch = tuple(input.shape[:-1])
         rows = int(torch.Size(batch).numel())
         args = check_common(

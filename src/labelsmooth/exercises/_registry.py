@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_number, expected, is_number
 
 
 class WrongAnswer(AssertionError):
@@ -82,9 +82,8 @@ def check(name: str, answer: Any) -> None:
 def hint(name: str, level: int = 0) -> str:
     """The ``level``-th hint of an exercise (0 = the gentlest; the last one nearly gives it away)."""
     ex = _get(name)
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(ex.hints):
-        raise ValueError(expected("level", f"an int in [0, {len(ex.hints) - 1}]", level))
-    return ex.hints[level]
+    last = len(ex.hints) - 1
+    return ex.hints[check_number("level", level, lo=0, hi=last, integer=True, what=f"an int in [0, {last}]")]
 
 
 # ---------------------------------------------------------------- helpers for the checks
@@ -99,13 +98,13 @@ def as_floats(answer: Any, n: int | None, what: str) -> list[float]:
         pass
     if hasattr(answer, "tolist") and not isinstance(answer, (list, tuple)):
         answer = answer.tolist()
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+    if is_number(answer):
         answer = [answer]
     if not isinstance(answer, Sequence) or isinstance(answer, str):
         raise WrongAnswer(f"Expected {what} as a list of numbers, got {type(answer).__name__}.")
     flat: list[float] = []
     for v in answer:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not is_number(v):
             raise WrongAnswer(f"Expected {what} as a flat list of numbers, got an element {v!r}.")
         flat.append(float(v))
     if n is not None and len(flat) != n:
@@ -123,7 +122,7 @@ def as_float(answer: Any, what: str) -> float:
         pass
     if hasattr(answer, "item") and not isinstance(answer, (int, float)):
         answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+    if not is_number(answer):
         raise WrongAnswer(f"Expected {what} as a number, got {type(answer).__name__}.")
     return float(answer)
 

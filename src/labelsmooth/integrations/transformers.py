@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_choice, check_scalar_range, expected
+from .._validation import check_bool, check_choice, check_number, check_scalar_range, expected, is_number
 from ..kernels import fused_cross_entropy
 from ..kernels import linear_cross_entropy as _linear_cross_entropy
 
@@ -257,14 +257,10 @@ def apply(
             expected("model", "not to be patched already (call revert(model) first)", klass.__name__)
         )
     label_smoothing = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(expected("ignore_index", "to be an int", ignore_index))
-    if not isinstance(return_logits, bool):
-        raise TypeError(expected("return_logits", "to be a bool", return_logits))
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(expected("chunk_size", "to be a positive int or None", chunk_size))
+    check_number("ignore_index", ignore_index, integer=True)
+    check_bool("return_logits", return_logits)
+    if chunk_size is not None:
+        check_number("chunk_size", chunk_size, lo=1, integer=True, what="to be a positive int or None")
     check_choice("backend", backend, ("auto", "torch", "triton"))
     _softcap(model.config, family)  # fail now on a bad or unsupported final_logit_softcapping
     patch = LabelSmoothingPatch(
@@ -374,7 +370,7 @@ def _loss_forward(self: Any, patch: LabelSmoothingPatch, labels: torch.Tensor, a
     assert family is not None  # set by apply()
     _check_labels(labels, arguments)
     keep = arguments.pop("logits_to_keep", 0)
-    if not (isinstance(keep, int) and not isinstance(keep, bool) and keep == 0):
+    if not (is_number(keep, integer=True) and keep == 0):
         raise ValueError(
             expected(
                 "logits_to_keep", "to be 0 when `labels` are given (the loss needs every position)", keep
@@ -484,10 +480,8 @@ class LabelSmoothedLoss:
 
     def __init__(self, label_smoothing: float = 0.1, *, shift_labels: bool = True, ignore_index: int = -100):
         self.label_smoothing = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-        if not isinstance(shift_labels, bool):
-            raise TypeError(expected("shift_labels", "to be a bool", shift_labels))
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(expected("ignore_index", "to be an int", ignore_index))
+        check_bool("shift_labels", shift_labels)
+        check_number("ignore_index", ignore_index, integer=True)
         self.shift_labels = shift_labels
         self.ignore_index = ignore_index
 

@@ -13,7 +13,7 @@ from typing import Literal, overload
 
 import torch
 
-from .._validation import check_choice, expected
+from .._validation import check_bool, check_choice
 from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
 from ._core import empty, new_stats, prepare, reduce_loss
@@ -260,8 +260,7 @@ def fused_cross_entropy(
     >>> round(loss.item(), 4), [round(v, 4) for v in aux.lse.tolist()], aux.accuracy.item()
     (0.4581, [1.8894, 2.1327], 1.0)
     """
-    if not isinstance(inplace, bool):
-        raise TypeError(expected("inplace", "to be a bool", inplace))
+    check_bool("inplace", inplace)
     check_choice("backend", backend, BACKENDS)
     if isinstance(input, torch.Tensor):
         _dispatch.check_device(backend, input)

@@ -17,7 +17,7 @@ from typing import Literal, overload
 
 import torch
 
-from .._validation import check_float_tensor, expected
+from .._validation import check_float_tensor, check_number, expected
 from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
 from ._core import empty, new_stats, prepare, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
@@ -311,10 +311,8 @@ def linear_cross_entropy(
         raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
     if tuple(target.shape) != tuple(input.shape[:-1]):
         raise ValueError(expected("target", f"of shape {tuple(input.shape[:-1])}", target))
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(expected("chunk_size", "to be a positive int", chunk_size))
+    if chunk_size is not None:
+        check_number("chunk_size", chunk_size, lo=1, integer=True, what="to be a positive int")
     from .._validation import check_choice
     from .chunked import BACKENDS
 
