@@ -24,19 +24,22 @@ def _msg(text: str) -> str:
 
 
 # ------------------------------------------------------------------ is_number
-@pytest.mark.parametrize("value", [0, -3, 2.5, float("inf"), float("nan"), np.float64(0.5)])
-def test_is_number_accepts_python_numbers(value):
+@pytest.mark.parametrize(
+    "value", [0, -3, 2.5, float("inf"), float("nan"), np.float64(0.5), np.float32(0.5), np.int64(2)]
+)
+def test_is_number_accepts_real_numbers(value):
     assert is_number(value)
 
 
-@pytest.mark.parametrize("value", [True, False, "1", None, [1], torch.tensor(1.0), 1j, np.int64(1)])
+@pytest.mark.parametrize("value", [True, False, np.True_, "1", None, [1], torch.tensor(1.0), 1j])
 def test_is_number_rejects_the_rest(value):
     assert not is_number(value)
 
 
 def test_is_number_integer_mode():
-    assert is_number(3, integer=True)
+    assert is_number(3, integer=True) and is_number(np.int32(3), integer=True)
     assert not is_number(3.0, integer=True)
+    assert not is_number(np.float64(3.0), integer=True)
     assert not is_number(True, integer=True)
 
 
@@ -59,11 +62,13 @@ def test_check_number_type_what_replaces_the_type_message():
         check_number("x", "a", type_what="to be a number or a tensor")
 
 
-def test_check_number_returns_float_or_int():
-    out = check_number("x", 3)
-    assert out == 3.0 and type(out) is float
-    n = check_number("n", 3, integer=True)
-    assert n == 3 and type(n) is int
+def test_check_number_returns_python_float_or_int():
+    for value in (3, np.float32(3.0), np.int64(3)):
+        out = check_number("x", value)
+        assert out == 3.0 and type(out) is float
+    for value in (3, np.int16(3)):
+        n = check_number("n", value, integer=True)
+        assert n == 3 and type(n) is int
 
 
 # ------------------------------------------------------------------ check_number: values
@@ -149,9 +154,10 @@ def test_format_interval():
 def test_check_bool():
     assert check_bool("flag", True) is True
     assert check_bool("flag", False) is False
+    assert check_bool("flag", np.True_) is True  # a numpy bool comes back as a Python bool
 
 
-@pytest.mark.parametrize("value", [0, 1, 1.0, "true", None, torch.tensor(True), np.bool_(True)])
+@pytest.mark.parametrize("value", [0, 1, 1.0, "true", None, torch.tensor(True), np.int8(1)])
 def test_check_bool_rejects_non_bools(value):
     with pytest.raises(TypeError, match=re.escape("Expected `flag` to be a bool, got ")):
         check_bool("flag", value)

@@ -10,9 +10,11 @@ ValueError for values and shapes, TypeError for dtypes. These helpers never use 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
+import numpy as np
 import torch
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -73,15 +75,17 @@ def check_scalar_range(
 
 
 def is_number(value: Any, *, integer: bool = False) -> bool:
-    """Whether ``value`` is a Python number: an ``int`` (or, unless ``integer``, a ``float``), never a bool.
+    """Whether ``value`` is a real number (an integer with ``integer``), never a bool.
 
-    ``bool`` is a subclass of ``int`` in Python, so ``isinstance(True, int)`` holds; a flag passed where a
-    number belongs is a mistake this predicate does not let through.
+    Real numbers are :class:`numbers.Real` (``int``, ``float``, numpy's scalars such as ``np.float32``);
+    integers are :class:`numbers.Integral` (``int``, ``np.int64``). ``bool`` is a subclass of ``int`` in
+    Python, so ``isinstance(True, int)`` holds; a flag passed where a number belongs is a mistake this
+    predicate does not let through. Tensors, strings and complex numbers are not numbers here.
 
     >>> is_number(3), is_number(0.5), is_number(True), is_number("3"), is_number(2.0, integer=True)
     (True, True, False, False, False)
     """
-    return not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral if integer else numbers.Real)
 
 
 def _bound(x: float) -> str:
@@ -150,10 +154,10 @@ def check_number(
     what: str | None = None,
     type_what: str | None = None,
 ) -> float | int:
-    """Check a Python number argument and return it as a ``float`` (or an ``int`` with ``integer=True``).
+    """Check a number argument and return it as a Python ``float`` (an ``int`` with ``integer=True``).
 
-    The one home of the "a bool, or not a number" guard. ``value`` must be an ``int`` or a ``float``
-    (only an ``int`` with ``integer``; a bool is never a number, see :func:`is_number`), not NaN, and
+    The one home of the "a bool, or not a number" guard. ``value`` must be a real number (an integer
+    with ``integer``; a bool is never a number, see :func:`is_number`), not NaN, and
     lie in the interval from ``lo`` to ``hi``: ``lo <= value <= hi``, with ``<`` at an end marked
     ``lo_open`` / ``hi_open``; a missing bound is no constraint. ``finite=True`` also rejects
     ``±inf`` (a closed infinite bound alone lets ``inf`` through).
@@ -186,7 +190,7 @@ def check_number(
     """
     if not is_number(value, integer=integer):
         raise TypeError(expected(name, type_what or ("to be an int" if integer else "to be a float"), value))
-    v = value if integer else float(value)
+    v = int(value) if integer else float(value)
     ok = not math.isnan(v) and not (finite and math.isinf(v))
     if lo is not None:
         ok = ok and (v > lo if lo_open else v >= lo)
@@ -198,10 +202,11 @@ def check_number(
 
 
 def check_bool(name: str, value: Any, what: str = "to be a bool") -> bool:
-    """Check a flag: ``True`` or ``False`` only (not ``0``/``1``, not a one-element tensor).
+    """Check a flag and return it as a Python ``bool``: ``True``, ``False`` or a numpy bool only (not
+    ``0``/``1``, not a one-element tensor).
 
     Raises:
-        TypeError: ``value`` is not a ``bool``; ``what`` describes what was expected.
+        TypeError: ``value`` is not a bool; ``what`` describes what was expected.
 
     >>> check_bool("from_logits", True)
     True
@@ -210,9 +215,9 @@ def check_bool(name: str, value: Any, what: str = "to be a bool") -> bool:
     ...
     TypeError: Expected `from_logits` to be a bool, got 1.
     """
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(expected(name, what, value))
-    return value
+    return bool(value)
 
 
 def check_smoothing(

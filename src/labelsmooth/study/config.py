@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_bool, check_number, check_scalar_range, expected, is_number
 from labelsmooth.study.objectives import CLASSIFICATION_METHODS, FOCAL_SCHEDULES
 
 if sys.version_info >= (3, 11):
@@ -272,10 +272,9 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
         default.default if default.default is not dataclasses.MISSING else default.default_factory()  # type: ignore[misc,operator]
     )
     if dotted == "seeds":
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ValueError(expected("seeds", ">= 1 (a count) or a list of ints", value))
-            return tuple(range(value))
+        if is_number(value, integer=True):
+            count = check_number("seeds", value, lo=1, integer=True, what=">= 1 (a count) or a list of ints")
+            return tuple(range(count))
         return _tuple_of(dotted, value, (int,))
     if dotted == "noise.matrix":
         if not isinstance(value, (list, tuple)):
@@ -289,7 +288,7 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
             raise TypeError(expected(dotted, "to be a list", value))
         return tuple(coerce(dotted, v) for v in value)
     if isinstance(ref, tuple):
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, str) or is_number(value):
             value = [value]
         kinds: tuple[type, ...] = (str,) if dotted == "data.datasets" else (int, float)
         if ref and all(isinstance(x, str) for x in ref):
@@ -298,17 +297,11 @@ def _coerce(dotted: str, cls: type, name: str, value: Any) -> Any:
             kinds = (int, float, str)
         return _tuple_of(dotted, value, kinds, to_float=kinds == (int, float))
     if isinstance(ref, bool):
-        if not isinstance(value, bool):
-            raise TypeError(expected(dotted, "to be true or false", value))
-        return value
+        return check_bool(dotted, value, what="to be true or false")
     if isinstance(ref, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(expected(dotted, "to be an int", value))
-        return value
+        return check_number(dotted, value, integer=True)
     if isinstance(ref, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(expected(dotted, "to be a number", value))
-        return float(value)
+        return check_number(dotted, value, type_what="to be a number")
     if isinstance(ref, str):
         if not isinstance(value, str):
             raise TypeError(expected(dotted, "to be a string", value))
@@ -321,7 +314,7 @@ def _tuple_of(dotted: str, value: Any, kinds: tuple[type, ...], *, to_float: boo
         raise TypeError(expected(dotted, "to be a list", value))
     out = []
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, kinds):
+        if not isinstance(item, kinds) or not (isinstance(item, str) or is_number(item)):
             names = " or ".join(k.__name__ for k in kinds)
             raise TypeError(expected(dotted, f"to hold only {names} values", item))
         out.append(float(item) if to_float and not isinstance(item, str) else item)  # type: ignore[arg-type]
@@ -336,11 +329,7 @@ def _check_unique(dotted: str, values: tuple) -> None:
 def validate(cfg: StudyConfig) -> StudyConfig:
     """Check every value of a config; raise naming the first offending key. Returns ``cfg``."""
 
-    def rng(dotted: str, v: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
-        bad = math.isnan(v) or (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi)
-        if bad:
-            interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
-            raise ValueError(expected(dotted, f"in {interval}", v))
+    rng = check_scalar_range
 
     def at_least(dotted: str, v: int, lo: int):
         if v < lo:

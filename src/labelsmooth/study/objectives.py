@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 
 from labelsmooth import losses
-from labelsmooth._validation import check_smoothing, expected
+from labelsmooth._validation import check_number, check_scalar_range, check_smoothing, expected, is_number
 from labelsmooth.losses import cross_entropy
 from labelsmooth.study.methods import METHODS, FrozenParam, Method, freeze_param, register_method
 from labelsmooth.targets import class_prior, classwise_smoothing
@@ -38,10 +38,7 @@ FOCAL_SCHEDULES = ("flsd-53",)
 
 def _interval(lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> Callable[[str, Any], None]:
     def check(dotted: str, v: Any) -> None:
-        bad = math.isnan(v) or (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi)
-        if bad:
-            interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
-            raise ValueError(expected(dotted, f"in {interval}", v))
+        check_scalar_range(dotted, v, lo, hi, lo_open=lo_open, hi_open=hi_open)
 
     return check
 
@@ -96,11 +93,7 @@ def classwise_loss(
 
 
 def _check_epochs(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(expected(name, "to be an int", value))
-    if value < 0:
-        raise ValueError(expected(name, ">= 0", value))
-    return value
+    return check_number(name, value, lo=0, integer=True)
 
 
 @dataclass(frozen=True)
@@ -180,11 +173,9 @@ class ScheduledSmoothingLoss:
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise TypeError(expected("epoch", "to be an int", epoch))
-        if epoch < 1:
-            raise ValueError(expected("epoch", ">= 1 (epochs are numbered from 1)", epoch))
-        self.epoch = epoch
+        self.epoch = check_number(
+            "epoch", epoch, lo=1, integer=True, what=">= 1 (epochs are numbered from 1)"
+        )
 
     @property
     def label_smoothing(self) -> float:
@@ -203,11 +194,7 @@ def scheduled_loss(schedule: SmoothingSchedule | dict[str, Any]) -> ScheduledSmo
 
 def _coerce_classwise(dotted: str, value: Any) -> tuple[float, float]:
     """``[low, high]`` with 0 <= low, high < 1 -> ``(low, high)``."""
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
-    ):
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_number(v) for v in value):
         raise TypeError(expected(dotted, "to hold [low, high] pairs of numbers", value))
     low, high = (float(v) for v in value)
     for v in (low, high):
@@ -236,9 +223,7 @@ def _coerce_schedule(dotted: str, value: Any) -> FrozenParam:
                      sorted(value))
         )  # fmt: skip
     final = value["final"]
-    if isinstance(final, bool) or not isinstance(final, (int, float)):
-        raise TypeError(expected(f"{dotted}.final", "to be a number", final))
-    _interval(-1, 1, lo_open=False, hi_open=True)(f"{dotted}.final", float(final))
+    check_number(f"{dotted}.final", final, lo=-1, hi=1, hi_open=True, type_what="to be a number")
     try:
         sched = SmoothingSchedule(float(final), value.get("warmup_epochs", 0), value.get("ramp_epochs", 0))
     except (TypeError, ValueError) as exc:
