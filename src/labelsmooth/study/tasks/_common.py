@@ -13,7 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_number, expected
 from labelsmooth.study.stats import Estimate, estimate, group, paired
 
 
@@ -29,25 +29,15 @@ class MetricSpec(NamedTuple):
 
 # ------------------------------------------------------------------ section checks
 def check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(expected(name, "to be an int", value))
-    if value < lo:
-        raise ValueError(expected(name, f">= {lo}", value))
-    return value
+    return check_number(name, value, lo=lo, integer=True)
 
 
 def check_float(
     name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(expected(name, "to be a number", value))
-    v = float(value)
-    ok = math.isfinite(v) or (hi == math.inf and v == math.inf and not hi_open)
-    ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + (")" if hi_open else "]")
-        raise ValueError(expected(name, f"in {interval}", value))
-    return v
+    return check_number(
+        name, value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, type_what="to be a number"
+    )
 
 
 def check_names(

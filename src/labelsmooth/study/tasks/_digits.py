@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_number, expected
 from labelsmooth.study import measure, stats
 from labelsmooth.study.data import Dataset, load_digits, split
 from labelsmooth.study.models import MLP
@@ -228,8 +228,7 @@ def probability_geometry(z: torch.Tensor, target: torch.Tensor) -> dict[str, flo
 
 
 def check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(expected(name, "to be an int >= 1", value))
+    check_number(name, value, lo=1, integer=True, what="to be an int >= 1")
 
 
 def check_nonempty(name: str, values: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labelsmooth._validation import is_number
 from labelsmooth.study.objectives import loss_of
 from labelsmooth.study.train import derive_seed
 
@@ -72,7 +73,7 @@ def seeded(seed: int, *parts: object) -> int:
 def seed_tuple(seeds: Any) -> Any:
     """A section's ``seeds`` as ints: a count ``n >= 1`` becomes ``(0, ..., n - 1)``, integral floats
     (the config layer reads number lists as floats) become ints; anything else is left for ``validate``."""
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+    if is_number(seeds, integer=True) and seeds >= 1:
         return tuple(range(seeds))
     if isinstance(seeds, (list, tuple)):
         return tuple(int(s) if isinstance(s, float) and s.is_integer() and s >= 0 else s for s in seeds)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_bool, check_number, expected
 from labelsmooth.study.methods import Method, get_method
 from labelsmooth.study.stats import Estimate, estimate, paired
 
@@ -32,19 +32,11 @@ def single_thread() -> Iterator[None]:
 
 
 def check_int(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(expected(name, "to be an int", value))
-    if value < lo:
-        raise ValueError(expected(name, f">= {lo}", value))
+    check_number(name, value, lo=lo, integer=True)
 
 
 def check_float(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_open: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(expected(name, "to be a float", value))
-    ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
-    if not ok:
-        interval = ("(" if lo_open else "[") + f"{lo:g}, {hi:g}" + "]"
-        raise ValueError(expected(name, f"in {interval}", value))
+    check_number(name, value, lo=lo, hi=hi, lo_open=lo_open, finite=True)
 
 
 def label(method: str, param: float | None) -> str:
@@ -100,11 +92,10 @@ def method_grid(task: str, methods: Any, registry: Mapping[str, Method]) -> list
                                       name))  # fmt: skip
         dotted = f"{task}.methods.{name}"
         if entry.param_name is None:
-            if not isinstance(value, bool):
-                raise TypeError(expected(dotted, "to be true or false (the method has no parameter)", value))
+            check_bool(dotted, value, what="to be true or false (the method has no parameter)")
             params: list[Any] = [None] if value else []
         else:
-            if isinstance(value, bool) or not isinstance(value, (list, tuple)):
+            if not isinstance(value, (list, tuple)):
                 raise TypeError(expected(dotted, f"to be a list of {entry.param_name} values", value))
             params = list(value)
             if len(set(params)) != len(params):

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
+from labelsmooth._validation import check_number, check_scalar_range, expected
 from labelsmooth.losses import cross_entropy, distillation_loss, teacher_free_loss
 from labelsmooth.study import stats
 from labelsmooth.study.tasks import _digits, register
@@ -248,10 +248,8 @@ class DistillSection:
             "student_epochs",
         ):
             _digits.check_positive_int(f"distill.{key}", getattr(self, key))
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 0:
-            raise ValueError(
-                expected("distill.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size)
-            )
+        what = "to be an int >= 0 (0 = full batch)"
+        check_number("distill.batch_size", self.batch_size, lo=0, integer=True, what=what)
         check_scalar_range("distill.lr", self.lr, 0.0, float("inf"), lo_open=True, hi_open=True)
         check_scalar_range("distill.weight_decay", self.weight_decay, 0.0, float("inf"), hi_open=True)
         check_scalar_range("distill.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)

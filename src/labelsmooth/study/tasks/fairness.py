@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
+from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
 from labelsmooth.metrics import (
     calibration_summary,
     demographic_parity_difference,
@@ -86,7 +86,7 @@ class FairnessSection:
         object.__setattr__(self, "seeds", seed_tuple(self.seeds))
 
     def validate(self) -> FairnessSection:
-        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
             raise ValueError(expected("fairness.seeds", "to be a non-empty list of ints", self.seeds))
         if not self.problems or any(p not in PROBLEMS for p in self.problems):
             raise ValueError(
@@ -107,8 +107,7 @@ class FairnessSection:
         check_scalar_range("fairness.weight_decay", self.weight_decay, 0.0, 10.0)
         for name in ("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(expected(f"fairness.{name}", "to be an int >= 1", v))
+            check_number(f"fairness.{name}", v, lo=1, integer=True, what="to be an int >= 1")
         if self.n_samples * self.minority_fraction < 100:
             raise ValueError(
                 expected(

@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
+from labelsmooth._validation import check_number, check_scalar_range, expected
 from labelsmooth.losses import (
     OnlineLabelSmoothing,
     cross_entropy,
@@ -223,12 +223,10 @@ class NoiseSection:
         for key in ("epochs", "width", "depth"):
             _digits.check_positive_int(f"noise.{key}", getattr(self, key))
         w = self.warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w < self.epochs:
-            raise ValueError(expected("noise.warmup_epochs", f"an int in [0, epochs = {self.epochs})", w))
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 0:
-            raise ValueError(
-                expected("noise.batch_size", "to be an int >= 0 (0 = full batch)", self.batch_size)
-            )
+        what = f"an int in [0, epochs = {self.epochs})"
+        check_number("noise.warmup_epochs", w, lo=0, hi=self.epochs, hi_open=True, integer=True, what=what)
+        what = "to be an int >= 0 (0 = full batch)"
+        check_number("noise.batch_size", self.batch_size, lo=0, integer=True, what=what)
         check_scalar_range("noise.ols_label_smoothing", self.ols_label_smoothing, 0.0, 1.0)
         check_scalar_range("noise.ols_alpha", self.ols_alpha, 0.0, 1.0)
         check_scalar_range("noise.lr", self.lr, 0.0, math.inf, lo_open=True, hi_open=True)

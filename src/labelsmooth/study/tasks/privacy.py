@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
+from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
 from labelsmooth.privacy import membership_inference
 from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
@@ -77,7 +77,7 @@ class PrivacySection:
         object.__setattr__(self, "seeds", seed_tuple(self.seeds))
 
     def validate(self) -> PrivacySection:
-        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
             raise ValueError(expected("privacy.seeds", "to be a non-empty list of ints", self.seeds))
         if not self.smoothing:
             raise ValueError(expected("privacy.smoothing", "to hold at least one factor", self.smoothing))
@@ -103,12 +103,10 @@ class PrivacySection:
         for name in ("width", "depth", "epochs", "pca_components", "inversion_restarts", "inversion_steps",
                      "eval_epochs"):  # fmt: skip
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(expected(f"privacy.{name}", "to be an int >= 1", v))
+            check_number(f"privacy.{name}", v, lo=1, integer=True, what="to be an int >= 1")
         for name in ("warmup_epochs", "ramp_epochs"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(expected(f"privacy.{name}", "to be an int >= 0", v))
+            check_number(f"privacy.{name}", v, lo=0, integer=True, what="to be an int >= 0")
         if self.warmup_epochs + self.ramp_epochs >= self.epochs:
             raise ValueError(
                 expected("privacy.warmup_epochs + ramp_epochs", f"< epochs = {self.epochs}",
