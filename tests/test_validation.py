@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import labelsmooth as ls
+from labelsmooth import exercises, theory
 from labelsmooth._validation import (
     check_bool,
     check_num_classes,
@@ -17,6 +19,7 @@ from labelsmooth._validation import (
     format_interval,
     is_number,
 )
+from labelsmooth.study.tasks import distill, noise, privacy
 
 
 def _msg(text: str) -> str:
@@ -166,3 +169,26 @@ def test_check_bool_rejects_non_bools(value):
 def test_check_bool_what():
     with pytest.raises(TypeError, match=_msg("Expected `train.shuffle` to be true or false, got 'yes'.")):
         check_bool("train.shuffle", "yes", what="to be true or false")
+
+
+# ------------------------------------------------------------------ the guards that now go through check_number
+_Z, _Y, _W = torch.zeros(2, 3), torch.tensor([0, 1]), torch.zeros(3, 4)
+CALL_SITES = {
+    "eps": lambda: ls.class_prior(_Y, 3, eps=True),
+    "beta": lambda: ls.confidence_penalty(_Z, _Y, beta="0.1"),
+    "gamma": lambda: ls.focal_loss(_Z, _Y, gamma=True),
+    "steps": lambda: theory.descend_logit_gap(0.1, 3, steps=10.0),
+    "lr": lambda: theory.descend_logit_gap(0.1, 3, lr=True),
+    "chunk_size": lambda: ls.linear_cross_entropy(torch.zeros(2, 4), _W, _Y, chunk_size=2.0),
+    "inplace": lambda: ls.fused_cross_entropy(_Z, _Y, inplace=1),
+    "level": lambda: exercises.hint("logit_gap", True),
+    "noise.batch_size": lambda: noise.NoiseSection(batch_size=True).validate(),
+    "distill.batch_size": lambda: distill.DistillSection(batch_size=8.0).validate(),
+    "privacy.width": lambda: privacy.PrivacySection(width="64").validate(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALL_SITES))
+def test_a_wrong_type_at_a_call_site_is_a_type_error_naming_the_argument(name):
+    with pytest.raises(TypeError, match=re.escape(f"Expected `{name}` ")):
+        CALL_SITES[name]()
