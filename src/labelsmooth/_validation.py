@@ -113,34 +113,15 @@ def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
     return text + " and finite" if finite else text
 
 
+# Two signatures for a precise result type: an int with integer=True, a float otherwise.
 @overload
-def check_number(
-    name: str,
-    value: Any,
-    *,
-    lo: float | None = ...,
-    hi: float | None = ...,
-    lo_open: bool = ...,
-    hi_open: bool = ...,
-    integer: Literal[True],
-    finite: bool = ...,
-    what: str | None = ...,
-    type_what: str | None = ...,
-) -> int: ...
+def check_number(name: str, value: Any, *, lo: float | None = ..., hi: float | None = ...,
+                 lo_open: bool = ..., hi_open: bool = ..., integer: Literal[True], finite: bool = ...,
+                 what: str | None = ..., type_what: str | None = ...) -> int: ...  # fmt: skip
 @overload
-def check_number(
-    name: str,
-    value: Any,
-    *,
-    lo: float | None = ...,
-    hi: float | None = ...,
-    lo_open: bool = ...,
-    hi_open: bool = ...,
-    integer: Literal[False] = ...,
-    finite: bool = ...,
-    what: str | None = ...,
-    type_what: str | None = ...,
-) -> float: ...
+def check_number(name: str, value: Any, *, lo: float | None = ..., hi: float | None = ...,
+                 lo_open: bool = ..., hi_open: bool = ..., integer: Literal[False] = ..., finite: bool = ...,
+                 what: str | None = ..., type_what: str | None = ...) -> float: ...  # fmt: skip
 def check_number(
     name: str,
     value: Any,
