@@ -138,10 +138,10 @@ def check_number(
     """Check a number argument and return it as a Python ``float`` (an ``int`` with ``integer=True``).
 
     The one home of the "a bool, or not a number" guard. ``value`` must be a real number (an integer
-    with ``integer``; a bool is never a number, see :func:`is_number`), not NaN, and
-    lie in the interval from ``lo`` to ``hi``: ``lo <= value <= hi``, with ``<`` at an end marked
-    ``lo_open`` / ``hi_open``; a missing bound is no constraint. ``finite=True`` also rejects
-    ``±inf`` (a closed infinite bound alone lets ``inf`` through).
+    with ``integer``; a bool is never a number, see :func:`is_number`), not NaN, and lie in the
+    interval from ``lo`` to ``hi``: ``lo <= value <= hi``, with ``<`` at an end marked ``lo_open`` /
+    ``hi_open``; a missing bound is no constraint. ``finite=True`` also rejects ``±inf`` (a closed
+    infinite bound alone lets ``inf`` through).
 
     Args:
         name: the argument's name, as the message prints it.
