@@ -198,9 +198,9 @@ def test_convert_errors():
         convert_smoothing(0.1, 5, from_convention="megatron", to_convention="uniform")
     with pytest.raises(ValueError, match=r"`to_convention`"):
         convert_smoothing(0.1, 5, from_convention="uniform", to_convention="x")
-    with pytest.raises(ValueError, match=r"`value` <= 0.8"):
+    with pytest.raises(ValueError, match=r"`label_smoothing` <= 0.8"):
         convert_smoothing(0.9, 5, from_convention="off_target", to_convention="uniform")
-    with pytest.raises(ValueError, match=r"`value` in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"`label_smoothing` in \[0, 1\], got 1.5"):
         convert_smoothing(1.5, 5, from_convention="off_target", to_convention="uniform")
     with pytest.raises(ValueError, match=r"`num_classes` >= 2"):
         convert_smoothing(0.1, 1, from_convention="off_target", to_convention="uniform")
