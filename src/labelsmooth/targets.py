@@ -15,7 +15,7 @@ teaching, for soft-target pipelines, and for tests.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import torch
 
@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 Convention = Literal["uniform", "off_target"]
-CONVENTIONS = ("uniform", "off_target")
+CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
+SmoothingScale = Literal["log", "linear"]
+SCALES: tuple[SmoothingScale, ...] = get_args(SmoothingScale)
 
 
 def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
@@ -290,7 +292,7 @@ def classwise_smoothing(
     label_smoothing_low: float,
     label_smoothing_high: float,
     *,
-    scale: Literal["log", "linear"] = "log",
+    scale: SmoothingScale = "log",
 ) -> torch.Tensor:
     r"""Per-class smoothing factors that grow with the class size: label-aware smoothing for long tails.
 
@@ -359,7 +361,7 @@ def classwise_smoothing(
         )
     lo = check_scalar_range("label_smoothing_low", label_smoothing_low, 0.0, 1.0)
     hi = check_scalar_range("label_smoothing_high", label_smoothing_high, 0.0, 1.0)
-    check_choice("scale", scale, ("log", "linear"))
+    check_choice("scale", scale, SCALES)
     f = counts.double().log() if scale == "log" else counts.double()
     span = f.max() - f.min()
     if float(span) == 0.0:

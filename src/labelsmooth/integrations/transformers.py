@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_choice, check_scalar_range, expected
+from .._validation import BACKENDS, Backend, check_choice, check_scalar_range, expected
 from ..kernels import fused_cross_entropy
 from ..kernels import linear_cross_entropy as _linear_cross_entropy
 
@@ -138,7 +138,7 @@ class LabelSmoothingPatch:
     ignore_index: int
     return_logits: bool
     chunk_size: int | None
-    backend: str
+    backend: Backend
     # the forward the patch replaced: an instance attribute already set (e.g. by accelerate) or None
     _previous: Any = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
@@ -176,7 +176,7 @@ def apply(
     ignore_index: int = -100,
     return_logits: bool = False,
     chunk_size: int | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
 ) -> LabelSmoothingPatch:
     """Make ``model(..., labels=labels)`` compute a label-smoothed loss with the fused linear kernel.
 
@@ -265,7 +265,7 @@ def apply(
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ValueError(expected("chunk_size", "to be a positive int or None", chunk_size))
-    check_choice("backend", backend, ("auto", "torch", "triton"))
+    check_choice("backend", backend, BACKENDS)
     _softcap(model.config, family)  # fail now on a bad or unsupported final_logit_softcapping
     patch = LabelSmoothingPatch(
         model=model,

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
-from .._validation import check_float_tensor, check_reduction, expected
+from .._validation import Reduction, check_float_tensor, check_reduction, expected
 
 __all__ = ["PreferenceRewards", "check_preference_smoothing", "preference_loss", "preference_rewards"]
 
@@ -144,7 +144,7 @@ def preference_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     robust: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """DPO's loss with a smoothed preference label: plain DPO, cDPO, or rDPO (``robust=True``).
 
