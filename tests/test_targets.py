@@ -70,6 +70,11 @@ def test_extremes():
     torch.testing.assert_close(smooth_labels(y, 4, 1.0, prior=prior), prior.expand(2, 4))
 
 
+def _one_sample(**kwargs):
+    """The arguments of one valid call (label 0 of 3 classes, smoothing 0.1), updated by ``kwargs``."""
+    return dict(target=torch.tensor([0]), num_classes=3, label_smoothing=0.1) | kwargs
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "fragment"),
     [
@@ -121,48 +126,11 @@ def test_extremes():
             TypeError,
             "floating-point",
         ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([0.5, 0.6, 0.1]),
-            ),
-            ValueError,
-            "`prior` to sum to 1",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([1.2, -0.2, 0.0]),
-            ),
-            ValueError,
-            "`prior` to be non-negative",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]), num_classes=3, label_smoothing=0.1, prior=torch.tensor([0.5, 0.5])
-            ),
-            ValueError,
-            "`prior` of shape (3,) or (1, 3)",
-        ),
-        (
-            dict(target=torch.tensor([0]), num_classes=3, label_smoothing=0.1, prior=torch.tensor([1, 0, 0])),
-            TypeError,
-            "`prior` to be a floating-point",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([float("nan"), 0.5, 0.5]),
-            ),
-            ValueError,
-            "`prior` to be finite",
-        ),
+        (_one_sample(prior=torch.tensor([0.5, 0.6, 0.1])), ValueError, "`prior` to sum to 1"),
+        (_one_sample(prior=torch.tensor([1.2, -0.2, 0.0])), ValueError, "`prior` to be non-negative"),
+        (_one_sample(prior=torch.tensor([0.5, 0.5])), ValueError, "`prior` of shape (3,) or (1, 3)"),
+        (_one_sample(prior=torch.tensor([1, 0, 0])), TypeError, "`prior` to be a floating-point"),
+        (_one_sample(prior=torch.tensor([float("nan"), 0.5, 0.5])), ValueError, "`prior` to be finite"),
         (
             dict(target=torch.tensor([[0]]), num_classes=3, label_smoothing=torch.tensor([0.1])),
             ValueError,
