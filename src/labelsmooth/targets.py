@@ -603,19 +603,19 @@ def two_hot_targets(y: torch.Tensor, support: SupportLike) -> torch.Tensor:
 
     Parameters
     ----------
-    y : floating-point Tensor of any shape ``(*)``
-    support : Support or edges ``(B + 1,)``
+    y, support
+        As in :func:`hl_gauss_targets`.
 
     Returns
     -------
-    Tensor of shape ``(*, B)``, the dtype of ``y`` (float32 for half ``y``); rows sum to 1.
+    Tensor of shape ``(*, B)``, with the dtype and the row sums of :func:`hl_gauss_targets`' output, and at
+    most two non-zero entries per row.
 
     Raises
     ------
-    TypeError
-        ``y`` not a floating-point tensor.
-    ValueError
-        Non-finite ``y``, a support that is not strictly increasing.
+    TypeError, ValueError
+        For ``y`` and ``support``, as in :func:`hl_gauss_targets`: ``y`` not a floating-point tensor or not
+        finite, a support that is not strictly increasing.
 
     References
     ----------

@@ -149,11 +149,9 @@ def two_hot_loss(
 
     Raises
     ------
-    ValueError
-        ``input``'s last dimension not ``B``; ``target`` not of shape ``input.shape[:-1]``; a support that is
-        not strictly increasing; unknown reduction; non-finite targets.
-    TypeError
-        Non-float ``input`` or ``target``.
+    ValueError, TypeError
+        As :func:`hl_gauss_loss`, for ``input``, ``target``, ``support`` and ``reduction`` (there is no
+        ``sigma``).
 
     Examples
     --------
