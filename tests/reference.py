@@ -433,17 +433,9 @@ def dpo_trl_loop(pc, pr, rc, rr, beta, label_smoothing, robust):
 
 # --------------------------------------------------------------------------- kernel options
 def cross_entropy_options64(
-    logits,
-    target,
-    alpha=0.0,
-    weight=None,
-    ignore_index=-100,
-    reduction="mean",
-    prior=None,
-    softcap=None,
-    z_loss=0.0,
-    num_items=None,
-):
+    logits, target, alpha=0.0, weight=None, ignore_index=-100, reduction="mean", prior=None,  # as dense64
+    softcap=None, z_loss=0.0, num_items=None,
+):  # fmt: skip
     """``cross_entropy_dense64`` with soft-capping, the z-loss and a given mean denominator, in float64.
 
     z' = c tanh(z / c) (when ``softcap`` is given); loss_i = -sum_k P_ik log_softmax(z'_i)_k

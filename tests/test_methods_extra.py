@@ -38,9 +38,9 @@ def test_classwise_smoothing_errors():
         ls.classwise_smoothing(torch.tensor([3.0, 2.0]), 0.0, 0.1)
     with pytest.raises(ValueError, match="K >= 2"):
         ls.classwise_smoothing([3], 0.0, 0.1)
-    with pytest.raises(ValueError, match=r"`high` in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`label_smoothing_high` in \[0, 1\]"):
         ls.classwise_smoothing([3, 4], 0.0, 1.5)
-    with pytest.raises(ValueError, match=r"`low` in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`label_smoothing_low` in \[0, 1\]"):
         ls.classwise_smoothing([3, 4], -0.1, 0.5)
     with pytest.raises(ValueError, match="scale"):
         ls.classwise_smoothing([3, 4], 0.0, 0.5, scale="sqrt")

@@ -70,6 +70,11 @@ def test_extremes():
     torch.testing.assert_close(smooth_labels(y, 4, 1.0, prior=prior), prior.expand(2, 4))
 
 
+def _one_sample(**kwargs):
+    """The arguments of one valid call (label 0 of 3 classes, smoothing 0.1), updated by ``kwargs``."""
+    return dict(target=torch.tensor([0]), num_classes=3, label_smoothing=0.1) | kwargs
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "fragment"),
     [
@@ -121,48 +126,11 @@ def test_extremes():
             TypeError,
             "floating-point",
         ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([0.5, 0.6, 0.1]),
-            ),
-            ValueError,
-            "`prior` to sum to 1",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([1.2, -0.2, 0.0]),
-            ),
-            ValueError,
-            "`prior` to be non-negative",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]), num_classes=3, label_smoothing=0.1, prior=torch.tensor([0.5, 0.5])
-            ),
-            ValueError,
-            "`prior` of shape (3,) or (1, 3)",
-        ),
-        (
-            dict(target=torch.tensor([0]), num_classes=3, label_smoothing=0.1, prior=torch.tensor([1, 0, 0])),
-            TypeError,
-            "`prior` to be a floating-point",
-        ),
-        (
-            dict(
-                target=torch.tensor([0]),
-                num_classes=3,
-                label_smoothing=0.1,
-                prior=torch.tensor([float("nan"), 0.5, 0.5]),
-            ),
-            ValueError,
-            "`prior` to be finite",
-        ),
+        (_one_sample(prior=torch.tensor([0.5, 0.6, 0.1])), ValueError, "`prior` to sum to 1"),
+        (_one_sample(prior=torch.tensor([1.2, -0.2, 0.0])), ValueError, "`prior` to be non-negative"),
+        (_one_sample(prior=torch.tensor([0.5, 0.5])), ValueError, "`prior` of shape (3,) or (1, 3)"),
+        (_one_sample(prior=torch.tensor([1, 0, 0])), TypeError, "`prior` to be a floating-point"),
+        (_one_sample(prior=torch.tensor([float("nan"), 0.5, 0.5])), ValueError, "`prior` to be finite"),
         (
             dict(target=torch.tensor([[0]]), num_classes=3, label_smoothing=torch.tensor([0.1])),
             ValueError,
@@ -198,9 +166,9 @@ def test_convert_errors():
         convert_smoothing(0.1, 5, from_convention="megatron", to_convention="uniform")
     with pytest.raises(ValueError, match=r"`to_convention`"):
         convert_smoothing(0.1, 5, from_convention="uniform", to_convention="x")
-    with pytest.raises(ValueError, match=r"`value` <= 0.8"):
+    with pytest.raises(ValueError, match=r"`label_smoothing` <= 0.8"):
         convert_smoothing(0.9, 5, from_convention="off_target", to_convention="uniform")
-    with pytest.raises(ValueError, match=r"`value` in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"`label_smoothing` in \[0, 1\], got 1.5"):
         convert_smoothing(1.5, 5, from_convention="off_target", to_convention="uniform")
     with pytest.raises(ValueError, match=r"`num_classes` >= 2"):
         convert_smoothing(0.1, 1, from_convention="off_target", to_convention="uniform")

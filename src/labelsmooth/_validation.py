@@ -12,12 +12,19 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
 import torch
 
-REDUCTIONS = ("mean", "sum", "none")
+# Mode arguments: one ``Literal`` alias per mode that recurs, and the tuple of its values derived from
+# it (for ``check_choice``), so the type hint and the runtime check cannot drift apart.
+Reduction = Literal["mean", "sum", "none"]
+REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
+Backend = Literal["auto", "torch", "triton"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+WeightMode = Literal["torch", "row"]
+WEIGHT_MODES: tuple[WeightMode, ...] = get_args(WeightMode)
 
 
 def _fmt(value: Any) -> str:

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -68,14 +68,15 @@ __all__ = [
     "membership_scores",
 ]
 
-MEMBERSHIP_SCORES = ("loss", "confidence", "entropy", "modified_entropy", "logit_confidence")
+ScoreKind = Literal["loss", "confidence", "entropy", "modified_entropy", "logit_confidence"]
+"""The type of a score name (``kind``)."""
+
+MEMBERSHIP_SCORES: tuple[ScoreKind, ...] = get_args(ScoreKind)
 """The score names of :func:`membership_scores`, in the order of the module docstring."""
 
 NEEDS_LABELS = {"loss": True, "confidence": False, "entropy": False, "modified_entropy": True,
                 "logit_confidence": True}  # fmt: skip
 """Whether each score needs the example's label."""
-
-ScoreKind = Literal["loss", "confidence", "entropy", "modified_entropy", "logit_confidence"]
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -317,7 +318,7 @@ def membership_inference(
     nonmember_target: Any,
     *,
     from_logits: bool,
-    kinds: Iterable[str] = MEMBERSHIP_SCORES,
+    kinds: Iterable[ScoreKind] = MEMBERSHIP_SCORES,
     fpr_levels: float | Iterable[float] = (0.01, 0.001),
 ) -> dict[str, MembershipAttack]:
     r"""Every score's attack at once: :func:`membership_scores` on both sets, then :func:`membership_attack`.
@@ -358,9 +359,9 @@ def membership_inference(
         a = as_tensor(name, v)
         if a.dim() >= 1 and a.shape[0] == 0:
             raise ValueError(expected(name, "to hold at least one example", a))
-    out = {}
+    out: dict[str, MembershipAttack] = {}
     for kind in kinds:
-        s_in = membership_scores(member_input, member_target, from_logits=from_logits, kind=kind)  # type: ignore[arg-type]
-        s_out = membership_scores(nonmember_input, nonmember_target, from_logits=from_logits, kind=kind)  # type: ignore[arg-type]
+        s_in = membership_scores(member_input, member_target, from_logits=from_logits, kind=kind)
+        s_out = membership_scores(nonmember_input, nonmember_target, from_logits=from_logits, kind=kind)
         out[kind] = membership_attack(s_in, s_out, fpr_levels=fpr_levels)
     return out

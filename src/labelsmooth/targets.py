@@ -14,10 +14,11 @@ teaching, for soft-target pipelines, and for tests.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import torch
 
+from ._deprecation import renamed_keywords
 from ._validation import (
     check_bool,
     check_choice,
@@ -42,7 +43,9 @@ __all__ = [
 ]
 
 Convention = Literal["uniform", "off_target"]
-CONVENTIONS = ("uniform", "off_target")
+CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
+SmoothingScale = Literal["log", "linear"]
+SCALES: tuple[SmoothingScale, ...] = get_args(SmoothingScale)
 
 
 def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
@@ -149,8 +152,9 @@ def smooth_labels(
     return (1 - a) * onehot + a * u
 
 
+@renamed_keywords(value="label_smoothing")
 def convert_smoothing(
-    value: float | torch.Tensor,
+    label_smoothing: float | torch.Tensor,
     num_classes: int,
     *,
     from_convention: Convention,
@@ -173,8 +177,9 @@ def convert_smoothing(
 
     Parameters
     ----------
-    value : float or Tensor
-        The smoothing factor in ``from_convention``; must lie in [0, 1].
+    label_smoothing : float or Tensor
+        The smoothing factor in ``from_convention``; must lie in [0, 1]. Formerly ``value`` (still
+        accepted, with a DeprecationWarning, for one release).
     num_classes : int
         K, at least 2.
     from_convention, to_convention : {"uniform", "off_target"}
@@ -187,9 +192,11 @@ def convert_smoothing(
     Raises
     ------
     ValueError
-        A value outside [0, 1], or one whose target cannot be written in the other convention
+        ``label_smoothing`` outside [0, 1], or one whose target cannot be written in the other convention
         (``a' > (K - 1)/K`` puts less mass on the true class than on the others' average, which
         needs ``a > 1`` in the uniform convention).
+    TypeError
+        Both ``label_smoothing`` and its deprecated spelling ``value`` given.
 
     Examples
     --------
@@ -202,18 +209,22 @@ def convert_smoothing(
     num_classes = check_num_classes(num_classes)
     check_choice("from_convention", from_convention, CONVENTIONS)
     check_choice("to_convention", to_convention, CONVENTIONS)
-    check_smoothing(value, name="value")
+    check_smoothing(label_smoothing)
     k = num_classes
     if from_convention == to_convention:
-        return value
+        return label_smoothing
     if from_convention == "uniform":
-        return value * (k - 1) / k
-    out = value * k / (k - 1)
+        return label_smoothing * (k - 1) / k
+    out = label_smoothing * k / (k - 1)
     too_big = bool((out > 1).any()) if isinstance(out, torch.Tensor) else out > 1
     if too_big:
         limit = (k - 1) / k
         raise ValueError(
-            expected("value", f"<= {limit:g} = (K-1)/K to be expressible in the uniform convention", value)
+            expected(
+                "label_smoothing",
+                f"<= {limit:g} = (K-1)/K to be expressible in the uniform convention",
+                label_smoothing,
+            )
         )
     return out
 
@@ -275,20 +286,21 @@ def class_prior(
     return counts / total
 
 
+@renamed_keywords(low="label_smoothing_low", high="label_smoothing_high")
 def classwise_smoothing(
     class_counts: torch.Tensor | list[int] | tuple[int, ...],
-    low: float,
-    high: float,
+    label_smoothing_low: float,
+    label_smoothing_high: float,
     *,
-    scale: Literal["log", "linear"] = "log",
+    scale: SmoothingScale = "log",
 ) -> torch.Tensor:
     r"""Per-class smoothing factors that grow with the class size: label-aware smoothing for long tails.
 
     Zhong, Cui, Liu and Jia (CVPR 2021, *Improving Calibration for Long-Tailed Recognition*, MiSLAS)
     smooth the head classes, on which a model trained on imbalanced data is overconfident, more than the
     tail classes. With :math:`N_y` the training count of class :math:`y`, :math:`N_{\min}` and
-    :math:`N_{\max}` the smallest and largest counts, and :math:`a_{\mathrm{tail}} =` ``low``,
-    :math:`a_{\mathrm{head}} =` ``high``:
+    :math:`N_{\max}` the smallest and largest counts, :math:`a_{\mathrm{tail}} =` ``label_smoothing_low``
+    and :math:`a_{\mathrm{head}} =` ``label_smoothing_high``:
 
     .. math::
 
@@ -306,9 +318,10 @@ def classwise_smoothing(
     ----------
     class_counts : Tensor or sequence of int, shape (K,)
         Training examples per class, each >= 1 (e.g. ``torch.bincount(y, minlength=K)``).
-    low, high : float in [0, 1]
-        :math:`a_{\mathrm{tail}}` and :math:`a_{\mathrm{head}}`; ``low > high`` is allowed (less smoothing on
-        the head).
+    label_smoothing_low, label_smoothing_high : float in [0, 1]
+        :math:`a_{\mathrm{tail}}` and :math:`a_{\mathrm{head}}`; ``label_smoothing_low >
+        label_smoothing_high`` is allowed (less smoothing on the head). Formerly ``low`` and ``high``
+        (still accepted as keywords, with a DeprecationWarning, for one release).
     scale : {"log", "linear"}, default "log"
 
     Returns
@@ -318,16 +331,17 @@ def classwise_smoothing(
     Raises
     ------
     ValueError
-        Fewer than 2 classes, a count below 1, ``low``/``high`` outside [0, 1], an unknown ``scale``.
+        Fewer than 2 classes, a count below 1, ``label_smoothing_low``/``label_smoothing_high`` outside
+        [0, 1], an unknown ``scale``.
     TypeError
-        Counts that are not integers.
+        Counts that are not integers; a factor given under both its name and its deprecated spelling.
 
     Examples
     --------
     >>> from labelsmooth import classwise_smoothing
-    >>> classwise_smoothing([100, 10, 1], low=0.0, high=0.2)
+    >>> classwise_smoothing([100, 10, 1], label_smoothing_low=0.0, label_smoothing_high=0.2)
     tensor([0.2000, 0.1000, 0.0000])
-    >>> classwise_smoothing([100, 10, 1], low=0.0, high=0.2, scale="linear")
+    >>> classwise_smoothing([100, 10, 1], 0.0, 0.2, scale="linear")
     tensor([0.2000, 0.0182, 0.0000])
     """
     from ._validation import check_scalar_range
@@ -345,9 +359,9 @@ def classwise_smoothing(
                 int(counts.min()),
             )
         )
-    lo = check_scalar_range("low", low, 0.0, 1.0)
-    hi = check_scalar_range("high", high, 0.0, 1.0)
-    check_choice("scale", scale, ("log", "linear"))
+    lo = check_scalar_range("label_smoothing_low", label_smoothing_low, 0.0, 1.0)
+    hi = check_scalar_range("label_smoothing_high", label_smoothing_high, 0.0, 1.0)
+    check_choice("scale", scale, SCALES)
     f = counts.double().log() if scale == "log" else counts.double()
     span = f.max() - f.min()
     if float(span) == 0.0:
@@ -582,19 +596,19 @@ def two_hot_targets(y: torch.Tensor, support: SupportLike) -> torch.Tensor:
 
     Parameters
     ----------
-    y : floating-point Tensor of any shape ``(*)``
-    support : Support or edges ``(B + 1,)``
+    y, support
+        As in :func:`hl_gauss_targets`.
 
     Returns
     -------
-    Tensor of shape ``(*, B)``, the dtype of ``y`` (float32 for half ``y``); rows sum to 1.
+    Tensor of shape ``(*, B)``, with the dtype and the row sums of :func:`hl_gauss_targets`' output, and at
+    most two non-zero entries per row.
 
     Raises
     ------
-    TypeError
-        ``y`` not a floating-point tensor.
-    ValueError
-        Non-finite ``y``, a support that is not strictly increasing.
+    TypeError, ValueError
+        For ``y`` and ``support``, as in :func:`hl_gauss_targets`: ``y`` not a floating-point tensor or not
+        finite, a support that is not strictly increasing.
 
     References
     ----------

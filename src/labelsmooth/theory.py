@@ -287,6 +287,11 @@ def cdpo_optimal_margin(label_smoothing: float, beta: float) -> float:
     beta : float
         DPO's inverse temperature, > 0.
 
+    Returns
+    -------
+    float
+        ``h*``: ``inf`` at ``e = 0``, ``0`` at ``e = 1/2``.
+
     Raises
     ------
     ValueError
@@ -295,10 +300,8 @@ def cdpo_optimal_margin(label_smoothing: float, beta: float) -> float:
     Examples
     --------
     >>> from labelsmooth.theory import cdpo_optimal_margin
-    >>> round(cdpo_optimal_margin(0.1, 0.1), 4)
-    21.9722
-    >>> cdpo_optimal_margin(0.0, 0.1)
-    inf
+    >>> [round(cdpo_optimal_margin(e, beta=0.1), 4) for e in (0.0, 0.1, 0.5)]
+    [inf, 21.9722, 0.0]
     """
     from ._validation import check_scalar_range
 

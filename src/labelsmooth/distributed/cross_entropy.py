@@ -11,10 +11,11 @@ it smooths with the local shard size) and what PyTorch's ``loss_parallel()`` ref
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from .._validation import Reduction, WeightMode
 from ..kernels._core import block_rows
 from ..losses.cross_entropy import _compute_dtype
 from ._args import check_common
@@ -84,8 +85,8 @@ def vocab_parallel_cross_entropy(
     prior: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    weight_mode: Literal["torch", "row"] = "torch",
+    reduction: Reduction = "mean",
+    weight_mode: WeightMode = "torch",
     allow_negative: bool = False,
     num_items_in_batch: int | float | torch.Tensor | None = None,
     vocab_size: int | None = None,

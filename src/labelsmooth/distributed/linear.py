@@ -15,11 +15,11 @@ into the loss's gradient ``g_c`` and accumulates
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from .._validation import check_float_tensor, check_number, expected
+from .._validation import Reduction, WeightMode, check_float_tensor, check_number, expected
 from ..kernels._core import empty
 from ..kernels.linear import default_chunk_size
 from ..losses.cross_entropy import _compute_dtype
@@ -143,10 +143,10 @@ def vocab_parallel_linear_cross_entropy(
     group: Any = None,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: Literal["mean", "sum", "none"] = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     prior: torch.Tensor | None = None,
-    weight_mode: Literal["torch", "row"] = "torch",
+    weight_mode: WeightMode = "torch",
     allow_negative: bool = False,
     num_items_in_batch: int | float | torch.Tensor | None = None,
     vocab_size: int | None = None,

@@ -42,7 +42,16 @@ from typing import Any
 
 import torch
 
-from .._validation import check_bool, check_choice, check_number, check_scalar_range, expected, is_number
+from .._validation import (
+    BACKENDS,
+    Backend,
+    check_bool,
+    check_choice,
+    check_number,
+    check_scalar_range,
+    expected,
+    is_number,
+)
 from ..kernels import fused_cross_entropy
 from ..kernels import linear_cross_entropy as _linear_cross_entropy
 
@@ -138,7 +147,7 @@ class LabelSmoothingPatch:
     ignore_index: int
     return_logits: bool
     chunk_size: int | None
-    backend: str
+    backend: Backend
     # the forward the patch replaced: an instance attribute already set (e.g. by accelerate) or None
     _previous: Any = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
@@ -176,7 +185,7 @@ def apply(
     ignore_index: int = -100,
     return_logits: bool = False,
     chunk_size: int | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
 ) -> LabelSmoothingPatch:
     """Make ``model(..., labels=labels)`` compute a label-smoothed loss with the fused linear kernel.
 
@@ -261,7 +270,7 @@ def apply(
     check_bool("return_logits", return_logits)
     if chunk_size is not None:
         check_number("chunk_size", chunk_size, lo=1, integer=True, what="to be a positive int or None")
-    check_choice("backend", backend, ("auto", "torch", "triton"))
+    check_choice("backend", backend, BACKENDS)
     _softcap(model.config, family)  # fail now on a bad or unsupported final_logit_softcapping
     patch = LabelSmoothingPatch(
         model=model,

@@ -13,13 +13,11 @@ from typing import Literal, overload
 
 import torch
 
-from .._validation import check_bool, check_choice
+from .._validation import BACKENDS, Backend, Reduction, check_bool, check_choice
 from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
 from ._core import empty, new_stats, prepare, reduce_loss
 from ._dispatch import compiler_disabled
-
-BACKENDS = ("auto", "torch", "triton")
 
 
 class _FusedCrossEntropy(torch.autograd.Function):
@@ -99,12 +97,12 @@ def fused_cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     inplace: bool = False,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,
@@ -118,12 +116,12 @@ def fused_cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     inplace: bool = False,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,
@@ -137,12 +135,12 @@ def fused_cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     inplace: bool = False,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,

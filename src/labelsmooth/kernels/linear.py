@@ -17,7 +17,7 @@ from typing import Literal, overload
 
 import torch
 
-from .._validation import check_float_tensor, check_number, expected
+from .._validation import Backend, Reduction, check_float_tensor, check_number, expected
 from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
 from ._core import empty, new_stats, prepare, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
@@ -152,12 +152,12 @@ def linear_cross_entropy(
     bias: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     chunk_size: int | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,
@@ -173,12 +173,12 @@ def linear_cross_entropy(
     bias: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     chunk_size: int | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,
@@ -194,12 +194,12 @@ def linear_cross_entropy(
     bias: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
     chunk_size: int | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
     softcap: float | None = None,
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,

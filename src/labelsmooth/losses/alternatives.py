@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from .._validation import check_number, check_reduction, expected
+from .._validation import Reduction, check_number, check_reduction, expected
 from .cross_entropy import _compute_dtype, _reduce, prepare_cross_entropy_args
 
 __all__ = ["ConfidencePenaltyLoss", "FocalLoss", "confidence_penalty", "flsd53_gamma", "focal_loss"]
@@ -39,7 +41,7 @@ def confidence_penalty(
     *,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Cross-entropy minus a bonus for predictive entropy (Pereyra et al. 2017).
 
@@ -107,7 +109,7 @@ def focal_loss(
     *,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Focal loss (Lin et al. 2017), with the FLSD-53 schedule of Mukhoti et al. 2020.
 
@@ -155,48 +157,55 @@ def focal_loss(
     return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
-class ConfidencePenaltyLoss(nn.Module):
+class _ModuleForm(nn.Module):
+    """What the module forms share: a ``weight`` buffer, ``ignore_index`` and a checked ``reduction``."""
+
+    weight: torch.Tensor | None
+
+    def __init__(self, weight: torch.Tensor | None, ignore_index: int, reduction: Reduction) -> None:
+        super().__init__()
+        check_reduction(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.reduction = ignore_index, reduction
+
+    def _options(self) -> dict[str, Any]:
+        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
+
+
+class ConfidencePenaltyLoss(_ModuleForm):
     """Module form of :func:`confidence_penalty`."""
 
-    weight: torch.Tensor | None
-
-    def __init__(self, beta: float = 0.1, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__()
+    def __init__(
+        self,
+        beta: float = 0.1,
+        *,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: Reduction = "mean",
+    ) -> None:
         _check_beta(beta)
-        check_reduction(reduction)
-        self.register_buffer("weight", weight)
-        self.beta, self.ignore_index, self.reduction = beta, ignore_index, reduction
+        super().__init__(weight, ignore_index, reduction)
+        self.beta = beta
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return confidence_penalty(
-            input,
-            target,
-            self.beta,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        return confidence_penalty(input, target, self.beta, **self._options())
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(_ModuleForm):
     """Module form of :func:`focal_loss`."""
 
-    weight: torch.Tensor | None
-
-    def __init__(self, gamma=2.0, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__()
+    def __init__(
+        self,
+        gamma: float | str | torch.Tensor = 2.0,
+        *,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: Reduction = "mean",
+    ) -> None:
         if not isinstance(gamma, torch.Tensor):
             _check_gamma(gamma)
-        check_reduction(reduction)
-        self.register_buffer("weight", weight)
-        self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
+        super().__init__(weight, ignore_index, reduction)
+        self.gamma = gamma
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(
-            input,
-            target,
-            self.gamma,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        return focal_loss(input, target, self.gamma, **self._options())

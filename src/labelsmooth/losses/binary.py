@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_float_tensor, check_reduction, check_scalar_range, expected
+from .._validation import Reduction, check_float_tensor, check_reduction, check_scalar_range, expected
 from .cross_entropy import _compute_dtype
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits"]
@@ -15,7 +15,7 @@ def binary_cross_entropy_with_logits(
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     pos_weight: torch.Tensor | None = None,
     label_smoothing: float = 0.0,
     *,
@@ -93,7 +93,7 @@ class BCEWithLogitsLoss(nn.Module):
     def __init__(
         self,
         weight: torch.Tensor | None = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
         pos_weight: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
         *,

@@ -23,6 +23,9 @@ import torch
 from torch import nn
 
 from .._validation import (
+    WEIGHT_MODES,
+    Reduction,
+    WeightMode,
     check_choice,
     check_float_tensor,
     check_labels,
@@ -38,7 +41,6 @@ from ..targets import _check_prior
 
 __all__ = ["CEArgs", "CrossEntropyAux", "CrossEntropyLoss", "cross_entropy", "prepare_cross_entropy_args"]
 
-WEIGHT_MODES = ("torch", "row")
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -256,11 +258,11 @@ def cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
-    weight_mode: str = "torch",
+    weight_mode: WeightMode = "torch",
     allow_negative: bool = False,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -275,11 +277,11 @@ def cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
-    weight_mode: str = "torch",
+    weight_mode: WeightMode = "torch",
     allow_negative: bool = False,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -293,11 +295,11 @@ def cross_entropy(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float | torch.Tensor = 0.0,
     *,
     prior: torch.Tensor | None = None,
-    weight_mode: str = "torch",
+    weight_mode: WeightMode = "torch",
     allow_negative: bool = False,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -518,11 +520,11 @@ class CrossEntropyLoss(nn.Module):
         self,
         weight: torch.Tensor | None = None,
         ignore_index: int = -100,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
         label_smoothing: float = 0.0,
         *,
         prior: torch.Tensor | None = None,
-        weight_mode: str = "torch",
+        weight_mode: WeightMode = "torch",
         allow_negative: bool = False,
     ) -> None:
         super().__init__()

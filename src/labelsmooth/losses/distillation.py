@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .._validation import check_float_tensor, check_reduction, check_scalar_range, expected
+from .._validation import Reduction, check_float_tensor, check_reduction, check_scalar_range, expected
 from .cross_entropy import _compute_dtype, _reduce, _rows, cross_entropy
 
 __all__ = ["distillation_loss", "teacher_free_loss", "teacher_free_target"]
@@ -54,7 +54,7 @@ def distillation_loss(
     alpha: float = 1.0,
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Hinton et al.'s distillation loss: the T^2-scaled KL to the tempered teacher, mixed with (smoothed) CE.
 
@@ -210,7 +210,7 @@ def teacher_free_loss(
     alpha: float = 0.5,
     softmax_teacher: bool = False,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Teacher-free knowledge distillation, Tf-KD_reg (Yuan et al. 2020): distil from a virtual teacher.
 

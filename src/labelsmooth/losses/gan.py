@@ -10,6 +10,8 @@ longer pushed away from regions without data. That is why only the real side is 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
@@ -18,10 +20,11 @@ from .cross_entropy import _compute_dtype
 
 __all__ = ["discriminator_loss", "generator_loss"]
 
-GAN_REDUCTIONS = ("mean", "sum")
+GanReduction = Literal["mean", "sum"]
+GAN_REDUCTIONS: tuple[GanReduction, ...] = get_args(GanReduction)
 
 
-def _bce_to(logits: torch.Tensor, target: float, reduction: str) -> torch.Tensor:
+def _bce_to(logits: torch.Tensor, target: float, reduction: GanReduction) -> torch.Tensor:
     """``-[t log sigmoid(z) + (1 - t) log sigmoid(-z)]`` reduced, in log space."""
     z = logits.to(_compute_dtype(logits.dtype))
     loss = -(target * nn.functional.logsigmoid(z) + (1.0 - target) * nn.functional.logsigmoid(-z))
@@ -34,7 +37,7 @@ def discriminator_loss(
     *,
     real_target: float = 1.0,
     fake_target: float = 0.0,
-    reduction: str = "mean",
+    reduction: GanReduction = "mean",
 ) -> torch.Tensor:
     r"""The discriminator's binary cross-entropy with real targets ``a`` and fake targets ``b``.
 
@@ -102,7 +105,7 @@ def discriminator_loss(
     return out.to(real_logits.dtype)
 
 
-def generator_loss(fake_logits: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+def generator_loss(fake_logits: torch.Tensor, *, reduction: GanReduction = "mean") -> torch.Tensor:
     r"""The non-saturating generator loss, ``-log D(G(z))`` (Goodfellow et al. 2014).
 
     .. math::

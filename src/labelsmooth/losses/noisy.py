@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import (
+    Reduction,
     check_distribution,
     check_float_tensor,
     check_labels,
@@ -60,7 +61,7 @@ def label_relaxation_loss(
     relaxation: float = 0.1,
     *,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Label relaxation (Lienen and Hüllermeier 2021): 0 once ``p_y >= 1 - a``, else the KL to the credal set.
 
@@ -155,7 +156,7 @@ def forward_corrected_loss(
     transition: torch.Tensor,
     *,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Forward loss correction (Patrini et al. 2017): cross-entropy of the *noisy* label under ``T^T p``.
 
@@ -291,7 +292,7 @@ class OnlineLabelSmoothing(nn.Module):
         label_smoothing: float = 0.1,
         alpha: float = 0.5,
         ignore_index: int = -100,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         k = check_num_classes(num_classes)

@@ -30,7 +30,15 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
-from .._validation import check_bool, check_float_tensor, check_number, check_reduction, expected, is_number
+from .._validation import (
+    Reduction,
+    check_bool,
+    check_float_tensor,
+    check_number,
+    check_reduction,
+    expected,
+    is_number,
+)
 
 __all__ = ["PreferenceRewards", "check_preference_smoothing", "preference_loss", "preference_rewards"]
 
@@ -136,7 +144,7 @@ def preference_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     robust: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """DPO's loss with a smoothed preference label: plain DPO, cDPO, or rDPO (``robust=True``).
 

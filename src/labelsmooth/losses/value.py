@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_float_tensor, check_reduction, expected
+from .._validation import Reduction, check_float_tensor, check_reduction, expected
 from ..targets import SupportLike, as_support, check_sigma, hl_gauss_targets, two_hot_targets
 
 __all__ = ["hl_gauss_loss", "two_hot_loss"]
@@ -44,7 +44,7 @@ def _check_value_args(input: torch.Tensor, target: torch.Tensor, bins: int, redu
         raise ValueError(expected("target", what, target))
 
 
-def _histogram_cross_entropy(input: torch.Tensor, p: torch.Tensor, reduction: str) -> torch.Tensor:
+def _histogram_cross_entropy(input: torch.Tensor, p: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     cdtype = p.dtype if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
     logq = torch.log_softmax(input.to(cdtype), dim=-1)
     loss = -(p.to(cdtype).detach() * logq).sum(-1)
@@ -63,7 +63,7 @@ def hl_gauss_loss(
     support: SupportLike,
     sigma: float,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Cross-entropy between the logits and the HL-Gauss histogram of a scalar target.
 
@@ -126,7 +126,7 @@ def two_hot_loss(
     target: torch.Tensor,
     support: SupportLike,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """Cross-entropy between the logits and the two-hot histogram of a scalar target.
 
@@ -149,11 +149,9 @@ def two_hot_loss(
 
     Raises
     ------
-    ValueError
-        ``input``'s last dimension not ``B``; ``target`` not of shape ``input.shape[:-1]``; a support that is
-        not strictly increasing; unknown reduction; non-finite targets.
-    TypeError
-        Non-float ``input`` or ``target``.
+    ValueError, TypeError
+        As :func:`hl_gauss_loss`, for ``input``, ``target``, ``support`` and ``reduction`` (there is no
+        ``sigma``).
 
     Examples
     --------
