@@ -46,7 +46,7 @@ def _child_options() -> None:
     os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
-    from labelsmooth.kernels import _core, triton_ce
+    from labelsmooth.kernels import _core, _stream, triton_ce
     from labelsmooth.kernels import fused_cross_entropy as fce
     from labelsmooth.kernels import linear_cross_entropy as lce
     from reference import cross_entropy_options64
@@ -75,7 +75,7 @@ def _child_options() -> None:
                 _, p = _core.prepare(z.to(dtype), y, kw.get("weight"), -100, reduction, a, kw.get("prior"), **opts)
                 zt = z.to(dtype)
                 grad = torch.empty_like(zt)
-                stats = _core.new_stats(n, dtype, zt.device)
+                stats = _stream.new_stats(n, dtype, zt.device)
                 rows = triton_ce.loss_grad(zt, grad, p, block=16, stats=stats)
                 ref_z = zt.double().requires_grad_()
                 ref = cross_entropy_options64(

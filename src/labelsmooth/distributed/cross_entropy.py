@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..kernels._core import block_rows
+from ..kernels._stream import block_rows
 from ..losses.cross_entropy import _compute_dtype
 from ._args import check_common
 from ._layout import Layout, gather_layout

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 
 from .._validation import check_float_tensor, expected
-from ..kernels._core import empty
+from ..kernels._alloc import empty
 from ..kernels.linear import default_chunk_size
 from ..losses.cross_entropy import _compute_dtype
 from ._args import check_common

@@ -16,8 +16,10 @@ import torch
 from .._validation import check_choice, expected
 from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
-from ._core import empty, new_stats, prepare, reduce_loss
+from ._alloc import empty
+from ._core import prepare, reduce_loss
 from ._dispatch import compiler_disabled
+from ._stream import new_stats
 
 BACKENDS = ("auto", "torch", "triton")
 

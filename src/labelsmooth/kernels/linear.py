@@ -19,8 +19,10 @@ import torch
 
 from .._validation import check_float_tensor, expected
 from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
-from ._core import empty, new_stats, prepare, reduce_loss
+from ._alloc import empty
+from ._core import prepare, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
+from ._stream import new_stats
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
 # every chunk streams W twice (x_c @ W.T, g_c @ W) and grad_W once (grad_W += g_c.T @ x_c), so chunks of

@@ -218,7 +218,7 @@ def loss_grad(
     float64 logits are sent to the torch row-block path (the kernel computes in float32).
     """
     if z.dtype == torch.float64:
-        from ._core import stream_loss_grad
+        from ._stream import stream_loss_grad
 
         return stream_loss_grad(z, grad, p, stats=stats)
     if not available():
