@@ -72,7 +72,7 @@ def _child_options() -> None:
                 y = torch.tensor([0, 3, -100, 36, 2])
                 a = kw.get("label_smoothing", 0.1)
                 opts = {k: kw[k] for k in ("softcap", "z_loss", "num_items_in_batch") if k in kw}
-                _, p = _core.prepare(z.to(dtype), y, kw.get("weight"), -100, reduction, a, kw.get("prior"), **opts)
+                _, p = _core.prepare_row_params(z.to(dtype), y, kw.get("weight"), -100, reduction, a, kw.get("prior"), **opts)
                 zt = z.to(dtype)
                 grad = torch.empty_like(zt)
                 stats = _stream.new_stats(n, dtype, zt.device)
@@ -140,7 +140,7 @@ def _child() -> None:
         z = torch.randn(n, v, generator=g) * 3
         z[0, 4], z[4, 1] = 1e4, -1e4
         y = torch.tensor([0, 3, -100, 36, 2])
-        _, p = _core.prepare(
+        _, p = _core.prepare_row_params(
             z.to(dtype), y, kw.get("weight"), -100, reduction, kw.get("label_smoothing", 0.1), kw.get("prior")
         )
         zt = z.to(dtype)
@@ -197,7 +197,7 @@ def _child() -> None:
     zinf[0, :16] = -torch.inf
     zinf[1, :32] = -torch.inf
     yinf = torch.tensor([20, 33, 5])
-    _, pinf = _core.prepare(zinf, yinf, None, -100, "sum", 0.0, None)
+    _, pinf = _core.prepare_row_params(zinf, yinf, None, -100, "sum", 0.0, None)
     ginf = torch.empty_like(zinf)
     rows_inf = triton_ce.loss_grad(zinf, ginf, pinf, block=16)
     zref = zinf.clone().requires_grad_()

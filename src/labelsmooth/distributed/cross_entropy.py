@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import torch
 
+from .._numerics import compute_dtype
 from ..kernels._stream import block_rows
-from ..losses.cross_entropy import _compute_dtype
 from ._args import check_common
 from ._layout import Layout, gather_layout
 from ._rows import Rows, Stats, build_rows, combine, grad_block, local_stats, reduce_rows
@@ -30,7 +30,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, p, reduction, out_shape):
         M, Vr = z.shape
-        cdt = _compute_dtype(z.dtype)
+        cdt = compute_dtype(z.dtype)
         rows = block_rows(max(Vr, 1), z.dtype)
         parts: list[Stats] = []
         for s in range(0, M, rows):
@@ -56,7 +56,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):
         (z,) = ctx.saved_tensors
         M, Vr = z.shape
-        cdt = _compute_dtype(z.dtype)
+        cdt = compute_dtype(z.dtype)
         go = grad_output.to(cdt).reshape(-1 if ctx.reduction == "none" else ())
         p = ctx.p.scaled(go)
         grad = torch.empty_like(z)
@@ -277,7 +277,7 @@ def _cross_entropy(logits_shard, target, *, group, position, **kw) -> torch.Tens
         error=error,
     )
     assert args is not None  # a local error was raised on every rank by gather_layout
-    p = _rows_for(layout, args, kw, _compute_dtype(logits_shard.dtype), device)
+    p = _rows_for(layout, args, kw, compute_dtype(logits_shard.dtype), device)
     z = logits_shard.reshape(rows, local_size)
     return _VocabParallelCrossEntropy.apply(z, p, kw["reduction"], tuple(target.shape))
 

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import torch
 
+from .._numerics import compute_dtype
 from .._validation import check_float_tensor, expected
 from ..kernels._alloc import empty
 from ..kernels.linear import default_chunk_size
-from ..losses.cross_entropy import _compute_dtype
 from ._args import check_common
 from ._layout import all_reduce, gather_layout
 from ._rows import Rows, combine, grad_block, local_stats, reduce_rows
@@ -38,7 +38,7 @@ def _pass(x, W, b, p: Rows, chunk, needs, saved=None):
     need_x, need_W, need_b = needs
     M, D = x.shape
     Vr = W.shape[0]
-    dt, acc = x.dtype, _compute_dtype(x.dtype)
+    dt, acc = x.dtype, compute_dtype(x.dtype)
     losses = torch.empty(M, dtype=acc, device=x.device)
     m_all = torch.empty(M, dtype=acc, device=x.device)
     f_all = torch.empty(M, dtype=acc, device=x.device)
@@ -298,7 +298,7 @@ num_items_in_batch, vocab_size
         name="linear_weight",
     )
     assert args is not None
-    p = _rows_for(layout, args, kw, _compute_dtype(input.dtype), device)
+    p = _rows_for(layout, args, kw, compute_dtype(input.dtype), device)
     chunk = chunk_size or default_chunk_size(max(local_size, 1), input.dtype, device.type)
     grad_on = torch.is_grad_enabled()
     needs = (

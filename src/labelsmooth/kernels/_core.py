@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .._numerics import apply_reduction, compute_dtype
 from .._validation import expected
-from ..losses import prepare_cross_entropy_args
-from ..losses.cross_entropy import _compute_dtype, _reduce
+from ..losses.cross_entropy import prepare_cross_entropy_args
 
 
 @dataclass
@@ -91,7 +91,7 @@ class RowParams:
         return p
 
 
-def prepare(
+def prepare_row_params(
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None,
@@ -104,7 +104,10 @@ def prepare(
     z_loss: float = 0.0,
     num_items_in_batch: int | float | torch.Tensor | None = None,
 ):
-    """Validate with the reference's own checks (:func:`labelsmooth.losses.prepare_cross_entropy_args`).
+    """Validate a kernel call's arguments and build its :class:`RowParams`.
+
+    The checks are the reference's own (:func:`labelsmooth.losses.cross_entropy.prepare_cross_entropy_args`),
+    so that the kernels accept and reject exactly what :func:`labelsmooth.cross_entropy` does.
 
     Returns the validated ``CEArgs`` (logits flattened to ``(M, V)`` rows) and the :class:`RowParams`.
 
@@ -133,7 +136,7 @@ def prepare(
         reduction,
         args.label_smoothing,
         args.prior,
-        _compute_dtype(input.dtype),
+        compute_dtype(input.dtype),
         input.device,
         softcap=args.softcap,
         z_loss=args.z_loss,
@@ -322,4 +325,4 @@ def block_loss_grad(
 
 def reduce_loss(losses: torch.Tensor, p: RowParams, reduction: str, out_shape, dtype) -> torch.Tensor:
     """Apply the reduction to per-row losses (the reference's own reduction) and cast to the input dtype."""
-    return _reduce(losses, p.denom, reduction, out_shape).to(dtype)
+    return apply_reduction(losses, p.denom, reduction, out_shape).to(dtype)

@@ -10,8 +10,8 @@ import threading
 
 import torch
 
+from .._numerics import compute_dtype
 from .._parallel import map_blocks
-from ..losses.cross_entropy import _compute_dtype
 from ._core import RowParams, block_loss_grad
 
 # Bytes of compute-dtype logits per row block (and, for half inputs, of each worker's float32 buffer).
@@ -22,7 +22,7 @@ BLOCK_BYTES = 4 << 20
 
 def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
     """Rows per block so that a block of compute-dtype logits takes about ``block_bytes``."""
-    item = torch.empty((), dtype=_compute_dtype(dtype)).element_size()
+    item = torch.empty((), dtype=compute_dtype(dtype)).element_size()
     return max(1, (block_bytes or BLOCK_BYTES) // (item * max(1, num_classes)))
 
 
@@ -45,7 +45,7 @@ def stream_loss_grad(
     size or on the workers.
     """
     M, V = z.shape
-    cdt = _compute_dtype(z.dtype)
+    cdt = compute_dtype(z.dtype)
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
@@ -80,5 +80,5 @@ def stream_loss_grad(
 
 def new_stats(M: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Empty ``(lse, correct)`` per-row buffers for :func:`stream_loss_grad` (compute dtype, bool)."""
-    lse = torch.empty(M, dtype=_compute_dtype(dtype), device=device)
+    lse = torch.empty(M, dtype=compute_dtype(dtype), device=device)
     return lse, torch.empty(M, dtype=torch.bool, device=device)

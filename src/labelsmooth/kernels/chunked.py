@@ -17,7 +17,7 @@ from .._validation import check_choice, expected
 from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
 from ._alloc import empty
-from ._core import prepare, reduce_loss
+from ._core import prepare_row_params, reduce_loss
 from ._dispatch import compiler_disabled
 from ._stream import new_stats
 
@@ -45,7 +45,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         aux,
     ):
         softcap, z_loss, num_items = options
-        args, params = prepare(
+        args, params = prepare_row_params(
             input, target, weight, ignore_index, reduction, label_smoothing, prior,
             softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items,
         )  # fmt: skip

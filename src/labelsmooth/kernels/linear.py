@@ -17,10 +17,11 @@ from typing import Literal, overload
 
 import torch
 
+from .._numerics import compute_dtype
 from .._validation import check_float_tensor, expected
-from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
+from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from ._alloc import empty
-from ._core import prepare, reduce_loss
+from ._core import prepare_row_params, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
 from ._stream import new_stats
 
@@ -63,7 +64,7 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stat
     M, D = x.shape
     V = W.shape[0]
     dt = x.dtype
-    acc = _compute_dtype(dt)
+    acc = compute_dtype(dt)
     losses = torch.empty(M, dtype=acc, device=x.device)
     gx = empty(x.shape, x.dtype, x.device) if need_x else None
     # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would
@@ -329,7 +330,7 @@ def linear_cross_entropy(
             label_smoothing = label_smoothing.reshape(M)
     # The reference's validation, on a zero-stride stand-in for the (M, V) logits (allocates nothing).
     fake = torch.empty((), dtype=input.dtype, device=input.device).expand(M, V)
-    _, p = prepare(
+    _, p = prepare_row_params(
         fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior,
         softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
     )  # fmt: skip

@@ -30,7 +30,7 @@ import functools
 
 import torch
 
-from ..losses.cross_entropy import _compute_dtype
+from .._numerics import compute_dtype
 from ._core import RowParams
 
 # Classes per loop iteration on the GPU and warps per program. Small shapes (tests, the interpreter) use
@@ -227,7 +227,7 @@ def loss_grad(
     M, V = z.shape
     loss = torch.empty(M, dtype=torch.float32, device=z.device)  # the kernel writes every row
     if M == 0:
-        return loss.to(_compute_dtype(z.dtype))
+        return loss.to(compute_dtype(z.dtype))
     z = z if z.stride(1) == 1 else z.contiguous()
     # Per-call host work is kept to views and the launch: no tensor op here is a kernel launch or a sync.
     has_uw = p.uw is not None

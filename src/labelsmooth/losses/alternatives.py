@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._numerics import apply_reduction, compute_dtype
 from .._validation import check_reduction, expected
-from .cross_entropy import _compute_dtype, _reduce, prepare_cross_entropy_args
+from .cross_entropy import prepare_cross_entropy_args
 
 __all__ = ["ConfidencePenaltyLoss", "FocalLoss", "confidence_penalty", "flsd53_gamma", "focal_loss"]
 
@@ -18,7 +19,7 @@ def _index_rows(input, target, weight, ignore_index, reduction):
     )
     if not args.index_target:
         raise TypeError(expected("target", "to hold integer class indices", target.dtype))
-    z = args.logits.to(_compute_dtype(input.dtype))
+    z = args.logits.to(compute_dtype(input.dtype))
     valid = args.target != ignore_index
     safe = torch.where(valid, args.target, torch.zeros_like(args.target)).long()
     logq = torch.log_softmax(z, dim=-1)
@@ -74,7 +75,7 @@ def confidence_penalty(
     args, logq, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
     entropy = -(logq.exp() * logq).sum(-1)
     loss = wy * (-logq_y - beta * entropy)
-    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+    return apply_reduction(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
 FLSD53 = ("flsd-53", "flsd53")
@@ -154,7 +155,7 @@ def focal_loss(
     # (1 - q_y)^gamma, kept away from 0 so that gamma < 1 has a finite gradient at q_y = 1.
     one_minus = (-torch.expm1(logq_y)).clamp_min(torch.finfo(q_y.dtype).tiny)
     loss = -wy * one_minus.pow(g) * logq_y
-    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+    return apply_reduction(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
 class ConfidencePenaltyLoss(nn.Module):

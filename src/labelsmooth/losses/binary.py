@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._numerics import compute_dtype
 from .._validation import check_float_tensor, check_reduction, check_scalar_range, expected
-from .cross_entropy import _compute_dtype
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits"]
 
@@ -70,7 +70,7 @@ def binary_cross_entropy_with_logits(
     a = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(expected("target", f"of shape {tuple(input.shape)}", target))
-    cdtype = _compute_dtype(input.dtype)
+    cdtype = compute_dtype(input.dtype)
     t = target.to(cdtype)
     if a:
         t = (1 - a) * t if one_sided else (1 - a) * t + a / 2

@@ -22,29 +22,24 @@ from typing import Literal, NamedTuple, overload
 import torch
 from torch import nn
 
+from .._numerics import apply_reduction, class_last_rows, compute_dtype
 from .._validation import (
     check_choice,
     check_float_tensor,
     check_labels,
     check_num_classes,
     check_num_items,
+    check_prior,
     check_reduction,
     check_smoothing,
     check_softcap,
     check_z_loss,
     expected,
 )
-from ..targets import _check_prior
 
-__all__ = ["CEArgs", "CrossEntropyAux", "CrossEntropyLoss", "cross_entropy", "prepare_cross_entropy_args"]
+__all__ = ["CrossEntropyAux", "CrossEntropyLoss", "cross_entropy"]
 
 WEIGHT_MODES = ("torch", "row")
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half inputs are accumulated in float32; float32 and float64 keep their precision."""
-    return torch.float32 if dtype in _HALF else dtype
 
 
 @dataclass
@@ -113,17 +108,8 @@ def make_aux(
     if correct is not None and valid is not None:
         hits = (correct & valid).sum().to(torch.float32)
         accuracy = hits / valid.sum().to(torch.float32)
-    zl = _reduce(zl, denom.detach(), reduction, out_shape)
+    zl = apply_reduction(zl, denom.detach(), reduction, out_shape)
     return CrossEntropyAux(lse.reshape(out_shape), zl, accuracy)
-
-
-def _rows(x: torch.Tensor, batched: bool, extra: int) -> torch.Tensor:
-    """Move the class dim (1 for batched input) last and flatten the rest."""
-    if not batched:
-        return x.reshape(1, -1)
-    if extra == 0:
-        return x
-    return x.movedim(1, -1).reshape(-1, x.shape[1])
 
 
 def _expand_per_sample(t: torch.Tensor, n: int, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -220,34 +206,24 @@ def prepare_cross_entropy_args(
         a = _expand_per_sample(a, n, spatial)
 
     if prior is not None:
-        prior = _check_prior(prior, num_classes, n)
+        prior = check_prior(prior, num_classes, n)
         if prior.dim() == 2:
             if n is None:
                 raise ValueError(expected("prior", f"of shape ({num_classes},) for unbatched input", prior))
             prior = _expand_per_sample(prior, n, spatial)
 
     extra = len(spatial)
-    logits = _rows(input, batched, extra)
+    logits = class_last_rows(input, batched, extra)
     if index_target:
         rows_target = target.reshape(-1)
         out_shape = tuple(target.shape)
     else:
-        rows_target = _rows(target, batched, extra)
+        rows_target = class_last_rows(target, batched, extra)
         out_shape = tuple(input.shape[:1]) + spatial if batched else ()
     return CEArgs(
         logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape,
         softcap, z_loss, num_items,
     )  # fmt: skip
-
-
-def _reduce(
-    loss: torch.Tensor, denom: torch.Tensor, reduction: str, out_shape: tuple[int, ...]
-) -> torch.Tensor:
-    if reduction == "none":
-        return loss.reshape(out_shape)
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / denom
 
 
 @overload
@@ -416,7 +392,7 @@ def cross_entropy(
         input, target, weight, ignore_index, reduction, label_smoothing, prior, weight_mode, allow_negative,
         softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
     )  # fmt: skip
-    cdtype = _compute_dtype(input.dtype)
+    cdtype = compute_dtype(input.dtype)
     z = args.logits.to(cdtype)
     if args.softcap is not None:
         z = args.softcap * torch.tanh(z / args.softcap)
@@ -436,7 +412,7 @@ def cross_entropy(
         loss = loss + (zl if valid is None else torch.where(valid, zl, torch.zeros_like(zl)))
     if args.num_items is not None:
         denom = torch.as_tensor(args.num_items, device=z.device).to(loss.dtype)
-    out = _reduce(loss, denom, reduction, args.out_shape).to(input.dtype)
+    out = apply_reduction(loss, denom, reduction, args.out_shape).to(input.dtype)
     if not return_aux:
         return out
     return out, make_aux(lse, correct, valid, denom, args.z_loss, reduction, args.out_shape)

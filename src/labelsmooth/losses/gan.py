@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._numerics import compute_dtype
 from .._validation import check_choice, check_float_tensor, check_scalar_range, expected
-from .cross_entropy import _compute_dtype
 
 __all__ = ["discriminator_loss", "generator_loss"]
 
@@ -23,7 +23,7 @@ GAN_REDUCTIONS = ("mean", "sum")
 
 def _bce_to(logits: torch.Tensor, target: float, reduction: str) -> torch.Tensor:
     """``-[t log sigmoid(z) + (1 - t) log sigmoid(-z)]`` reduced, in log space."""
-    z = logits.to(_compute_dtype(logits.dtype))
+    z = logits.to(compute_dtype(logits.dtype))
     loss = -(target * nn.functional.logsigmoid(z) + (1.0 - target) * nn.functional.logsigmoid(-z))
     return loss.mean() if reduction == "mean" else loss.sum()
 
