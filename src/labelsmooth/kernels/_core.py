@@ -33,12 +33,13 @@ shifted logits so that logits of magnitude 1e4 keep their precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .._numerics import apply_reduction, compute_dtype
 from .._validation import expected
-from ..losses.cross_entropy import prepare_cross_entropy_args
+from ..losses.cross_entropy import CEArgs, prepare_cross_entropy_args
 
 
 @dataclass
@@ -91,23 +92,14 @@ class RowParams:
         return p
 
 
-def prepare_row_params(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    label_smoothing: float | torch.Tensor,
-    prior: torch.Tensor | None,
-    *,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-):
+def prepare_row_params(input: torch.Tensor, *args: Any, **options: Any) -> tuple[CEArgs, RowParams]:
     """Validate a kernel call's arguments and build its :class:`RowParams`.
 
-    The checks are the reference's own (:func:`labelsmooth.losses.cross_entropy.prepare_cross_entropy_args`),
-    so that the kernels accept and reject exactly what :func:`labelsmooth.cross_entropy` does.
+    ``prepare_row_params(input, target, weight, ignore_index, reduction, label_smoothing, prior, softcap=...,
+    z_loss=..., num_items_in_batch=...)`` takes the arguments of
+    :func:`labelsmooth.losses.cross_entropy.prepare_cross_entropy_args` (PyTorch's weighting, no negative
+    smoothing: the kernels' semantics) and validates them with the reference's own checks, so that the
+    kernels accept and reject exactly what :func:`labelsmooth.cross_entropy` does.
 
     Returns the validated ``CEArgs`` (logits flattened to ``(M, V)`` rows) and the :class:`RowParams`.
 
@@ -116,33 +108,30 @@ def prepare_row_params(
     TypeError
         Probability (floating) targets: the kernels take class indices only.
     """
-    args = prepare_cross_entropy_args(
-        input, target, weight, ignore_index, reduction, label_smoothing, prior, "torch", False,
-        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
-    )  # fmt: skip
-    if not args.index_target:
+    ce = prepare_cross_entropy_args(input, *args, **options)
+    if not ce.index_target:
         raise TypeError(
             expected(
                 "target",
                 "to hold integer class indices (for probability targets use labelsmooth.cross_entropy)",
-                target.dtype,
+                ce.target.dtype,
             )
         )
     params = row_params(
-        args.target,
-        args.num_classes,
-        args.weight,
-        ignore_index,
-        reduction,
-        args.label_smoothing,
-        args.prior,
+        ce.target,
+        ce.num_classes,
+        ce.weight,
+        ce.ignore_index,
+        ce.reduction,
+        ce.label_smoothing,
+        ce.prior,
         compute_dtype(input.dtype),
         input.device,
-        softcap=args.softcap,
-        z_loss=args.z_loss,
-        num_items=args.num_items,
+        softcap=ce.softcap,
+        z_loss=ce.z_loss,
+        num_items=ce.num_items,
     )
-    return args, params
+    return ce, params
 
 
 def row_params(

@@ -9,7 +9,7 @@ the logits' storage and creates none.
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
@@ -95,45 +95,21 @@ class _FusedCrossEntropy(torch.autograd.Function):
         return grad.detach(), None, None, None, None, None, None, None, None, None, None, None, None
 
 
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def fused_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    inplace: bool = False,
-    backend: str = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def fused_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    inplace: bool = False,
-    backend: str = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-@compiler_disabled
+@compiler_disabled  # type: ignore[misc]  # wider overloads: see above
 def fused_cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,

@@ -13,7 +13,7 @@ loss's gradient ``g_c`` (the row-block pass of :mod:`labelsmooth.kernels._core`)
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
@@ -147,49 +147,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return gx, gW, gb, None, None, None, None, None, None, None, None
 
 
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def linear_cross_entropy(
-    input: torch.Tensor,
-    linear_weight: torch.Tensor,
-    target: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    chunk_size: int | None = None,
-    backend: str = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def linear_cross_entropy(
-    input: torch.Tensor,
-    linear_weight: torch.Tensor,
-    target: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    chunk_size: int | None = None,
-    backend: str = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-@compiler_disabled
+@compiler_disabled  # type: ignore[misc]  # wider overloads: see above
 def linear_cross_entropy(
     input: torch.Tensor,
     linear_weight: torch.Tensor,

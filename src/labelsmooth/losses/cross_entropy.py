@@ -17,7 +17,7 @@ This module holds the reference semantics. The fast kernels in :mod:`labelsmooth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 from torch import nn
@@ -50,7 +50,8 @@ class CEArgs:
     ``target`` is ``(M,)`` class indices or ``(M, C)`` probabilities, ``label_smoothing`` is a float or
     ``(M,)``, ``prior`` is ``None``, ``(C,)`` or ``(M, C)``. ``out_shape`` is the shape of
     ``reduction="none"`` output. ``softcap`` (``None`` or ``c > 0``), ``z_loss`` (``lambda >= 0``) and
-    ``num_items`` (``None``, a number or a 0-d tensor: the mean's denominator) are the validated options.
+    ``num_items`` (``None``, a number or a 0-d tensor: the mean's denominator) are the validated options;
+    ``ignore_index`` and ``reduction`` are the call's own.
     """
 
     logits: torch.Tensor
@@ -64,6 +65,8 @@ class CEArgs:
     softcap: float | None = None
     z_loss: float = 0.0
     num_items: float | torch.Tensor | None = None
+    ignore_index: int = -100
+    reduction: str = "mean"
 
 
 class CrossEntropyAux(NamedTuple):
@@ -128,8 +131,8 @@ def prepare_cross_entropy_args(
     reduction: str,
     label_smoothing: float | torch.Tensor,
     prior: torch.Tensor | None,
-    weight_mode: str,
-    allow_negative: bool,
+    weight_mode: str = "torch",
+    allow_negative: bool = False,
     *,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -137,7 +140,8 @@ def prepare_cross_entropy_args(
 ) -> CEArgs:
     """Validate the arguments of :func:`cross_entropy` and flatten them to rows.
 
-    Shared by the reference loss and the fast kernels so that both accept and reject the same inputs.
+    Shared by the reference loss, the alternatives and the fast kernels (through
+    :func:`labelsmooth.kernels._core.prepare_row_params`) so that all accept and reject the same inputs.
     """
     check_float_tensor("input", input)
     if not isinstance(target, torch.Tensor):
@@ -222,49 +226,25 @@ def prepare_cross_entropy_args(
         out_shape = tuple(input.shape[:1]) + spatial if batched else ()
     return CEArgs(
         logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape,
-        softcap, z_loss, num_items,
+        softcap, z_loss, num_items, ignore_index, reduction,
     )  # fmt: skip
 
 
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    weight_mode: str = "torch",
-    allow_negative: bool = False,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    weight_mode: str = "torch",
-    allow_negative: bool = False,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-def cross_entropy(
+def cross_entropy(  # type: ignore[misc]  # wider overloads: see above
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
