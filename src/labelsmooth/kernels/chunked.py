@@ -28,27 +28,12 @@ class _FusedCrossEntropy(torch.autograd.Function):
     """Forward computes loss and gradient; backward scales the saved gradient by ``grad_output``."""
 
     @staticmethod
-    def forward(
-        ctx,
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        prior,
-        inplace,
-        backend,
-        block_bytes,
-        need_grad,
-        options,
-        aux,
-    ):
-        softcap, z_loss, num_items = options
-        args, params = prepare_row_params(
-            input, target, weight, ignore_index, reduction, label_smoothing, prior,
-            softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items,
-        )  # fmt: skip
+    def forward(ctx, input, call, kernel, aux):
+        """``call`` = (positional arguments after ``input``, options) of :func:`prepare_row_params`;
+        ``kernel`` = (inplace, backend, block_bytes, need_grad)."""
+        inplace, backend, block_bytes, need_grad = kernel
+        args, params = prepare_row_params(input, *call[0], **call[1])
+        reduction = args.reduction
         rows = args.logits
         if not rows.is_contiguous():
             rows = rows.contiguous()
@@ -92,7 +77,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         if not bool((go == 1).all()):
             grad.mul_(go)
             ctx.consumed = True
-        return grad.detach(), None, None, None, None, None, None, None, None, None, None, None, None
+        return grad.detach(), None, None, None
 
 
 # The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
@@ -268,21 +253,11 @@ def _apply(
 ):
     need_grad = torch.is_grad_enabled() and isinstance(input, torch.Tensor) and input.requires_grad
     aux: list | None = [] if return_aux else None
-    loss = _FusedCrossEntropy.apply(
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        prior,
-        inplace,
-        backend,
-        block_bytes,
-        need_grad,
-        (softcap, z_loss, num_items_in_batch),
-        aux,
+    call = (
+        (target, weight, ignore_index, reduction, label_smoothing, prior),
+        {"softcap": softcap, "z_loss": z_loss, "num_items_in_batch": num_items_in_batch},
     )
+    loss = _FusedCrossEntropy.apply(input, call, (inplace, backend, block_bytes, need_grad), aux)
     if aux is None:
         return loss
     (lse, correct), p, out_shape = aux
