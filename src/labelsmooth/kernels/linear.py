@@ -23,6 +23,7 @@ from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from ._alloc import empty
 from ._core import prepare_row_params, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
+from ._saved import scale_saved_grads
 from ._stream import new_stats
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
@@ -131,17 +132,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             x2 = x.reshape(-1, x.shape[-1])
             _, gx, gW, gb = _linear_pass(x2, W, b, p, ctx.chunk, need_x, need_W, need_b, ctx.backend)
         else:
-            if ctx.consumed:
-                raise RuntimeError(
-                    "linear_cross_entropy's saved gradients were already scaled in place by an earlier "
-                    "backward (grad_output != 1); it cannot run backward twice."
-                )
-            gx, gW, gb = ctx.saved_tensors
-            if not bool((grad_output == 1).all()):
-                for g in (gx, gW, gb):
-                    if g is not None:
-                        g.mul_(grad_output.to(g.dtype))
-                ctx.consumed = True
+            gx, gW, gb = scale_saved_grads(ctx, grad_output, "linear_cross_entropy")
         if gx is not None:
             gx = gx.view(ctx.x_shape)
         return gx, gW, gb, None, None, None, None, None, None, None, None
