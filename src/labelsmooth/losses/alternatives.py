@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import apply_reduction, compute_dtype
 from .._validation import check_reduction, expected
+from ._module import FunctionalLoss
 from .cross_entropy import prepare_cross_entropy_args
 
 __all__ = ["ConfidencePenaltyLoss", "FocalLoss", "confidence_penalty", "flsd53_gamma", "focal_loss"]
@@ -158,48 +158,28 @@ def focal_loss(
     return apply_reduction(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
-class ConfidencePenaltyLoss(nn.Module):
+class ConfidencePenaltyLoss(FunctionalLoss):
     """Module form of :func:`confidence_penalty`."""
 
     weight: torch.Tensor | None
+    function = staticmethod(confidence_penalty)
 
     def __init__(self, beta: float = 0.1, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         _check_beta(beta)
         check_reduction(reduction)
-        self.register_buffer("weight", weight)
-        self.beta, self.ignore_index, self.reduction = beta, ignore_index, reduction
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return confidence_penalty(
-            input,
-            target,
-            self.beta,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        self._keep(locals(), buffers=("weight",))
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(FunctionalLoss):
     """Module form of :func:`focal_loss`."""
 
     weight: torch.Tensor | None
+    function = staticmethod(focal_loss)
 
     def __init__(self, gamma=2.0, *, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         if not isinstance(gamma, torch.Tensor):
             _check_gamma(gamma)
         check_reduction(reduction)
-        self.register_buffer("weight", weight)
-        self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(
-            input,
-            target,
-            self.gamma,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        self._keep(locals(), buffers=("weight",))

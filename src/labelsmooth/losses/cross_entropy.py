@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, overload
 
 import torch
-from torch import nn
 
 from .._numerics import apply_reduction, class_last_rows, compute_dtype
 from .._validation import (
@@ -36,6 +35,7 @@ from .._validation import (
     check_z_loss,
     expected,
 )
+from ._module import FunctionalLoss
 
 __all__ = ["CrossEntropyAux", "CrossEntropyLoss", "cross_entropy"]
 
@@ -452,7 +452,7 @@ def _prob_loss(z, p, w, a, u):
     return loss, denom, torch.logsumexp(z, dim=-1)
 
 
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(FunctionalLoss):
     """Module form of :func:`cross_entropy`; a drop-in for :class:`torch.nn.CrossEntropyLoss`.
 
     Stores the options (``weight`` and ``prior`` as buffers, so ``.to(device)`` moves them) and calls
@@ -469,6 +469,7 @@ class CrossEntropyLoss(nn.Module):
 
     weight: torch.Tensor | None
     prior: torch.Tensor | None
+    function = staticmethod(cross_entropy)
 
     def __init__(
         self,
@@ -485,26 +486,7 @@ class CrossEntropyLoss(nn.Module):
         check_reduction(reduction)
         check_choice("weight_mode", weight_mode, WEIGHT_MODES)
         check_smoothing(label_smoothing, allow_negative=allow_negative)
-        self.register_buffer("weight", weight)
-        self.register_buffer("prior", prior)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
-        self.weight_mode = weight_mode
-        self.allow_negative = allow_negative
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(
-            input,
-            target,
-            self.weight,
-            self.ignore_index,
-            self.reduction,
-            self.label_smoothing,
-            prior=self.prior,
-            weight_mode=self.weight_mode,
-            allow_negative=self.allow_negative,
-        )
+        self._keep(locals(), buffers=("weight", "prior"))
 
     def extra_repr(self) -> str:
         return (

@@ -124,7 +124,7 @@ def generator_loss(fake_logits: torch.Tensor, *, reduction: str = "mean") -> tor
     Returns
     -------
     Tensor
-        A scalar in the logits' dtype.
+        A scalar in the logits' dtype: the mean of the terms over the samples, or their sum.
 
     Raises
     ------
