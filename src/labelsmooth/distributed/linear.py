@@ -23,7 +23,7 @@ from .._numerics import compute_dtype
 from .._validation import check_float_tensor, expected
 from ..kernels._alloc import empty
 from ..kernels._saved import scale_saved_grads
-from ..kernels.linear import default_chunk_size
+from ..kernels.linear import chunk_logits, default_chunk_size
 from ._args import LossOptions, check_common
 from ._layout import all_reduce
 from ._rows import Rows, combine, grad_block, local_stats, reduce_rows
@@ -49,14 +49,7 @@ def _pass(x, W, b, p: Rows, chunk, needs, saved=None):
     rows = min(chunk, M)
     buf = empty((rows, Vr), dt, x.device)
     fbuf = empty((rows, Vr), acc, x.device) if acc != dt else None
-    Wt = W.t()
-    for s in range(0, M, chunk):
-        e = min(M, s + chunk)
-        xc, lc = x[s:e], buf[: e - s]
-        if b is None:
-            torch.mm(xc, Wt, out=lc)
-        else:
-            torch.addmm(b, xc, Wt, out=lc)
+    for s, e, xc, lc in chunk_logits(x, W, b, buf, chunk):
         zc = lc if fbuf is None else fbuf[: e - s].copy_(lc)
         pc = p.rows(s, e)
         if saved is None:

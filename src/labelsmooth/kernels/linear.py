@@ -57,6 +57,22 @@ def default_chunk_size(num_classes: int, dtype: torch.dtype, device_type: str = 
     return max(minimum, chunk_bytes // (item * max(1, num_classes)))
 
 
+def chunk_logits(x, W, b, buf, chunk):
+    """For each chunk of ``chunk`` tokens: ``(s, e, x[s:e], logits)`` with ``logits = x[s:e] @ W.T + b``
+    written into ``buf[: e - s]`` (one matmul, no other allocation). Shared with the vocabulary-parallel
+    twin (:mod:`labelsmooth.distributed.linear`), whose ``W`` holds one rank's rows."""
+    M = x.shape[0]
+    Wt = W.t()
+    for s in range(0, M, chunk):
+        e = min(M, s + chunk)
+        xc, lc = x[s:e], buf[: e - s]
+        if b is None:
+            torch.mm(xc, Wt, out=lc)
+        else:
+            torch.addmm(b, xc, Wt, out=lc)
+        yield s, e, xc, lc
+
+
 def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stats=None):
     """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``.
 
@@ -74,14 +90,7 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stat
     gW = empty((V, D), W.dtype, x.device, zero=M == 0) if need_W else None
     gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
     buf = empty((min(chunk, M), V), dt, x.device)
-    Wt = W.t()
-    for s in range(0, M, chunk):
-        e = min(M, s + chunk)
-        xc, lc = x[s:e], buf[: e - s]
-        if b is None:
-            torch.mm(xc, Wt, out=lc)
-        else:
-            torch.addmm(b, xc, Wt, out=lc)
+    for s, e, xc, lc in chunk_logits(x, W, b, buf, chunk):
         st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
         losses[s:e] = loss_grad(lc, lc, p.rows(s, e), backend, stats=st)  # lc now holds the gradient
         if need_x:
