@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _cuda import timed
 
 from labelsmooth.kernels import linear_cross_entropy
-from labelsmooth.kernels._core import prepare
+from labelsmooth.kernels._core import prepare_row_params
 from labelsmooth.kernels._dispatch import loss_grad
 
 
@@ -64,7 +64,7 @@ def main() -> None:
             torch.mm(buf, Wd, out=gx[s : s + chunk])
             gW.addmm_(buf.t(), xd[s : s + chunk])
 
-    _, p = prepare(buf, y[:chunk], None, -100, "mean", 0.1, None)
+    _, p = prepare_row_params(buf, y[:chunk], None, -100, "mean", 0.1, None)
     t_mm = timed(matmuls)
     t_ce = timed(lambda: [loss_grad(buf, buf, p, "triton") for _ in range(n // chunk)])
     print(f"chunk 512: 3 matmuls alone    {t_mm:8.3f} ms  {t_mm / base:.2f}x")

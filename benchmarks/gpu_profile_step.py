@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _cuda import timed
 
 from labelsmooth.kernels import fused_cross_entropy, triton_ce
-from labelsmooth.kernels._core import prepare, reduce_loss
+from labelsmooth.kernels._core import prepare_row_params, reduce_loss
 
 
 def host_us(fn, reps: int = 50) -> float:
@@ -58,7 +58,7 @@ def main() -> None:
         z.grad = None
         fused_cross_entropy(z, y, label_smoothing=0.1).backward()
 
-    _, p = prepare(src, y, None, -100, "mean", 0.1, None)
+    _, p = prepare_row_params(src, y, None, -100, "mean", 0.1, None)
     grad = torch.empty_like(src)
     losses = triton_ce.loss_grad(src, grad, p)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.shape} bf16")
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"kernel alone (device)      {timed(lambda: triton_ce.loss_grad(src, grad, p)):8.3f} ms")
     print(f"step (host, device idle)   {host_us(step):8.1f} us")
     print(
-        f"prepare (host)             {host_us(lambda: prepare(src, y, None, -100, 'mean', 0.1, None)):8.1f} us"
+        f"prepare (host)             {host_us(lambda: prepare_row_params(src, y, None, -100, 'mean', 0.1, None)):8.1f} us"
     )
     print(f"kernel call (host)         {host_us(lambda: triton_ce.loss_grad(src, grad, p)):8.1f} us")
     print(

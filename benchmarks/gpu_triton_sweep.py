@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _cuda import timed
 
 from labelsmooth.kernels import fused_cross_entropy, triton_ce
-from labelsmooth.kernels._core import prepare
+from labelsmooth.kernels._core import prepare_row_params
 
 
 def sweep_shape(shape: str, blocks: list[int], warps_grid: list[int], liger_cls) -> None:
@@ -64,7 +64,7 @@ def sweep_shape(shape: str, blocks: list[int], warps_grid: list[int], liger_cls)
         "fused_cross_entropy inplace",
         timed(lambda: fused_cross_entropy(zr, y, label_smoothing=0.1, inplace=True).backward(), refill),
     )
-    _, p = prepare(src, y, None, -100, "mean", 0.1, None)
+    _, p = prepare_row_params(src, y, None, -100, "mean", 0.1, None)
     grad = torch.empty_like(src)
     default = triton_ce._launch(v, None)
     print("  kernel alone: BLOCK warps   new-grad ms  (x eager, bw)   in-place ms  (x eager, bw)")

@@ -64,7 +64,7 @@ def _blocks(v: int, repeats: int) -> None:
     n = max(32, (16 << 20) // (4 * v))
     z = (torch.randn(n, v) * 2).bfloat16()
     y = torch.randint(0, v, (n,))
-    _, p = _core.prepare(z, y, None, -100, "mean", 0.1, None)
+    _, p = _core.prepare_row_params(z, y, None, -100, "mean", 0.1, None)
     g = torch.empty_like(z)
     cfgs = [rows for rows in (2, 4, 8, 16, 32) if rows <= n]
     bufs = {rows: torch.empty(rows, v) for rows in cfgs}

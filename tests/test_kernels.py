@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelsmooth.kernels import _core, fused_cross_entropy, linear_cross_entropy
+from labelsmooth.kernels import _alloc, _core, fused_cross_entropy, linear_cross_entropy
 from labelsmooth.kernels.chunked import _apply
 from labelsmooth.losses import cross_entropy
 from reference import cross_entropy_dense64, cross_entropy_loop
@@ -648,11 +648,11 @@ THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 def test_large_buffers_ask_for_huge_pages(monkeypatch, env):
     """Buffers of 32 MiB and more are madvise(MADV_HUGEPAGE)d unless LABELSMOOTH_HUGEPAGES=0; small ones never."""
     monkeypatch.setenv("LABELSMOOTH_HUGEPAGES", env)
-    big = _core.empty((9 << 20,), torch.float32, torch.device("cpu"), zero=True)  # 36 MiB
+    big = _alloc.empty((9 << 20,), torch.float32, torch.device("cpu"), zero=True)  # 36 MiB
     assert torch.count_nonzero(big) == 0
     middle = big.data_ptr() + big.numel() * 2  # a page well inside the tensor
     assert ("hg" in _vm_flags(middle)) == (env == "1")
-    small = _core.empty((1 << 20,), torch.float32, torch.device("cpu"))  # 4 MiB
+    small = _alloc.empty((1 << 20,), torch.float32, torch.device("cpu"))  # 4 MiB
     assert small.shape == (1 << 20,)
     assert "hg" not in _vm_flags(small.data_ptr() + small.numel() * 2)
 

@@ -414,3 +414,19 @@ def test_large_logits_keep_precision_when_the_loss_is_small(weight_mode):
             rtol=1e-5,
             atol=0,
         )
+
+
+@pytest.mark.parametrize("name", ["CEArgs", "prepare_cross_entropy_args"])
+def test_internal_plumbing_left_losses_all_with_a_deprecation(name):
+    import importlib
+
+    import labelsmooth.losses as L
+
+    ce_module = importlib.import_module("labelsmooth.losses.cross_entropy")
+
+    assert name not in L.__all__
+    with pytest.warns(DeprecationWarning, match=f"labelsmooth.losses.{name} is internal"):
+        got = getattr(L, name)
+    assert got is getattr(ce_module, name)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        L.not_a_name  # noqa: B018

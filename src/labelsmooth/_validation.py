@@ -265,6 +265,23 @@ def check_distribution(name: str, p: torch.Tensor, *, atol: float = 1e-4) -> tor
     return p
 
 
+def check_prior(prior: Any, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
+    """A prior is a (K,) distribution or one distribution per sample, (N, K).
+
+    Returns it renormalised to sum to 1 exactly (it was checked to within 1e-4), so that every formula
+    that relies on ``sum_k u_k = 1`` holds to rounding, in the reference and the kernels alike.
+    """
+    if not isinstance(prior, torch.Tensor):
+        raise TypeError(expected(name, "to be a torch.Tensor", type(prior).__name__))
+    check_distribution(name, prior)
+    ok = prior.dim() == 1 and prior.shape[0] == num_classes
+    ok = ok or (prior.dim() == 2 and prior.shape[1] == num_classes and (n is None or prior.shape[0] == n))
+    if not ok:
+        rows = "N" if n is None else str(n)
+        raise ValueError(expected(name, f"of shape ({num_classes},) or ({rows}, {num_classes})", prior))
+    return prior / prior.sum(-1, keepdim=True)
+
+
 def check_labels(name: str, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> None:
     """Labels must lie in [0, num_classes), except ``ignore_index``."""
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:

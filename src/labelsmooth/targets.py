@@ -27,6 +27,7 @@ from ._validation import (
     check_labels,
     check_num_classes,
     check_number,
+    check_prior,
     check_smoothing,
     expected,
 )
@@ -46,23 +47,6 @@ Convention = Literal["uniform", "off_target"]
 CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
 SmoothingScale = Literal["log", "linear"]
 SCALES: tuple[SmoothingScale, ...] = get_args(SmoothingScale)
-
-
-def _check_prior(prior: torch.Tensor, num_classes: int, n: int | None, name: str = "prior") -> torch.Tensor:
-    """A prior is a (K,) distribution or one distribution per sample, (N, K).
-
-    Returns it renormalised to sum to 1 exactly (it was checked to within 1e-4), so that every formula
-    that relies on ``sum_k u_k = 1`` holds to rounding, in the reference and the kernels alike.
-    """
-    if not isinstance(prior, torch.Tensor):
-        raise TypeError(expected(name, "to be a torch.Tensor", type(prior).__name__))
-    check_distribution(name, prior)
-    ok = prior.dim() == 1 and prior.shape[0] == num_classes
-    ok = ok or (prior.dim() == 2 and prior.shape[1] == num_classes and (n is None or prior.shape[0] == n))
-    if not ok:
-        rows = "N" if n is None else str(n)
-        raise ValueError(expected(name, f"of shape ({num_classes},) or ({rows}, {num_classes})", prior))
-    return prior / prior.sum(-1, keepdim=True)
 
 
 def smooth_labels(
@@ -132,7 +116,7 @@ def smooth_labels(
     if isinstance(a, torch.Tensor) and target.dim() != 1:
         raise ValueError(expected("target", "to be 1-D when `label_smoothing` is a tensor", target))
     if prior is not None:
-        prior = _check_prior(prior, num_classes, n)
+        prior = check_prior(prior, num_classes, n)
         if prior.dim() == 2 and target.dim() != 1:
             raise ValueError(expected("target", "to be 1-D when `prior` is given per sample", target))
     if dtype is None:

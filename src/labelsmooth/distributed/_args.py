@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -20,6 +20,28 @@ from .._validation import (
 )
 from ..losses.cross_entropy import WEIGHT_MODES
 from ._rows import check_prior_slice
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The arguments of a vocabulary-parallel loss besides its tensors (logits or hidden states and the
+    projection) and its group: one list for :func:`vocab_parallel_cross_entropy` and
+    :func:`vocab_parallel_linear_cross_entropy`, unchecked (:func:`check_common` checks them)."""
+
+    label_smoothing: Any
+    prior: Any
+    weight: Any
+    ignore_index: Any
+    reduction: Any
+    weight_mode: Any
+    allow_negative: Any
+    num_items_in_batch: Any
+    vocab_size: Any
+
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> LossOptions:
+        """The options among an entry point's arguments (its ``locals()`` on entry)."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
 
 
 @dataclass
@@ -60,17 +82,12 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> None:
 def check_common(
     target: Any,
     batch_shape: tuple[int, ...],
-    *,
-    label_smoothing: Any,
-    prior: Any,
-    weight: Any,
-    reduction: Any,
-    weight_mode: Any,
-    allow_negative: Any,
-    num_items_in_batch: Any,
-    vocab_size: Any,
+    options: LossOptions,
 ) -> Common:
     """Everything that one rank can check alone. ``batch_shape`` is the shape ``target`` must have."""
+    label_smoothing, prior, weight = options.label_smoothing, options.prior, options.weight
+    reduction, weight_mode, allow_negative = options.reduction, options.weight_mode, options.allow_negative
+    num_items_in_batch, vocab_size = options.num_items_in_batch, options.vocab_size
     if not isinstance(target, torch.Tensor):
         raise TypeError(expected("target", "to be a torch.Tensor", type(target).__name__))
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:

@@ -19,6 +19,10 @@ def global_num_items(
 ) -> torch.Tensor:
     """Number of targets other than ``ignore_index``, summed over ``group`` (one SUM all-reduce).
 
+    The strict twin of :func:`labelsmooth.kernels.global_token_count` (same count, from the same
+    :func:`~labelsmooth.kernels.normalization.local_token_count`), for code that runs distributed: it
+    needs an initialised process group rather than falling back to the local count.
+
     .. math::
 
         n = \\sum_{\\text{ranks}} \\sum_i [y_i \\ne \\text{ignore\\_index}]\\; w_{y_i}

@@ -11,15 +11,16 @@ it smooths with the local shard size) and what PyTorch's ``loss_parallel()`` ref
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from .._numerics import compute_dtype
 from .._validation import Reduction, WeightMode
-from ..kernels._core import block_rows
-from ..losses.cross_entropy import _compute_dtype
-from ._args import check_common
-from ._layout import Layout, gather_layout
+from ..kernels._stream import block_rows
+from ._args import Common, LossOptions, check_common
+from ._layout import gather_layout
 from ._rows import Rows, Stats, build_rows, combine, grad_block, local_stats, reduce_rows
 
 __all__ = ["vocab_parallel_cross_entropy"]
@@ -31,7 +32,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, p, reduction, out_shape):
         M, Vr = z.shape
-        cdt = _compute_dtype(z.dtype)
+        cdt = compute_dtype(z.dtype)
         rows = block_rows(max(Vr, 1), z.dtype)
         parts: list[Stats] = []
         for s in range(0, M, rows):
@@ -57,7 +58,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):
         (z,) = ctx.saved_tensors
         M, Vr = z.shape
-        cdt = _compute_dtype(z.dtype)
+        cdt = compute_dtype(z.dtype)
         go = grad_output.to(cdt).reshape(-1 if ctx.reduction == "none" else ())
         p = ctx.p.scaled(go)
         grad = torch.empty_like(z)
@@ -198,41 +199,13 @@ def vocab_parallel_cross_entropy(
     Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models Using Model
     Parallelism", 2019 (the vocab-parallel cross-entropy); Szegedy et al., CVPR 2016 (label smoothing).
     """
+    options = LossOptions.of(locals())
     if _is_dtensor(logits_shard):
-        return _dtensor_cross_entropy(
-            logits_shard,
-            target,
-            group,
-            dict(
-                label_smoothing=label_smoothing,
-                prior=prior,
-                weight=weight,
-                ignore_index=ignore_index,
-                reduction=reduction,
-                weight_mode=weight_mode,
-                allow_negative=allow_negative,
-                num_items_in_batch=num_items_in_batch,
-                vocab_size=vocab_size,
-            ),
-        )
-    return _cross_entropy(
-        logits_shard,
-        target,
-        group=group,
-        label_smoothing=label_smoothing,
-        prior=prior,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        weight_mode=weight_mode,
-        allow_negative=allow_negative,
-        num_items_in_batch=num_items_in_batch,
-        vocab_size=vocab_size,
-        position=None,
-    )
+        return _dtensor_cross_entropy(logits_shard, target, group, options)
+    return _cross_entropy(logits_shard, target, options, group=group, position=None)
 
 
-def _cross_entropy(logits_shard, target, *, group, position, **kw) -> torch.Tensor:
+def _cross_entropy(logits_shard, target, options: LossOptions, *, group, position) -> torch.Tensor:
     error: Exception | None = None
     args = None
     local_size, rows = 0, 0
@@ -247,59 +220,65 @@ def _cross_entropy(logits_shard, target, *, group, position, **kw) -> torch.Tens
         local_size = int(logits_shard.shape[-1])
         batch = tuple(logits_shard.shape[:-1])
         rows = int(torch.Size(batch).numel())
-        args = check_common(
-            target,
-            batch,
-            label_smoothing=kw["label_smoothing"],
-            prior=kw["prior"],
-            weight=kw["weight"],
-            reduction=kw["reduction"],
-            weight_mode=kw["weight_mode"],
-            allow_negative=kw["allow_negative"],
-            num_items_in_batch=kw["num_items_in_batch"],
-            vocab_size=kw["vocab_size"],
-        )
+        args = check_common(target, batch, options)
     except (TypeError, ValueError) as exc:
         error = exc
+    p = sharded_rows(
+        group, device, local_size, rows, args, options, logits_shard.dtype, error, position=position
+    )
+    z = logits_shard.reshape(rows, local_size)
+    return _VocabParallelCrossEntropy.apply(z, p, options.reduction, tuple(target.shape))
+
+
+def sharded_rows(
+    group: Any,
+    device: torch.device,
+    local_size: int,
+    rows: int,
+    args: Common | None,
+    options: LossOptions,
+    dtype: torch.dtype,
+    error: Exception | None,
+    *,
+    position: int | None = None,
+    name: str = "logits_shard",
+) -> Rows:
+    """Gather the layout (raising ``error``, this rank's local one, on every rank alike) and build the
+    per-row constants in the compute dtype of ``dtype``; shared by both vocabulary-parallel losses."""
     layout = gather_layout(
         group,
         device,
         local_size=local_size,
         rows=rows,
         target=args.target if args is not None else None,
-        ignore_index=kw["ignore_index"],
+        ignore_index=options.ignore_index,
         prior_len=args.prior_len if args is not None else -1,
         prior_is_distribution=args.prior_is_distribution if args is not None else True,
         prior_dim=args.prior.dim() if args is not None and args.prior is not None else -1,
         weight_len=args.weight_len if args is not None else -1,
-        weight_mode=kw["weight_mode"] if args is not None else "torch",
-        vocab_size=kw["vocab_size"],
+        weight_mode=options.weight_mode if args is not None else "torch",
+        vocab_size=options.vocab_size,
         position=position,
         error=error,
+        name=name,
     )
     assert args is not None  # a local error was raised on every rank by gather_layout
-    p = _rows_for(layout, args, kw, _compute_dtype(logits_shard.dtype), device)
-    z = logits_shard.reshape(rows, local_size)
-    return _VocabParallelCrossEntropy.apply(z, p, kw["reduction"], tuple(target.shape))
-
-
-def _rows_for(layout: Layout, args, kw, dtype: torch.dtype, device: torch.device) -> Rows:
     return build_rows(
         layout,
         args.target.to(device),
         args.weight,
         args.prior,
         args.alpha,
-        kw["ignore_index"],
-        kw["reduction"],
-        kw["weight_mode"],
-        kw["num_items_in_batch"],
-        dtype,
+        options.ignore_index,
+        options.reduction,
+        options.weight_mode,
+        options.num_items_in_batch,
+        compute_dtype(dtype),
         device,
     )
 
 
-def _dtensor_cross_entropy(logits, target, group, kw) -> torch.Tensor:
+def _dtensor_cross_entropy(logits, target, group, options: LossOptions) -> torch.Tensor:
     from torch.distributed.tensor import DTensor, Replicate, Shard
 
     from .._validation import expected
@@ -336,16 +315,15 @@ def _dtensor_cross_entropy(logits, target, group, kw) -> torch.Tensor:
             expected(name, "to be a replicated DTensor (or sharded like the logits' classes)", pls)
         )
 
-    kw = dict(kw)
-    for name in ("prior", "weight", "label_smoothing", "num_items_in_batch"):
-        kw[name] = local(kw[name], name)
-    if kw["vocab_size"] is None:
-        kw["vocab_size"] = int(logits.shape[-1])
+    names = ("prior", "weight", "label_smoothing", "num_items_in_batch")
+    options = replace(options, **{name: local(getattr(options, name), name) for name in names})
+    if options.vocab_size is None:
+        options = replace(options, vocab_size=int(logits.shape[-1]))
     loss = _cross_entropy(
         logits.to_local(),
         local(target, "target"),
+        options,
         group=mesh.get_group(mesh_dim),
         position=mesh.get_local_rank(mesh_dim),
-        **kw,
     )
     return DTensor.from_local(loss, mesh, [Replicate()] * mesh.ndim, run_check=False)

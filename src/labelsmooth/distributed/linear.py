@@ -19,14 +19,15 @@ from typing import Any
 
 import torch
 
+from .._numerics import compute_dtype
 from .._validation import Reduction, WeightMode, check_float_tensor, check_number, expected
-from ..kernels._core import empty
-from ..kernels.linear import default_chunk_size
-from ..losses.cross_entropy import _compute_dtype
-from ._args import check_common
-from ._layout import all_reduce, gather_layout
+from ..kernels._alloc import empty
+from ..kernels._saved import scale_saved_grads
+from ..kernels.linear import chunk_logits, default_chunk_size
+from ._args import LossOptions, check_common
+from ._layout import all_reduce
 from ._rows import Rows, combine, grad_block, local_stats, reduce_rows
-from .cross_entropy import _rows_for
+from .cross_entropy import sharded_rows
 
 __all__ = ["vocab_parallel_linear_cross_entropy"]
 
@@ -38,7 +39,7 @@ def _pass(x, W, b, p: Rows, chunk, needs, saved=None):
     need_x, need_W, need_b = needs
     M, D = x.shape
     Vr = W.shape[0]
-    dt, acc = x.dtype, _compute_dtype(x.dtype)
+    dt, acc = x.dtype, compute_dtype(x.dtype)
     losses = torch.empty(M, dtype=acc, device=x.device)
     m_all = torch.empty(M, dtype=acc, device=x.device)
     f_all = torch.empty(M, dtype=acc, device=x.device)
@@ -48,14 +49,7 @@ def _pass(x, W, b, p: Rows, chunk, needs, saved=None):
     rows = min(chunk, M)
     buf = empty((rows, Vr), dt, x.device)
     fbuf = empty((rows, Vr), acc, x.device) if acc != dt else None
-    Wt = W.t()
-    for s in range(0, M, chunk):
-        e = min(M, s + chunk)
-        xc, lc = x[s:e], buf[: e - s]
-        if b is None:
-            torch.mm(xc, Wt, out=lc)
-        else:
-            torch.addmm(b, xc, Wt, out=lc)
+    for s, e, xc, lc in chunk_logits(x, W, b, buf, chunk):
         zc = lc if fbuf is None else fbuf[: e - s].copy_(lc)
         pc = p.rows(s, e)
         if saved is None:
@@ -109,17 +103,8 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             x2 = x.reshape(-1, x.shape[-1])
             *_, gx, gW, gb = _pass(x2, W, b, p, ctx.chunk, ctx.needs, saved=ctx.stats)
         else:
-            if ctx.consumed:
-                raise RuntimeError(
-                    "vocab_parallel_linear_cross_entropy's saved gradients were already scaled in place by "
-                    "an earlier backward (grad_output != 1); it cannot run backward twice."
-                )
-            gx, gW, gb = ctx.saved_tensors
-            if not bool((grad_output == 1).all()):
-                for g in (gx, gW, gb):
-                    if g is not None:
-                        g.mul_(grad_output.to(g.dtype))
-                ctx.consumed = True
+            name = "vocab_parallel_linear_cross_entropy"
+            gx, gW, gb = scale_saved_grads(ctx, grad_output, name)
         gx = gx.to(ctx.x_dtype).view(ctx.x_shape) if gx is not None else None
         gb = gb.to(ctx.x_dtype) if gb is not None else None
         return (
@@ -221,21 +206,11 @@ num_items_in_batch, vocab_size
     3.1311
     >>> dist.destroy_process_group()
     """
+    options = LossOptions.of(locals())
     error: Exception | None = None
     args = None
     local_size, rows = 0, 0
     device = torch.device("cpu")
-    kw = dict(
-        label_smoothing=label_smoothing,
-        prior=prior,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        weight_mode=weight_mode,
-        allow_negative=allow_negative,
-        num_items_in_batch=num_items_in_batch,
-        vocab_size=vocab_size,
-    )
     try:
         check_float_tensor("input", input)
         check_float_tensor("linear_weight", linear_weight)
@@ -264,39 +239,10 @@ num_items_in_batch, vocab_size
             check_number("chunk_size", chunk_size, lo=1, integer=True, what="to be a positive int")
         batch = tuple(input.shape[:-1])
         rows = int(torch.Size(batch).numel())
-        args = check_common(
-            target,
-            batch,
-            label_smoothing=label_smoothing,
-            prior=prior,
-            weight=weight,
-            reduction=reduction,
-            weight_mode=weight_mode,
-            allow_negative=allow_negative,
-            num_items_in_batch=num_items_in_batch,
-            vocab_size=vocab_size,
-        )
+        args = check_common(target, batch, options)
     except (TypeError, ValueError) as exc:
         error = exc
-    layout = gather_layout(
-        group,
-        device,
-        local_size=local_size,
-        rows=rows,
-        target=args.target if args is not None else None,
-        ignore_index=ignore_index,
-        prior_len=args.prior_len if args is not None else -1,
-        prior_is_distribution=args.prior_is_distribution if args is not None else True,
-        prior_dim=args.prior.dim() if args is not None and args.prior is not None else -1,
-        weight_len=args.weight_len if args is not None else -1,
-        weight_mode=weight_mode if args is not None else "torch",
-        vocab_size=vocab_size,
-        position=None,
-        error=error,
-        name="linear_weight",
-    )
-    assert args is not None
-    p = _rows_for(layout, args, kw, _compute_dtype(input.dtype), device)
+    p = sharded_rows(group, device, local_size, rows, args, options, input.dtype, error, name="linear_weight")
     chunk = chunk_size or default_chunk_size(max(local_size, 1), input.dtype, device.type)
     grad_on = torch.is_grad_enabled()
     needs = (

@@ -32,19 +32,14 @@ shifted logits so that logits of magnitude 1e4 keep their precision.
 
 from __future__ import annotations
 
-import ctypes
-import mmap
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from .._numerics import apply_reduction, compute_dtype
 from .._validation import expected
-from ..losses import prepare_cross_entropy_args
-from ..losses.cross_entropy import _compute_dtype, _reduce
+from ..losses.cross_entropy import CEArgs, prepare_cross_entropy_args
 
 
 @dataclass
@@ -97,20 +92,14 @@ class RowParams:
         return p
 
 
-def prepare(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    label_smoothing: float | torch.Tensor,
-    prior: torch.Tensor | None,
-    *,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-):
-    """Validate with the reference's own checks (:func:`labelsmooth.losses.prepare_cross_entropy_args`).
+def prepare_row_params(input: torch.Tensor, *args: Any, **options: Any) -> tuple[CEArgs, RowParams]:
+    """Validate a kernel call's arguments and build its :class:`RowParams`.
+
+    ``prepare_row_params(input, target, weight, ignore_index, reduction, label_smoothing, prior, softcap=...,
+    z_loss=..., num_items_in_batch=...)`` takes the arguments of
+    :func:`labelsmooth.losses.cross_entropy.prepare_cross_entropy_args` (PyTorch's weighting, no negative
+    smoothing: the kernels' semantics) and validates them with the reference's own checks, so that the
+    kernels accept and reject exactly what :func:`labelsmooth.cross_entropy` does.
 
     Returns the validated ``CEArgs`` (logits flattened to ``(M, V)`` rows) and the :class:`RowParams`.
 
@@ -119,33 +108,30 @@ def prepare(
     TypeError
         Probability (floating) targets: the kernels take class indices only.
     """
-    args = prepare_cross_entropy_args(
-        input, target, weight, ignore_index, reduction, label_smoothing, prior, "torch", False,
-        softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
-    )  # fmt: skip
-    if not args.index_target:
+    ce = prepare_cross_entropy_args(input, *args, **options)
+    if not ce.index_target:
         raise TypeError(
             expected(
                 "target",
                 "to hold integer class indices (for probability targets use labelsmooth.cross_entropy)",
-                target.dtype,
+                ce.target.dtype,
             )
         )
     params = row_params(
-        args.target,
-        args.num_classes,
-        args.weight,
-        ignore_index,
-        reduction,
-        args.label_smoothing,
-        args.prior,
-        _compute_dtype(input.dtype),
+        ce.target,
+        ce.num_classes,
+        ce.weight,
+        ce.ignore_index,
+        ce.reduction,
+        ce.label_smoothing,
+        ce.prior,
+        compute_dtype(input.dtype),
         input.device,
-        softcap=args.softcap,
-        z_loss=args.z_loss,
-        num_items=args.num_items,
+        softcap=ce.softcap,
+        z_loss=ce.z_loss,
+        num_items=ce.num_items,
     )
-    return args, params
+    return ce, params
 
 
 def row_params(
@@ -326,156 +312,6 @@ def block_loss_grad(
     return loss
 
 
-# Huge pages for large CPU buffers (the N x V gradient, the linear path's grad_W and logits chunk): a fresh
-# allocation is mapped on first touch, and with 4 KiB pages those faults cost the fused step as much as its
-# arithmetic (500 MB: 0.13 s of faults against ~0.1 s of compute on the 2-core dev machine; 2 MiB pages:
-# 0.04 s). ``madvise(MADV_HUGEPAGE)`` asks for 2 MiB pages on that range only; it is what PyTorch's own
-# ``THP_MEM_ALLOC_ENABLE=1`` does for every allocation. It needs Linux with transparent huge pages in
-# "madvise" or "always" mode, and is a no-op elsewhere. ``LABELSMOOTH_HUGEPAGES=0`` turns it off.
-HUGE_PAGE_MIN_BYTES = 32 << 20
-_MADVISE = None
-
-
-def _madvise_fn():
-    global _MADVISE
-    if _MADVISE is None:
-        fn = None
-        if sys.platform.startswith("linux") and hasattr(mmap, "MADV_HUGEPAGE"):
-            try:
-                fn = ctypes.CDLL(None, use_errno=True).madvise
-                fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-                fn.restype = ctypes.c_int
-            except (OSError, AttributeError):
-                fn = None
-        _MADVISE = fn or False
-    return _MADVISE
-
-
-def empty(shape, dtype: torch.dtype, device: torch.device, zero: bool = False) -> torch.Tensor:
-    """``torch.empty`` (``torch.zeros`` with ``zero=True``), with 2 MiB pages asked for on large CPU buffers.
-
-    The advice covers the whole pages inside the tensor's own bytes, before anything touches them; it
-    changes how the range is mapped, never its contents, and a failed ``madvise`` is ignored.
-    """
-    out = torch.empty(shape, dtype=dtype, device=device)
-    nbytes = out.numel() * out.element_size()
-    if (
-        out.device.type == "cpu"
-        and nbytes >= HUGE_PAGE_MIN_BYTES
-        and os.environ.get("LABELSMOOTH_HUGEPAGES", "1") != "0"
-    ):
-        madvise = _madvise_fn()
-        if madvise:
-            page = mmap.PAGESIZE
-            start = -(-out.data_ptr() // page) * page
-            end = (out.data_ptr() + nbytes) // page * page
-            if end > start:
-                madvise(start, end - start, mmap.MADV_HUGEPAGE)
-    if zero:
-        out.zero_()
-    return out
-
-
-# Bytes of compute-dtype logits per row block (and, for half inputs, of each worker's float32 buffer).
-# On the 2-core dev machine (AMD EPYC, 1 MB L2 per core, 32 MB L3) 2-8 MB blocks were fastest; the passes
-# are bound by exp on two cores rather than by memory bandwidth. See docs/kernels.md.
-BLOCK_BYTES = 4 << 20
-
-
-def block_rows(num_classes: int, dtype: torch.dtype, block_bytes: int | None = None) -> int:
-    """Rows per block so that a block of compute-dtype logits takes about ``block_bytes``."""
-    item = torch.empty((), dtype=_compute_dtype(dtype)).element_size()
-    return max(1, (block_bytes or BLOCK_BYTES) // (item * max(1, num_classes)))
-
-
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Worker threads for CPU row blocks, each running torch ops single-threaded.
-
-    Blocks are handed out dynamically to ``torch.get_num_threads()`` workers whose intra-op thread count
-    is 1 (set in each worker thread only; the caller's setting is untouched). Compared with running
-    each block's ops with OpenMP across all cores, this removes one barrier per op: the same speed on an
-    idle machine, and several times faster when other processes compete for the cores. Re-created after
-    a fork and when the caller's thread count changes.
-    """
-    global _POOL
-    n = max(1, torch.get_num_threads())
-    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != n:
-        if _POOL is not None and _POOL[0] == os.getpid():
-            _POOL[2].shutdown(wait=False)
-        pool = ThreadPoolExecutor(
-            max_workers=n, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix="labelsmooth"
-        )
-        _POOL = (os.getpid(), n, pool)
-    return _POOL[2]
-
-
-def stream_loss_grad(
-    z: torch.Tensor,
-    grad: torch.Tensor | None,
-    p: RowParams,
-    block_bytes: int | None = None,
-    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Stream over row blocks of ``z`` (M, V): per-row losses (M,), gradient written into ``grad``.
-
-    ``grad`` has the dtype of ``z`` and may be ``z`` itself (in place), or ``None`` for the loss only
-    (then nothing of size M x V is written). Half inputs, and ``grad=None``, go through one float32 block
-    buffer per worker, reused for every block; with soft-capping each worker also keeps a second block
-    buffer (``tanh(z / c)``). The only (M, V) tensor touched is ``grad``. ``stats`` = ``(lse, correct)``,
-    (M,) tensors of the compute dtype and bool, receive the per-row statistics of :func:`block_loss_grad`.
-    On the CPU with more than one block and more than one thread, blocks run on worker threads
-    (:func:`_pool`); otherwise inline. The result does not depend on the block size or on the workers.
-    """
-    M, V = z.shape
-    cdt = _compute_dtype(z.dtype)
-    rows = block_rows(V, z.dtype, block_bytes)
-    losses = torch.empty(M, dtype=cdt, device=z.device)
-    local = threading.local()
-
-    def scratch(name: str) -> torch.Tensor:
-        buf = getattr(local, name, None)
-        if buf is None:
-            buf = torch.empty((min(rows, M), V), dtype=cdt, device=z.device)
-            setattr(local, name, buf)
-        return buf
-
-    def work(s: int, e: int) -> None:
-        with torch.no_grad():
-            pb = p.rows(s, e)
-            st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
-            tb = scratch("tb")[: e - s] if p.softcap is not None else None
-            if cdt == z.dtype and grad is not None:
-                losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)
-                return
-            b = scratch("buf")[: e - s]
-            if cdt == z.dtype:
-                losses[s:e] = block_loss_grad(z[s:e], b, pb, st, tb)
-                return
-            b.copy_(z[s:e])
-            losses[s:e] = block_loss_grad(b, b, pb, st, tb)
-            if grad is not None:
-                grad[s:e].copy_(b)
-
-    starts = range(0, M, rows)
-    if z.device.type != "cpu" or len(starts) < 2 or torch.get_num_threads() < 2:
-        for s in starts:
-            work(s, min(M, s + rows))
-    else:
-        futures = [_pool().submit(work, s, min(M, s + rows)) for s in starts]
-        for f in futures:
-            f.result()
-    return losses
-
-
-def new_stats(M: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Empty ``(lse, correct)`` per-row buffers for :func:`stream_loss_grad` (compute dtype, bool)."""
-    lse = torch.empty(M, dtype=_compute_dtype(dtype), device=device)
-    return lse, torch.empty(M, dtype=torch.bool, device=device)
-
-
 def reduce_loss(losses: torch.Tensor, p: RowParams, reduction: str, out_shape, dtype) -> torch.Tensor:
     """Apply the reduction to per-row losses (the reference's own reduction) and cast to the input dtype."""
-    return _reduce(losses, p.denom, reduction, out_shape).to(dtype)
+    return apply_reduction(losses, p.denom, reduction, out_shape).to(dtype)

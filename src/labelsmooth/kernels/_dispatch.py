@@ -9,7 +9,8 @@ from typing import TypeVar
 
 import torch
 
-from ._core import RowParams, stream_loss_grad
+from ._core import RowParams
+from ._stream import stream_loss_grad
 
 F = TypeVar("F", bound=Callable[..., object])
 

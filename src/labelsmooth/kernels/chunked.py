@@ -9,42 +9,29 @@ the logits' storage and creates none.
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
 from .._validation import BACKENDS, Backend, Reduction, check_bool, check_choice
 from ..losses.cross_entropy import CrossEntropyAux, make_aux
 from . import _dispatch
-from ._core import empty, new_stats, prepare, reduce_loss
+from ._alloc import empty
+from ._core import prepare_row_params, reduce_loss
 from ._dispatch import compiler_disabled
+from ._stream import new_stats
 
 
 class _FusedCrossEntropy(torch.autograd.Function):
     """Forward computes loss and gradient; backward scales the saved gradient by ``grad_output``."""
 
     @staticmethod
-    def forward(
-        ctx,
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        prior,
-        inplace,
-        backend,
-        block_bytes,
-        need_grad,
-        options,
-        aux,
-    ):
-        softcap, z_loss, num_items = options
-        args, params = prepare(
-            input, target, weight, ignore_index, reduction, label_smoothing, prior,
-            softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items,
-        )  # fmt: skip
+    def forward(ctx, input, call, kernel, aux):
+        """``call`` = (positional arguments after ``input``, options) of :func:`prepare_row_params`;
+        ``kernel`` = (inplace, backend, block_bytes, need_grad)."""
+        inplace, backend, block_bytes, need_grad = kernel
+        args, params = prepare_row_params(input, *call[0], **call[1])
+        reduction = args.reduction
         rows = args.logits
         if not rows.is_contiguous():
             rows = rows.contiguous()
@@ -88,48 +75,24 @@ class _FusedCrossEntropy(torch.autograd.Function):
         if not bool((go == 1).all()):
             grad.mul_(go)
             ctx.consumed = True
-        return grad.detach(), None, None, None, None, None, None, None, None, None, None, None, None
+        return grad.detach(), None, None, None
 
 
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def fused_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    inplace: bool = False,
-    backend: Backend = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def fused_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    inplace: bool = False,
-    backend: Backend = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-@compiler_disabled
+@compiler_disabled  # type: ignore[misc]  # wider overloads: see above
 def fused_cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -287,21 +250,11 @@ def _apply(
 ):
     need_grad = torch.is_grad_enabled() and isinstance(input, torch.Tensor) and input.requires_grad
     aux: list | None = [] if return_aux else None
-    loss = _FusedCrossEntropy.apply(
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        prior,
-        inplace,
-        backend,
-        block_bytes,
-        need_grad,
-        (softcap, z_loss, num_items_in_batch),
-        aux,
+    call = (
+        (target, weight, ignore_index, reduction, label_smoothing, prior),
+        {"softcap": softcap, "z_loss": z_loss, "num_items_in_batch": num_items_in_batch},
     )
+    loss = _FusedCrossEntropy.apply(input, call, (inplace, backend, block_bytes, need_grad), aux)
     if aux is None:
         return loss
     (lse, correct), p, out_shape = aux

@@ -13,14 +13,18 @@ loss's gradient ``g_c`` (the row-block pass of :mod:`labelsmooth.kernels._core`)
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
+from .._numerics import compute_dtype
 from .._validation import Backend, Reduction, check_float_tensor, check_number, expected
-from ..losses.cross_entropy import CrossEntropyAux, _compute_dtype, make_aux
-from ._core import empty, new_stats, prepare, reduce_loss
+from ..losses.cross_entropy import CrossEntropyAux, make_aux
+from ._alloc import empty
+from ._core import prepare_row_params, reduce_loss
 from ._dispatch import check_device, compiler_disabled, loss_grad
+from ._saved import scale_saved_grads
+from ._stream import new_stats
 
 # Bytes of logits (input dtype) per token chunk when chunk_size is None, and the fewest tokens per chunk:
 # every chunk streams W twice (x_c @ W.T, g_c @ W) and grad_W once (grad_W += g_c.T @ x_c), so chunks of
@@ -53,23 +57,11 @@ def default_chunk_size(num_classes: int, dtype: torch.dtype, device_type: str = 
     return max(minimum, chunk_bytes // (item * max(1, num_classes)))
 
 
-def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stats=None):
-    """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``.
-
-    ``stats`` = ``(lse, correct)`` (M,) buffers receive the per-row statistics (see ``_core``).
-    """
-    M, D = x.shape
-    V = W.shape[0]
-    dt = x.dtype
-    acc = _compute_dtype(dt)
-    losses = torch.empty(M, dtype=acc, device=x.device)
-    gx = empty(x.shape, x.dtype, x.device) if need_x else None
-    # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would
-    # take 3x the size of W.grad (each chunk's product is still summed in float32 inside the matmul).
-    # the first chunk's product initialises grad_W (no zero fill: 0.14 s for 128256 x 768 fp32 on the CPU)
-    gW = empty((V, D), W.dtype, x.device, zero=M == 0) if need_W else None
-    gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
-    buf = empty((min(chunk, M), V), dt, x.device)
+def chunk_logits(x, W, b, buf, chunk):
+    """For each chunk of ``chunk`` tokens: ``(s, e, x[s:e], logits)`` with ``logits = x[s:e] @ W.T + b``
+    written into ``buf[: e - s]`` (one matmul, no other allocation). Shared with the vocabulary-parallel
+    twin (:mod:`labelsmooth.distributed.linear`), whose ``W`` holds one rank's rows."""
+    M = x.shape[0]
     Wt = W.t()
     for s in range(0, M, chunk):
         e = min(M, s + chunk)
@@ -78,6 +70,27 @@ def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stat
             torch.mm(xc, Wt, out=lc)
         else:
             torch.addmm(b, xc, Wt, out=lc)
+        yield s, e, xc, lc
+
+
+def _linear_pass(x, W, b, p, chunk, need_x, need_W, need_b, backend="auto", stats=None):
+    """One pass over token chunks: per-row losses and the gradients asked for, scaled by ``p.scale``.
+
+    ``stats`` = ``(lse, correct)`` (M,) buffers receive the per-row statistics (see ``_core``).
+    """
+    M, D = x.shape
+    V = W.shape[0]
+    dt = x.dtype
+    acc = compute_dtype(dt)
+    losses = torch.empty(M, dtype=acc, device=x.device)
+    gx = empty(x.shape, x.dtype, x.device) if need_x else None
+    # grad_W accumulates in W's dtype: for half inputs a float32 accumulator plus the final cast would
+    # take 3x the size of W.grad (each chunk's product is still summed in float32 inside the matmul).
+    # the first chunk's product initialises grad_W (no zero fill: 0.14 s for 128256 x 768 fp32 on the CPU)
+    gW = empty((V, D), W.dtype, x.device, zero=M == 0) if need_W else None
+    gb = torch.zeros(V, dtype=acc, device=x.device) if need_b else None
+    buf = empty((min(chunk, M), V), dt, x.device)
+    for s, e, xc, lc in chunk_logits(x, W, b, buf, chunk):
         st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
         losses[s:e] = loss_grad(lc, lc, p.rows(s, e), backend, stats=st)  # lc now holds the gradient
         if need_x:
@@ -128,65 +141,27 @@ class _LinearCrossEntropy(torch.autograd.Function):
             x2 = x.reshape(-1, x.shape[-1])
             _, gx, gW, gb = _linear_pass(x2, W, b, p, ctx.chunk, need_x, need_W, need_b, ctx.backend)
         else:
-            if ctx.consumed:
-                raise RuntimeError(
-                    "linear_cross_entropy's saved gradients were already scaled in place by an earlier "
-                    "backward (grad_output != 1); it cannot run backward twice."
-                )
-            gx, gW, gb = ctx.saved_tensors
-            if not bool((grad_output == 1).all()):
-                for g in (gx, gW, gb):
-                    if g is not None:
-                        g.mul_(grad_output.to(g.dtype))
-                ctx.consumed = True
+            gx, gW, gb = scale_saved_grads(ctx, grad_output, "linear_cross_entropy")
         if gx is not None:
             gx = gx.view(ctx.x_shape)
         return gx, gW, gb, None, None, None, None, None, None, None, None
 
 
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def linear_cross_entropy(
-    input: torch.Tensor,
-    linear_weight: torch.Tensor,
-    target: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    chunk_size: int | None = None,
-    backend: Backend = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def linear_cross_entropy(
-    input: torch.Tensor,
-    linear_weight: torch.Tensor,
-    target: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    chunk_size: int | None = None,
-    backend: Backend = "auto",
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-@compiler_disabled
+@compiler_disabled  # type: ignore[misc]  # wider overloads: see above
 def linear_cross_entropy(
     input: torch.Tensor,
     linear_weight: torch.Tensor,
@@ -325,7 +300,7 @@ def linear_cross_entropy(
             label_smoothing = label_smoothing.reshape(M)
     # The reference's validation, on a zero-stride stand-in for the (M, V) logits (allocates nothing).
     fake = torch.empty((), dtype=input.dtype, device=input.device).expand(M, V)
-    _, p = prepare(
+    _, p = prepare_row_params(
         fake, rows_target, weight, ignore_index, reduction, label_smoothing, prior,
         softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
     )  # fmt: skip

@@ -30,7 +30,7 @@ import functools
 
 import torch
 
-from ..losses.cross_entropy import _compute_dtype
+from .._numerics import compute_dtype
 from ._core import RowParams
 
 # Classes per loop iteration on the GPU and warps per program. Small shapes (tests, the interpreter) use
@@ -218,7 +218,7 @@ def loss_grad(
     float64 logits are sent to the torch row-block path (the kernel computes in float32).
     """
     if z.dtype == torch.float64:
-        from ._core import stream_loss_grad
+        from ._stream import stream_loss_grad
 
         return stream_loss_grad(z, grad, p, stats=stats)
     if not available():
@@ -227,7 +227,7 @@ def loss_grad(
     M, V = z.shape
     loss = torch.empty(M, dtype=torch.float32, device=z.device)  # the kernel writes every row
     if M == 0:
-        return loss.to(_compute_dtype(z.dtype))
+        return loss.to(compute_dtype(z.dtype))
     z = z if z.stride(1) == 1 else z.contiguous()
     # Per-call host work is kept to views and the launch: no tensor op here is a kernel launch or a sync.
     has_uw = p.uw is not None

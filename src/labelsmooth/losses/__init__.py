@@ -11,15 +11,11 @@
 - :mod:`.preference` — DPO with smoothed preferences: cDPO and rDPO.
 """
 
+import warnings
+
 from .alternatives import ConfidencePenaltyLoss, FocalLoss, confidence_penalty, flsd53_gamma, focal_loss
 from .binary import BCEWithLogitsLoss, binary_cross_entropy_with_logits
-from .cross_entropy import (
-    CEArgs,
-    CrossEntropyAux,
-    CrossEntropyLoss,
-    cross_entropy,
-    prepare_cross_entropy_args,
-)
+from .cross_entropy import CrossEntropyAux, CrossEntropyLoss, cross_entropy
 from .distillation import distillation_loss, teacher_free_loss, teacher_free_target
 from .gan import discriminator_loss, generator_loss
 from .noisy import OnlineLabelSmoothing, forward_corrected_loss, label_relaxation_loss, symmetric_transition
@@ -28,7 +24,6 @@ from .value import hl_gauss_loss, two_hot_loss
 
 __all__ = [
     "BCEWithLogitsLoss",
-    "CEArgs",
     "ConfidencePenaltyLoss",
     "CrossEntropyAux",
     "CrossEntropyLoss",
@@ -48,9 +43,26 @@ __all__ = [
     "label_relaxation_loss",
     "preference_loss",
     "preference_rewards",
-    "prepare_cross_entropy_args",
     "symmetric_transition",
     "teacher_free_loss",
     "teacher_free_target",
     "two_hot_loss",
 ]
+
+# Internal plumbing that used to be exported; it lives in .cross_entropy (kept importable from here for one
+# release, with a DeprecationWarning).
+_MOVED = {"CEArgs", "prepare_cross_entropy_args"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(
+            f"labelsmooth.losses.{name} is internal and leaves labelsmooth.losses in the next release; "
+            f"import it from labelsmooth.losses.cross_entropy",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import importlib
+
+        return getattr(importlib.import_module(".cross_entropy", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
+from .._numerics import apply_reduction, compute_dtype
 from .._validation import Reduction, check_number, check_reduction, expected
-from .cross_entropy import _compute_dtype, _reduce, prepare_cross_entropy_args
+from ._module import FunctionalLoss
+from .cross_entropy import prepare_cross_entropy_args
 
 __all__ = ["ConfidencePenaltyLoss", "FocalLoss", "confidence_penalty", "flsd53_gamma", "focal_loss"]
 
@@ -20,7 +19,7 @@ def _index_rows(input, target, weight, ignore_index, reduction):
     )
     if not args.index_target:
         raise TypeError(expected("target", "to hold integer class indices", target.dtype))
-    z = args.logits.to(_compute_dtype(input.dtype))
+    z = args.logits.to(compute_dtype(input.dtype))
     valid = args.target != ignore_index
     safe = torch.where(valid, args.target, torch.zeros_like(args.target)).long()
     logq = torch.log_softmax(z, dim=-1)
@@ -75,7 +74,7 @@ def confidence_penalty(
     args, logq, logq_y, wy = _index_rows(input, target, weight, ignore_index, reduction)
     entropy = -(logq.exp() * logq).sum(-1)
     loss = wy * (-logq_y - beta * entropy)
-    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+    return apply_reduction(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
 FLSD53 = ("flsd-53", "flsd53")
@@ -154,26 +153,14 @@ def focal_loss(
     # (1 - q_y)^gamma, kept away from 0 so that gamma < 1 has a finite gradient at q_y = 1.
     one_minus = (-torch.expm1(logq_y)).clamp_min(torch.finfo(q_y.dtype).tiny)
     loss = -wy * one_minus.pow(g) * logq_y
-    return _reduce(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
+    return apply_reduction(loss, wy.sum(), reduction, args.out_shape).to(input.dtype)
 
 
-class _ModuleForm(nn.Module):
-    """What the module forms share: a ``weight`` buffer, ``ignore_index`` and a checked ``reduction``."""
+class ConfidencePenaltyLoss(FunctionalLoss):
+    """Module form of :func:`confidence_penalty`."""
 
     weight: torch.Tensor | None
-
-    def __init__(self, weight: torch.Tensor | None, ignore_index: int, reduction: Reduction) -> None:
-        super().__init__()
-        check_reduction(reduction)
-        self.register_buffer("weight", weight)
-        self.ignore_index, self.reduction = ignore_index, reduction
-
-    def _options(self) -> dict[str, Any]:
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
-
-
-class ConfidencePenaltyLoss(_ModuleForm):
-    """Module form of :func:`confidence_penalty`."""
+    function = staticmethod(confidence_penalty)
 
     def __init__(
         self,
@@ -183,16 +170,17 @@ class ConfidencePenaltyLoss(_ModuleForm):
         ignore_index: int = -100,
         reduction: Reduction = "mean",
     ) -> None:
+        super().__init__()
         _check_beta(beta)
-        super().__init__(weight, ignore_index, reduction)
-        self.beta = beta
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return confidence_penalty(input, target, self.beta, **self._options())
+        check_reduction(reduction)
+        self._keep(locals(), buffers=("weight",))
 
 
-class FocalLoss(_ModuleForm):
+class FocalLoss(FunctionalLoss):
     """Module form of :func:`focal_loss`."""
+
+    weight: torch.Tensor | None
+    function = staticmethod(focal_loss)
 
     def __init__(
         self,
@@ -202,10 +190,8 @@ class FocalLoss(_ModuleForm):
         ignore_index: int = -100,
         reduction: Reduction = "mean",
     ) -> None:
+        super().__init__()
         if not isinstance(gamma, torch.Tensor):
             _check_gamma(gamma)
-        super().__init__(weight, ignore_index, reduction)
-        self.gamma = gamma
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(input, target, self.gamma, **self._options())
+        check_reduction(reduction)
+        self._keep(locals(), buffers=("weight",))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._numerics import compute_dtype
 from .._validation import Reduction, check_float_tensor, check_reduction, check_scalar_range, expected
-from .cross_entropy import _compute_dtype
+from ._module import FunctionalLoss
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits"]
 
@@ -70,7 +71,7 @@ def binary_cross_entropy_with_logits(
     a = check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(expected("target", f"of shape {tuple(input.shape)}", target))
-    cdtype = _compute_dtype(input.dtype)
+    cdtype = compute_dtype(input.dtype)
     t = target.to(cdtype)
     if a:
         t = (1 - a) * t if one_sided else (1 - a) * t + a / 2
@@ -84,11 +85,12 @@ def binary_cross_entropy_with_logits(
     return out.to(input.dtype)
 
 
-class BCEWithLogitsLoss(nn.Module):
+class BCEWithLogitsLoss(FunctionalLoss):
     """Module form of :func:`binary_cross_entropy_with_logits`."""
 
     weight: torch.Tensor | None
     pos_weight: torch.Tensor | None
+    function = staticmethod(binary_cross_entropy_with_logits)
 
     def __init__(
         self,
@@ -102,19 +104,4 @@ class BCEWithLogitsLoss(nn.Module):
         super().__init__()
         check_reduction(reduction)
         check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
-        self.one_sided = one_sided
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return binary_cross_entropy_with_logits(
-            input,
-            target,
-            self.weight,
-            self.reduction,
-            self.pos_weight,
-            self.label_smoothing,
-            one_sided=self.one_sided,
-        )
+        self._keep(locals(), buffers=("weight", "pos_weight"))

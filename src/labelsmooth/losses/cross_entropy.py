@@ -17,11 +17,11 @@ This module holds the reference semantics. The fast kernels in :mod:`labelsmooth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
-from torch import nn
 
+from .._numerics import apply_reduction, class_last_rows, compute_dtype
 from .._validation import (
     WEIGHT_MODES,
     Reduction,
@@ -31,22 +31,17 @@ from .._validation import (
     check_labels,
     check_num_classes,
     check_num_items,
+    check_prior,
     check_reduction,
     check_smoothing,
     check_softcap,
     check_z_loss,
     expected,
 )
-from ..targets import _check_prior
+from ._module import FunctionalLoss
 
-__all__ = ["CEArgs", "CrossEntropyAux", "CrossEntropyLoss", "cross_entropy", "prepare_cross_entropy_args"]
+__all__ = ["CrossEntropyAux", "CrossEntropyLoss", "cross_entropy"]
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half inputs are accumulated in float32; float32 and float64 keep their precision."""
-    return torch.float32 if dtype in _HALF else dtype
 
 
 @dataclass
@@ -57,7 +52,8 @@ class CEArgs:
     ``target`` is ``(M,)`` class indices or ``(M, C)`` probabilities, ``label_smoothing`` is a float or
     ``(M,)``, ``prior`` is ``None``, ``(C,)`` or ``(M, C)``. ``out_shape`` is the shape of
     ``reduction="none"`` output. ``softcap`` (``None`` or ``c > 0``), ``z_loss`` (``lambda >= 0``) and
-    ``num_items`` (``None``, a number or a 0-d tensor: the mean's denominator) are the validated options.
+    ``num_items`` (``None``, a number or a 0-d tensor: the mean's denominator) are the validated options;
+    ``ignore_index`` and ``reduction`` are the call's own.
     """
 
     logits: torch.Tensor
@@ -71,6 +67,8 @@ class CEArgs:
     softcap: float | None = None
     z_loss: float = 0.0
     num_items: float | torch.Tensor | None = None
+    ignore_index: int = -100
+    reduction: str = "mean"
 
 
 class CrossEntropyAux(NamedTuple):
@@ -115,17 +113,8 @@ def make_aux(
     if correct is not None and valid is not None:
         hits = (correct & valid).sum().to(torch.float32)
         accuracy = hits / valid.sum().to(torch.float32)
-    zl = _reduce(zl, denom.detach(), reduction, out_shape)
+    zl = apply_reduction(zl, denom.detach(), reduction, out_shape)
     return CrossEntropyAux(lse.reshape(out_shape), zl, accuracy)
-
-
-def _rows(x: torch.Tensor, batched: bool, extra: int) -> torch.Tensor:
-    """Move the class dim (1 for batched input) last and flatten the rest."""
-    if not batched:
-        return x.reshape(1, -1)
-    if extra == 0:
-        return x
-    return x.movedim(1, -1).reshape(-1, x.shape[1])
 
 
 def _expand_per_sample(t: torch.Tensor, n: int, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -144,8 +133,8 @@ def prepare_cross_entropy_args(
     reduction: str,
     label_smoothing: float | torch.Tensor,
     prior: torch.Tensor | None,
-    weight_mode: str,
-    allow_negative: bool,
+    weight_mode: str = "torch",
+    allow_negative: bool = False,
     *,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -153,7 +142,8 @@ def prepare_cross_entropy_args(
 ) -> CEArgs:
     """Validate the arguments of :func:`cross_entropy` and flatten them to rows.
 
-    Shared by the reference loss and the fast kernels so that both accept and reject the same inputs.
+    Shared by the reference loss, the alternatives and the fast kernels (through
+    :func:`labelsmooth.kernels._core.prepare_row_params`) so that all accept and reject the same inputs.
     """
     check_float_tensor("input", input)
     if not isinstance(target, torch.Tensor):
@@ -222,75 +212,41 @@ def prepare_cross_entropy_args(
         a = _expand_per_sample(a, n, spatial)
 
     if prior is not None:
-        prior = _check_prior(prior, num_classes, n)
+        prior = check_prior(prior, num_classes, n)
         if prior.dim() == 2:
             if n is None:
                 raise ValueError(expected("prior", f"of shape ({num_classes},) for unbatched input", prior))
             prior = _expand_per_sample(prior, n, spatial)
 
     extra = len(spatial)
-    logits = _rows(input, batched, extra)
+    logits = class_last_rows(input, batched, extra)
     if index_target:
         rows_target = target.reshape(-1)
         out_shape = tuple(target.shape)
     else:
-        rows_target = _rows(target, batched, extra)
+        rows_target = class_last_rows(target, batched, extra)
         out_shape = tuple(input.shape[:1]) + spatial if batched else ()
     return CEArgs(
         logits, rows_target, index_target, weight, a, prior, int(num_classes), out_shape,
-        softcap, z_loss, num_items,
+        softcap, z_loss, num_items, ignore_index, reduction,
     )  # fmt: skip
 
 
-def _reduce(
-    loss: torch.Tensor, denom: torch.Tensor, reduction: str, out_shape: tuple[int, ...]
-) -> torch.Tensor:
-    if reduction == "none":
-        return loss.reshape(out_shape)
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / denom
-
-
+# The overloads state only how ``return_aux`` picks the result's type; the implementation's signature
+# below is the one signature of the parameters (checked at run time, shown by help() and the docs).
 @overload
 def cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    weight_mode: WeightMode = "torch",
-    allow_negative: bool = False,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[False] = False,
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[False] = False, **kwargs: Any
 ) -> torch.Tensor: ...
 
 
 @overload
 def cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: Reduction = "mean",
-    label_smoothing: float | torch.Tensor = 0.0,
-    *,
-    prior: torch.Tensor | None = None,
-    weight_mode: WeightMode = "torch",
-    allow_negative: bool = False,
-    softcap: float | None = None,
-    z_loss: float = 0.0,
-    num_items_in_batch: int | float | torch.Tensor | None = None,
-    return_aux: Literal[True],
+    input: torch.Tensor, target: torch.Tensor, *args: Any, return_aux: Literal[True], **kwargs: Any
 ) -> tuple[torch.Tensor, CrossEntropyAux]: ...
 
 
-def cross_entropy(
+def cross_entropy(  # type: ignore[misc]  # wider overloads: see above
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
@@ -418,7 +374,7 @@ def cross_entropy(
         input, target, weight, ignore_index, reduction, label_smoothing, prior, weight_mode, allow_negative,
         softcap=softcap, z_loss=z_loss, num_items_in_batch=num_items_in_batch,
     )  # fmt: skip
-    cdtype = _compute_dtype(input.dtype)
+    cdtype = compute_dtype(input.dtype)
     z = args.logits.to(cdtype)
     if args.softcap is not None:
         z = args.softcap * torch.tanh(z / args.softcap)
@@ -438,7 +394,7 @@ def cross_entropy(
         loss = loss + (zl if valid is None else torch.where(valid, zl, torch.zeros_like(zl)))
     if args.num_items is not None:
         denom = torch.as_tensor(args.num_items, device=z.device).to(loss.dtype)
-    out = _reduce(loss, denom, reduction, args.out_shape).to(input.dtype)
+    out = apply_reduction(loss, denom, reduction, args.out_shape).to(input.dtype)
     if not return_aux:
         return out
     return out, make_aux(lse, correct, valid, denom, args.z_loss, reduction, args.out_shape)
@@ -498,7 +454,7 @@ def _prob_loss(z, p, w, a, u):
     return loss, denom, torch.logsumexp(z, dim=-1)
 
 
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(FunctionalLoss):
     """Module form of :func:`cross_entropy`; a drop-in for :class:`torch.nn.CrossEntropyLoss`.
 
     Stores the options (``weight`` and ``prior`` as buffers, so ``.to(device)`` moves them) and calls
@@ -515,6 +471,7 @@ class CrossEntropyLoss(nn.Module):
 
     weight: torch.Tensor | None
     prior: torch.Tensor | None
+    function = staticmethod(cross_entropy)
 
     def __init__(
         self,
@@ -531,26 +488,7 @@ class CrossEntropyLoss(nn.Module):
         check_reduction(reduction)
         check_choice("weight_mode", weight_mode, WEIGHT_MODES)
         check_smoothing(label_smoothing, allow_negative=allow_negative)
-        self.register_buffer("weight", weight)
-        self.register_buffer("prior", prior)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
-        self.weight_mode = weight_mode
-        self.allow_negative = allow_negative
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(
-            input,
-            target,
-            self.weight,
-            self.ignore_index,
-            self.reduction,
-            self.label_smoothing,
-            prior=self.prior,
-            weight_mode=self.weight_mode,
-            allow_negative=self.allow_negative,
-        )
+        self._keep(locals(), buffers=("weight", "prior"))
 
     def extra_repr(self) -> str:
         return (

@@ -13,8 +13,9 @@ import math
 
 import torch
 
+from .._numerics import apply_reduction, class_last_rows, compute_dtype
 from .._validation import Reduction, check_float_tensor, check_reduction, check_scalar_range, expected
-from .cross_entropy import _compute_dtype, _reduce, _rows, cross_entropy
+from .cross_entropy import cross_entropy
 
 __all__ = ["distillation_loss", "teacher_free_loss", "teacher_free_target"]
 
@@ -133,15 +134,15 @@ def distillation_loss(
         raise ValueError(expected("target", "for alpha < 1 (the label term needs labels)", None))
     batched = student_logits.dim() >= 2
     extra = student_logits.dim() - 2 if batched else 0
-    cdtype = _compute_dtype(student_logits.dtype)
-    s = _rows(student_logits, batched, extra).to(cdtype)
-    t = _rows(teacher_logits, batched, extra).to(cdtype)
+    cdtype = compute_dtype(student_logits.dtype)
+    s = class_last_rows(student_logits, batched, extra).to(cdtype)
+    t = class_last_rows(teacher_logits, batched, extra).to(cdtype)
     kd = _kl_rows(torch.log_softmax(t / t_, -1), torch.log_softmax(s / t_, -1)) * (t_ * t_)
 
     if target is None:
         out_shape = (student_logits.shape[0], *student_logits.shape[2:]) if batched else ()
         denom = torch.tensor(float(kd.shape[0]), dtype=kd.dtype, device=kd.device)
-        return _reduce(alpha * kd, denom, reduction, out_shape).to(student_logits.dtype)
+        return apply_reduction(alpha * kd, denom, reduction, out_shape).to(student_logits.dtype)
 
     ce = cross_entropy(
         student_logits.to(cdtype),
@@ -154,7 +155,8 @@ def distillation_loss(
     row = torch.where(valid, alpha * kd, torch.zeros_like(kd))
     if alpha < 1.0:
         row = row + (1.0 - alpha) * ce.reshape(-1)
-    return _reduce(row, valid.sum().to(row.dtype), reduction, tuple(target.shape)).to(student_logits.dtype)
+    denom = valid.sum().to(row.dtype)
+    return apply_reduction(row, denom, reduction, tuple(target.shape)).to(student_logits.dtype)
 
 
 def teacher_free_target(target: torch.Tensor, num_classes: int, correct_prob: float = 0.9) -> torch.Tensor:
@@ -293,7 +295,7 @@ def teacher_free_loss(
     k = input.shape[1]
     valid = target != ignore_index
     safe = torch.where(valid, target, torch.zeros_like(target))
-    cdtype = _compute_dtype(input.dtype)
+    cdtype = compute_dtype(input.dtype)
     if not softmax_teacher:
         teacher = teacher_free_target(safe, k, correct_prob).to(device=input.device, dtype=cdtype).log()
         return distillation_loss(
@@ -309,4 +311,4 @@ def teacher_free_loss(
     p_d = teacher_free_target(safe, k, correct_prob).to(device=input.device, dtype=cdtype)
     kd = _kl_rows(torch.log_softmax(p_d / t_, -1), torch.log_softmax(input.to(cdtype), -1))
     row = torch.where(valid, alpha * kd + (1.0 - alpha) * ce, torch.zeros_like(kd))
-    return _reduce(row, valid.sum().to(row.dtype), reduction, tuple(target.shape)).to(input.dtype)
+    return apply_reduction(row, valid.sum().to(row.dtype), reduction, tuple(target.shape)).to(input.dtype)

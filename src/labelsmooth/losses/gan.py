@@ -15,8 +15,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from .._numerics import compute_dtype
 from .._validation import check_choice, check_float_tensor, check_scalar_range, expected
-from .cross_entropy import _compute_dtype
 
 __all__ = ["discriminator_loss", "generator_loss"]
 
@@ -26,7 +26,7 @@ GAN_REDUCTIONS: tuple[GanReduction, ...] = get_args(GanReduction)
 
 def _bce_to(logits: torch.Tensor, target: float, reduction: GanReduction) -> torch.Tensor:
     """``-[t log sigmoid(z) + (1 - t) log sigmoid(-z)]`` reduced, in log space."""
-    z = logits.to(_compute_dtype(logits.dtype))
+    z = logits.to(compute_dtype(logits.dtype))
     loss = -(target * nn.functional.logsigmoid(z) + (1.0 - target) * nn.functional.logsigmoid(-z))
     return loss.mean() if reduction == "mean" else loss.sum()
 
@@ -127,7 +127,7 @@ def generator_loss(fake_logits: torch.Tensor, *, reduction: GanReduction = "mean
     Returns
     -------
     Tensor
-        A scalar in the logits' dtype.
+        A scalar in the logits' dtype: the mean of the terms over the samples, or their sum.
 
     Raises
     ------

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from .._numerics import apply_reduction, compute_dtype
 from .._validation import (
     Reduction,
     check_distribution,
@@ -27,7 +28,7 @@ from .._validation import (
     check_smoothing,
     expected,
 )
-from .cross_entropy import _compute_dtype, _reduce, cross_entropy
+from .cross_entropy import cross_entropy
 
 __all__ = ["OnlineLabelSmoothing", "forward_corrected_loss", "label_relaxation_loss", "symmetric_transition"]
 
@@ -46,12 +47,12 @@ def _index_rows(input: torch.Tensor, target: torch.Tensor, ignore_index: int):
     check_labels("target", target, int(input.shape[1]), ignore_index)
     valid = target != ignore_index
     safe = torch.where(valid, target, torch.zeros_like(target)).long()
-    return input.to(_compute_dtype(input.dtype)), valid, safe
+    return input.to(compute_dtype(input.dtype)), valid, safe
 
 
 def _masked_reduce(row, valid, reduction, shape, dtype):
     row = torch.where(valid, row, torch.zeros_like(row))
-    return _reduce(row, valid.sum().to(row.dtype), reduction, shape).to(dtype)
+    return apply_reduction(row, valid.sum().to(row.dtype), reduction, shape).to(dtype)
 
 
 # --------------------------------------------------------------------------- label relaxation
@@ -126,7 +127,7 @@ def label_relaxation_loss(
     kl = (torch.where(pr > 0, pr * (log_pr - logp), torch.zeros_like(pr))).sum(-1)
     active = valid & (logp_y.detach() < math.log1p(-a))
     row = torch.where(active, kl, torch.zeros_like(kl))
-    return _reduce(row, valid.sum().to(row.dtype), reduction, tuple(target.shape)).to(input.dtype)
+    return apply_reduction(row, valid.sum().to(row.dtype), reduction, tuple(target.shape)).to(input.dtype)
 
 
 # --------------------------------------------------------------------------- forward correction

@@ -10,15 +10,13 @@ validating ten million rows costs a fraction of the metric itself.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from labelsmooth._parallel import map_blocks
 from labelsmooth._validation import check_choice, expected
 
 T = TypeVar("T")
@@ -197,33 +195,6 @@ def prepare_shapes(
     return x, t.to(device=x.device, dtype=torch.long), from_logits
 
 
-_THREADS_LOCK = threading.Lock()
-_threads_depth = 0
-_threads_saved = 1
-
-
-@contextlib.contextmanager
-def _serial_intra_op() -> Iterator[None]:
-    """Intra-op threads set to 1 for the duration, like a ``threadpoolctl`` limit.
-
-    Re-entrant and safe when several threads call in at once: the first caller in saves the setting and
-    the last one out restores it.
-    """
-    global _threads_depth, _threads_saved
-    with _THREADS_LOCK:
-        if _threads_depth == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_depth += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _threads_depth -= 1
-            if _threads_depth == 0:
-                torch.set_num_threads(_threads_saved)
-
-
 def map_top_label_chunks(
     fn: Callable[[torch.Tensor, torch.Tensor], T],
     x: torch.Tensor,
@@ -236,10 +207,11 @@ def map_top_label_chunks(
 
     On CPU the rows are cut into L2-sized chunks (:data:`CHUNK_ROWS`), so the input is read from memory
     once rather than once per pass, and the chunks are shared dynamically among ``torch.get_num_threads()``
-    Python threads, each running its (small) tensor operations single-threaded: no barrier per operation,
-    which on a loaded machine costs more than the operation itself. While the pool runs, torch's intra-op
-    thread count is 1; it is restored afterwards. Elsewhere (GPU, one thread, one chunk) the chunks are
-    processed in order on the calling thread.
+    Python threads (at most 16), each running its (small) tensor operations single-threaded: no barrier
+    per operation, which on a loaded machine costs more than the operation itself. The threads are the
+    shared workers of :func:`labelsmooth._parallel.map_blocks`; the caller's intra-op thread count is
+    untouched. Elsewhere (GPU, one thread, one chunk) the chunks are processed in order on the calling
+    thread.
     """
     n, k = x.shape
     step = CHUNK_ROWS if x.device.type == "cpu" else max(n, 1)
@@ -250,11 +222,7 @@ def map_top_label_chunks(
         tc = check_target_values("target", t[s : s + step], k)
         return fn(*top_label(xc, tc, from_logits=from_logits))
 
-    workers = min(torch.get_num_threads(), len(starts), 16)
-    if workers < 2:
-        return [work(s) for s in starts]
-    with _serial_intra_op(), ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(work, starts))
+    return map_blocks(work, starts, max_workers=16)
 
 
 def log_probs(x: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
