@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import as_tensor, check_int, check_n_bins, expected
 from labelsmooth.metrics import (
     CalibrationBins,
     accuracy,
@@ -30,7 +30,6 @@ from labelsmooth.metrics import (
     logit_gap_summary,
     mean_confidence,
 )
-from labelsmooth.metrics._inputs import as_tensor, check_n_bins, is_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -519,8 +518,7 @@ def penultimate_projection(
         raise ValueError(
             expected("classes", f"to be three distinct class indices in [0, {w.shape[0]})", classes)
         )
-    if not is_int(max_points) or max_points < 1:
-        raise ValueError(expected("max_points", "to be an int >= 1", max_points))
+    max_points = check_int("max_points", max_points, lo=1, what="to be an int >= 1")
     w64 = w.double()
     origin = w64[cls[0]]
     basis = torch.stack([w64[cls[1]] - origin, w64[cls[2]] - origin], dim=1)

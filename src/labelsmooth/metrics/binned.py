@@ -39,16 +39,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     check_bool,
     check_n_bins,
     check_norm,
     check_strategy,
-    map_top_label_chunks,
-    prepare,
-    prepare_shapes,
-    probs,
+    prepare_scores_and_target,
 )
+from labelsmooth.metrics._inputs import map_top_label_chunks, prepare_shapes
+from labelsmooth.metrics.probabilities import probs
 
 __all__ = [
     "CalibrationBins",
@@ -392,7 +391,7 @@ def classwise_calibration_error(
     """
     n_bins = check_n_bins(n_bins)
     right_closed = check_bool("right_closed", right_closed)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     p = probs(x, from_logits=from_logits)
     _, sum_p, sum_y = classwise_bin_sums(p, t, n_bins, right_closed)
     return float((sum_y - sum_p).abs().sum() / (p.shape[0] * p.shape[1]))

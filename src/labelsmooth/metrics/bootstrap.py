@@ -8,21 +8,21 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     as_tensor,
     check_bool,
+    check_int,
     check_n_bins,
     check_norm,
     check_positive_int,
+    check_scalar_range,
     check_strategy,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
+    expected,
+    prepare_scores_and_target,
 )
 from labelsmooth.metrics.binned import classwise_calibration_error, expected_calibration_error
 from labelsmooth.metrics.binned import uniform_bin_index as _uniform_bin_index
+from labelsmooth.metrics.probabilities import log_probs, top_label
 from labelsmooth.metrics.scores import (
     accuracy,
     brier_score,
@@ -215,8 +215,7 @@ def bootstrap(
         raise TypeError(expected("metric", "to be a callable or a metric name", type(metric).__name__))
     n_resamples = check_positive_int("n_resamples", n_resamples)
     confidence = check_scalar_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-    if not is_int(seed):
-        raise TypeError(expected("seed", "to be an int", seed))
+    seed = check_int("seed", seed)
 
     estimate = float(fn(input, target, **metric_kwargs))  # validates the data and the arguments
     x = as_tensor("input", input)
@@ -224,7 +223,7 @@ def bootstrap(
     n = x.shape[0]
     fast = None
     if fn is expected_calibration_error or fn in _MEAN_METRICS:
-        xv, tv = prepare(x, t, from_logits=metric_kwargs.get("from_logits", False))
+        xv, tv = prepare_scores_and_target(x, t, from_logits=metric_kwargs.get("from_logits", False))
         fast = _vectorised_stats(fn, metric_kwargs, xv, tv)
     stats = []
     for idx in _resample_indices(n, int(n_resamples), int(seed)):

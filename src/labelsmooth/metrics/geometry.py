@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import check_scalar_range
-from labelsmooth.metrics._inputs import as_tensor, check_scores, prepare
+from labelsmooth._validation import as_tensor, check_scalar_range, check_scores, prepare_scores_and_target
 
 __all__ = ["LogitGapSummary", "logit_gap", "logit_gap_summary", "top2_gap"]
 
@@ -53,7 +52,7 @@ def logit_gap(logits: Any, target: Any) -> torch.Tensor:
     >>> logit_gap(torch.tensor([[3.0, 1.0, 0.5], [0.0, 2.0, 1.0]]), torch.tensor([0, 2])).tolist()
     [2.0, -1.0]
     """
-    z, t = prepare(logits, target, from_logits=True, input_name="logits")
+    z, t = prepare_scores_and_target(logits, target, from_logits=True, input_name="logits")
     z = z.double()
     zy = z.gather(1, t[:, None]).squeeze(1)
     others = z.scatter(1, t[:, None], -math.inf)

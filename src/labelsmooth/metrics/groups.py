@@ -43,17 +43,10 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import (
-    as_tensor,
-    check_n_bins,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
-)
+from labelsmooth._validation import as_tensor, check_int, check_n_bins, expected, prepare_scores_and_target
 from labelsmooth.metrics.binned import uniform_bin_index
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
+from labelsmooth.metrics.probabilities import log_probs, top_label
 from labelsmooth.metrics.scores import brier_terms, nll_terms
 
 __all__ = [
@@ -134,9 +127,7 @@ def check_groups(groups: Any, n: int, num_groups: Any = None) -> tuple[torch.Ten
     if num_groups is None:
         num = hi + 1
     else:
-        if not is_int(num_groups):
-            raise TypeError(expected("num_groups", "to be an int", num_groups))
-        num = int(num_groups)
+        num = check_int("num_groups", num_groups)
         if hi >= num:
             raise ValueError(expected("groups", f"to hold group indices in [0, {num})", hi))
     if num < 2:
@@ -153,7 +144,7 @@ def check_groups(groups: Any, n: int, num_groups: Any = None) -> tuple[torch.Ten
 def _binary_predictions(
     input: Any, target: Any, groups: Any, from_logits: Any, num_groups: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     if x.shape[1] != 2:
         raise ValueError(expected("input", "to have 2 columns (a binary task, class 1 positive)", x))
     g, num = check_groups(groups, x.shape[0], num_groups)
@@ -222,7 +213,7 @@ def group_metrics(
     [0.35, 0.15]
     """
     n_bins = check_n_bins(n_bins)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     g, num = check_groups(groups, x.shape[0], num_groups)
     logp = log_probs(x, from_logits=from_logits)
     p = logp.exp() if from_logits else x.double()

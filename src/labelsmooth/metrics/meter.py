@@ -8,15 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     check_bool,
+    check_int,
     check_n_bins,
     check_strategy,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
+    expected,
+    prepare_scores_and_target,
 )
 from labelsmooth.metrics.binned import (
     CalibrationBins,
@@ -25,6 +23,7 @@ from labelsmooth.metrics.binned import (
     classwise_bin_sums,
     uniform_bin_index,
 )
+from labelsmooth.metrics.probabilities import log_probs, top_label
 from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms
 
 __all__ = ["METER_KEYS", "CalibrationMeter"]
@@ -92,11 +91,7 @@ class CalibrationMeter:
     ) -> None:
         self.n_bins = check_n_bins(n_bins)
         if num_classes is not None:
-            if not is_int(num_classes):
-                raise TypeError(expected("num_classes", "to be an int or None", num_classes))
-            if num_classes < 2:
-                raise ValueError(expected("num_classes", ">= 2", num_classes))
-            num_classes = int(num_classes)
+            num_classes = check_int("num_classes", num_classes, lo=2, type_what="to be an int or None")
         self.num_classes = num_classes
         self.from_logits = check_bool("from_logits", from_logits)
         if check_strategy(strategy) != "uniform":
@@ -138,7 +133,7 @@ class CalibrationMeter:
 
     def update(self, input: Any, target: Any) -> None:
         """Add a batch: ``input`` ``(n, K)`` probabilities or logits, ``target`` ``(n,)`` class indices."""
-        x, t = prepare(input, target, from_logits=self.from_logits)
+        x, t = prepare_scores_and_target(input, target, from_logits=self.from_logits)
         k = x.shape[1]
         if self.num_classes is None:
             self.num_classes = k

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from labelsmooth.metrics._inputs import check_n_bins, log_probs, prepare, probs, top_label
+from labelsmooth._validation import check_n_bins, prepare_scores_and_target
 from labelsmooth.metrics.binned import (
     bin_sums,
     ce_from_bins,
     classwise_bin_sums,
     uniform_bin_index,
 )
+from labelsmooth.metrics.probabilities import log_probs, probs, top_label
 from labelsmooth.metrics.smooth import smece_from_top_label
 
 __all__ = [
@@ -91,7 +92,7 @@ def negative_log_likelihood(input: Any, target: Any, *, from_logits: bool = Fals
     >>> round(negative_log_likelihood(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
     0.4581
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(nll_terms(log_probs(x, from_logits=from_logits), t).mean())
 
 
@@ -112,7 +113,7 @@ def brier_score(input: Any, target: Any, *, from_logits: bool = False) -> float:
     >>> round(brier_score(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
     0.29
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(brier_terms(probs(x, from_logits=from_logits), t).mean())
 
 
@@ -130,7 +131,7 @@ def accuracy(input: Any, target: Any, *, from_logits: bool = False) -> float:
     >>> accuracy(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1]))
     0.5
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(top_label(x, t, from_logits=from_logits)[1].double().mean())
 
 
@@ -145,7 +146,7 @@ def mean_confidence(input: Any, target: Any, *, from_logits: bool = False) -> fl
     >>> round(mean_confidence(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
     0.7
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(top_label(x, t, from_logits=from_logits)[0].mean())
 
 
@@ -163,7 +164,7 @@ def calibration_gap(input: Any, target: Any, *, from_logits: bool = False) -> fl
     >>> round(calibration_gap(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
     0.2
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return float(conf.mean() - correct.double().mean())
 
@@ -180,7 +181,7 @@ def predictive_entropy(input: Any, target: Any, *, from_logits: bool = False) ->
     >>> round(predictive_entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([0, 0])), 4)
     0.3466
     """
-    x, _ = prepare(input, target, from_logits=from_logits)
+    x, _ = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(
         entropy_terms(probs(x, from_logits=from_logits), log_probs(x, from_logits=from_logits)).mean()
     )
@@ -221,7 +222,7 @@ def calibration_summary(input: Any, target: Any, *, from_logits: bool, n_bins: i
     {'accuracy': 0.5, 'nll': 0.72, 'calibration_gap': 0.306}
     """
     n_bins = check_n_bins(n_bins)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     logp = log_probs(x, from_logits=from_logits)
     p = logp.exp() if from_logits else x.double()
     conf, correct = top_label(x, t, from_logits=from_logits)

@@ -49,8 +49,8 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import prepare, top_label
+from labelsmooth._validation import expected, prepare_scores_and_target
+from labelsmooth.metrics.probabilities import top_label
 
 __all__ = ["smooth_calibration_bandwidth", "smooth_calibration_error"]
 
@@ -182,7 +182,7 @@ def smooth_calibration_error(
     """
     if sigma is not None:
         sigma = _check_sigma(sigma)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return smece_from_top_label(conf, correct, sigma)[0]
 
@@ -211,6 +211,6 @@ def smooth_calibration_bandwidth(input: Any, target: Any, *, from_logits: bool =
     >>> round(smooth_calibration_bandwidth(p, y), 2)
     0.4
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return smece_from_top_label(conf, correct)[1]
