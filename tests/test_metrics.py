@@ -132,6 +132,23 @@ def test_empty_bins_single_sample_and_one_bin():
     assert bins.calibration_error("l1") == pytest.approx(M.expected_calibration_error(p, y, n_bins=100))
 
 
+def test_ce_from_bin_rows_is_ce_from_bins_row_by_row():
+    from labelsmooth.metrics.binned import ce_from_bin_rows, ce_from_bins
+
+    g = torch.Generator().manual_seed(0)
+    counts = torch.randint(0, 4, (6, 5), generator=g)
+    counts[2] = 0  # every bin empty: NaN
+    sc = counts * torch.rand(6, 5, generator=g, dtype=torch.float64)
+    sk = torch.minimum(counts.double(), torch.randint(0, 4, (6, 5), generator=g).double())
+    for norm in ("l1", "l2", "max"):
+        rows = ce_from_bin_rows(counts, sc, sk, norm)
+        assert rows.shape == (6,) and math.isnan(rows[2])
+        for i in (0, 1, 3, 4, 5):
+            assert float(rows[i]) == pytest.approx(ce_from_bins(counts[i], sc[i], sk[i], norm), rel=1e-15)
+        assert torch.equal(ce_from_bin_rows(counts.numpy(), sc.numpy(), sk.numpy(), norm).isnan(), rows.isnan())
+    assert math.isnan(ce_from_bins(counts[2], sc[2], sk[2], "l1"))
+
+
 def test_numpy_and_torch_inputs_agree():
     z, p, y = _data(n=200, k=3, seed=2)
     assert M.expected_calibration_error(p.numpy(), y.numpy()) == M.expected_calibration_error(p, y)

@@ -254,7 +254,7 @@ def test_penultimate_projection_errors():
         P.penultimate_projection(torch.ones(6), y, w)
     with pytest.raises(ValueError, match="Expected `max_points` to be an int >= 1"):
         P.penultimate_projection(x, y, w, max_points=0)
-    with pytest.raises(TypeError, match="Expected `max_points` to be an int, got 2.5."):
+    with pytest.raises(TypeError, match=r"Expected `max_points` to be an int, got 2\.5\."):
         P.penultimate_projection(x, y, w, max_points=2.5)
 
 

@@ -125,18 +125,35 @@ def binned_sums(
 
 
 def ce_from_bins(counts: torch.Tensor, sum_conf: torch.Tensor, sum_correct: torch.Tensor, norm: str) -> float:
-    """ECE (``l1``), RMS calibration error (``l2``) or MCE (``max``) from per-bin sums."""
-    n = float(counts.sum())
-    if n == 0:
-        return float("nan")
-    diff = (sum_correct - sum_conf).double()  # n_b * (acc_b - conf_b)
+    r"""ECE (``l1``), RMS calibration error (``l2``) or MCE (``max``) from per-bin sums, ``(n_bins,)``.
+
+    ``counts`` :math:`n_b`, ``sum_conf`` :math:`\sum_{i \in b} c_i`, ``sum_correct``
+    :math:`\sum_{i \in b} 1[\hat y_i = y_i]`; NaN when every bin is empty. See :func:`ce_from_bin_rows`.
+    """
+    return float(ce_from_bin_rows(counts, sum_conf, sum_correct, norm))
+
+
+def ce_from_bin_rows(
+    counts: torch.Tensor, sum_conf: torch.Tensor, sum_correct: torch.Tensor, norm: str
+) -> torch.Tensor:
+    r"""The library's one formula for a binned calibration error, over the last dimension of bin sums.
+
+    With :math:`N = \sum_b n_b` and :math:`d_b = \sum_{i \in b} 1[\hat y_i = y_i] - \sum_{i \in b} c_i
+    = n_b (\mathrm{acc}_b - \mathrm{conf}_b)`: ``l1`` gives :math:`\sum_b |d_b| / N`, ``l2``
+    :math:`\sqrt{\sum_{b: n_b > 0} d_b^2 / n_b / N}` and ``max`` :math:`\max_{b: n_b > 0} |d_b| / n_b`.
+    ``counts`` may be real (bootstrap resample weights). Tensors or numpy arrays of shape ``(..., n_bins)``
+    give a float64 tensor ``(...)``; NaN where every bin is empty.
+    """
+    counts = torch.as_tensor(counts).double()
+    n = counts.sum(-1)
+    diff = torch.as_tensor(sum_correct).double() - torch.as_tensor(sum_conf).double()  # n_b (acc_b - conf_b)
     if norm == "l1":
-        return float(diff.abs().sum() / n)
-    nz = counts > 0
-    gap = diff[nz] / counts[nz].double()
-    if norm == "l2":
-        return float(torch.sqrt((counts[nz].double() * gap * gap).sum() / n))
-    return float(gap.abs().max())
+        err = diff.abs().sum(-1) / n
+    else:
+        nonempty = counts > 0
+        gap = torch.where(nonempty, diff / torch.where(nonempty, counts, 1.0), 0.0)
+        err = torch.sqrt((counts * gap * gap).sum(-1) / n) if norm == "l2" else gap.abs().amax(-1)
+    return torch.where(n > 0, err, torch.full_like(err, float("nan")))
 
 
 # --------------------------------------------------------------------------- public API

@@ -20,9 +20,13 @@ from labelsmooth._validation import (
     expected,
     prepare_scores_and_target,
 )
-from labelsmooth.metrics.binned import classwise_calibration_error, expected_calibration_error
-from labelsmooth.metrics.binned import uniform_bin_index as _uniform_bin_index
-from labelsmooth.metrics.probabilities import log_probs, top_label
+from labelsmooth.metrics.binned import (
+    ce_from_bin_rows,
+    classwise_calibration_error,
+    expected_calibration_error,
+    uniform_bin_index,
+)
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
 from labelsmooth.metrics.scores import (
     accuracy,
     brier_score,
@@ -103,8 +107,7 @@ def _vectorised_stats(
             return None
         name = _MEAN_METRICS[metric]
         if name in ("nll", "brier", "entropy"):
-            logp = log_probs(x, from_logits=from_logits)
-            p = logp.exp() if from_logits else x.double()
+            logp, p = log_probs_and_probs(x, from_logits=from_logits)
             v = {"nll": lambda: nll_terms(logp, t), "brier": lambda: brier_terms(p, t)}.get(
                 name, lambda: entropy_terms(p, logp)
             )()
@@ -122,7 +125,7 @@ def _vectorised_stats(
             return None
         n_bins = check_n_bins(kwargs.get("n_bins", 15))
         norm = check_norm(kwargs.get("norm", "l1"))
-        idx = _uniform_bin_index(conf, n_bins, check_bool("right_closed", kwargs.get("right_closed", False)))
+        idx = uniform_bin_index(conf, n_bins, check_bool("right_closed", kwargs.get("right_closed", False)))
         c, k = conf, correct.double()
 
         def binned(w: torch.Tensor) -> torch.Tensor:
@@ -131,12 +134,7 @@ def _vectorised_stats(
             cnt = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w)
             sc = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w * c)
             sk = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w * k)
-            gap = torch.where(cnt > 0, (sk - sc) / cnt.clamp(min=1.0), torch.zeros_like(cnt))
-            if norm == "l1":
-                return (cnt * gap.abs()).sum(1) / n
-            if norm == "l2":
-                return torch.sqrt((cnt * gap * gap).sum(1) / n)
-            return gap.abs().max(1).values
+            return ce_from_bin_rows(cnt, sc, sk, norm)
 
         return binned
     return None

@@ -46,7 +46,7 @@ import torch
 from labelsmooth._validation import as_tensor, check_int, check_n_bins, expected, prepare_scores_and_target
 from labelsmooth.metrics.binned import uniform_bin_index
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
-from labelsmooth.metrics.probabilities import log_probs, top_label
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
 from labelsmooth.metrics.scores import brier_terms, nll_terms
 
 __all__ = [
@@ -215,8 +215,7 @@ def group_metrics(
     n_bins = check_n_bins(n_bins)
     x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     g, num = check_groups(groups, x.shape[0], num_groups)
-    logp = log_probs(x, from_logits=from_logits)
-    p = logp.exp() if from_logits else x.double()
+    logp, p = log_probs_and_probs(x, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     conf, ok = conf.cpu(), correct.double().cpu()
     nll = nll_terms(logp, t).cpu()

@@ -19,12 +19,11 @@ from labelsmooth._validation import (
 from labelsmooth.metrics.binned import (
     CalibrationBins,
     bin_sums,
-    ce_from_bins,
     classwise_bin_sums,
     uniform_bin_index,
 )
-from labelsmooth.metrics.probabilities import log_probs, top_label
-from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
+from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms, summary_from_sums
 
 __all__ = ["METER_KEYS", "CalibrationMeter"]
 
@@ -141,8 +140,7 @@ class CalibrationMeter:
             self._init_classwise(k)
         elif k != self.num_classes:
             raise ValueError(expected("input", f"to have {self.num_classes} classes (columns)", x))
-        logp = log_probs(x, from_logits=self.from_logits)
-        p = logp.exp() if self.from_logits else x.double()
+        logp, p = log_probs_and_probs(x, from_logits=self.from_logits)
         conf, correct = top_label(x, t, from_logits=self.from_logits)
         idx = uniform_bin_index(conf, self.n_bins, self.right_closed)
         for acc, new in zip(
@@ -174,23 +172,16 @@ class CalibrationMeter:
                 expected("CalibrationMeter", "to have seen at least one sample before compute()", 0)
             )
         assert self.classwise is not None
-        n = float(self.n)
-        acc = float(self.sum_correct.sum()) / n
-        mconf = float(self.sum_confidence.sum()) / n
-        _, cw_p, cw_y = self.classwise
-        sums = (self.counts, self.sum_confidence, self.sum_correct)
-        return {
-            "accuracy": acc,
-            "nll": self.sum_nll / n,
-            "brier": self.sum_brier / n,
-            "ece": ce_from_bins(*sums, "l1"),
-            "rms_ce": ce_from_bins(*sums, "l2"),
-            "mce": ce_from_bins(*sums, "max"),
-            "classwise_ece": float((cw_y - cw_p).abs().sum()) / (n * cw_p.shape[0]),
-            "mean_confidence": mconf,
-            "calibration_gap": mconf - acc,
-            "entropy": self.sum_entropy / n,
-        }
+        return summary_from_sums(
+            self.n,
+            sum_correct=float(self.sum_correct.sum()),
+            sum_confidence=float(self.sum_confidence.sum()),
+            sum_nll=self.sum_nll,
+            sum_brier=self.sum_brier,
+            sum_entropy=self.sum_entropy,
+            bins=(self.counts, self.sum_confidence, self.sum_correct),
+            classwise=self.classwise,
+        )
 
     # ------------------------------------------------------------------ merging
     def merge(self, other: CalibrationMeter) -> CalibrationMeter:

@@ -1,6 +1,6 @@
 """Probabilities from a metric's validated scores: log-probabilities, probabilities, the top label.
 
-Internal to :mod:`labelsmooth.metrics` (and :mod:`labelsmooth.privacy`); the inputs are checked first by
+Internal to :mod:`labelsmooth.metrics`; the inputs are checked first by
 :func:`labelsmooth._validation.prepare_scores_and_target`. Everything is float64.
 """
 
@@ -16,6 +16,12 @@ def log_probs(x: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
     if from_logits:
         return torch.log_softmax(x.double(), dim=1)
     return x.double().log()
+
+
+def log_probs_and_probs(x: torch.Tensor, *, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both at once, float64 ``(N, K)``: for logits ``p = exp(log_softmax(z))`` (one normalisation)."""
+    logp = log_probs(x, from_logits=from_logits)
+    return logp, logp.exp() if from_logits else x.double()
 
 
 def probs(x: torch.Tensor, *, from_logits: bool) -> torch.Tensor:

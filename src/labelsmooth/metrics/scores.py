@@ -18,7 +18,7 @@ from labelsmooth.metrics.binned import (
     classwise_bin_sums,
     uniform_bin_index,
 )
-from labelsmooth.metrics.probabilities import log_probs, probs, top_label
+from labelsmooth.metrics.probabilities import log_probs, log_probs_and_probs, probs, top_label
 from labelsmooth.metrics.smooth import smece_from_top_label
 
 __all__ = [
@@ -223,23 +223,54 @@ def calibration_summary(input: Any, target: Any, *, from_logits: bool, n_bins: i
     """
     n_bins = check_n_bins(n_bins)
     x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
-    logp = log_probs(x, from_logits=from_logits)
-    p = logp.exp() if from_logits else x.double()
+    logp, p = log_probs_and_probs(x, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
-    sums = bin_sums(uniform_bin_index(conf, n_bins), conf, correct, n_bins)
-    _, cw_p, cw_y = classwise_bin_sums(p, t, n_bins, False)
-    acc = float(correct.double().mean())
-    mconf = float(conf.mean())
-    return {
+    return summary_from_sums(
+        x.shape[0],
+        sum_correct=float(correct.double().sum()),
+        sum_confidence=float(conf.sum()),
+        sum_nll=float(nll_terms(logp, t).sum()),
+        sum_brier=float(brier_terms(p, t).sum()),
+        sum_entropy=float(entropy_terms(p, logp).sum()),
+        bins=bin_sums(uniform_bin_index(conf, n_bins), conf, correct, n_bins),
+        classwise=classwise_bin_sums(p, t, n_bins, False),
+        smece=smece_from_top_label(conf, correct)[0],
+    )
+
+
+def summary_from_sums(
+    n: int,
+    *,
+    sum_correct: float,
+    sum_confidence: float,
+    sum_nll: float,
+    sum_brier: float,
+    sum_entropy: float,
+    bins: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    classwise: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    smece: float | None = None,
+) -> dict[str, float]:
+    r"""The summary (:data:`SUMMARY_KEYS`, in order) from sums over :math:`n` samples: its one assembly.
+
+    ``sum_*`` are :math:`\sum_i` of the per-sample correctness, confidence, NLL, Brier score and entropy;
+    ``bins`` the top-label ``(counts, sum_confidence, sum_correct)`` and ``classwise`` the per-(class, bin)
+    ``(counts, sum_p, sum_y)`` of :func:`~labelsmooth.metrics.binned.classwise_bin_sums`. ``smece`` (which
+    needs all the confidences) is left out when None, as :class:`~labelsmooth.metrics.CalibrationMeter`
+    does. Used by :func:`calibration_summary` and :meth:`CalibrationMeter.compute`.
+    """
+    acc, mconf = sum_correct / n, sum_confidence / n
+    _, cw_p, cw_y = classwise
+    out = {
         "accuracy": acc,
-        "nll": float(nll_terms(logp, t).mean()),
-        "brier": float(brier_terms(p, t).mean()),
-        "ece": ce_from_bins(*sums, "l1"),
-        "rms_ce": ce_from_bins(*sums, "l2"),
-        "mce": ce_from_bins(*sums, "max"),
-        "smece": smece_from_top_label(conf, correct)[0],
-        "classwise_ece": float((cw_y - cw_p).abs().sum() / (p.shape[0] * p.shape[1])),
+        "nll": sum_nll / n,
+        "brier": sum_brier / n,
+        "ece": ce_from_bins(*bins, "l1"),
+        "rms_ce": ce_from_bins(*bins, "l2"),
+        "mce": ce_from_bins(*bins, "max"),
+        "smece": smece,
+        "classwise_ece": float((cw_y - cw_p).abs().sum()) / (n * cw_p.shape[0]),
         "mean_confidence": mconf,
         "calibration_gap": mconf - acc,
-        "entropy": float(entropy_terms(p, logp).mean()),
+        "entropy": sum_entropy / n,
     }
+    return {key: value for key, value in out.items() if value is not None}
