@@ -12,7 +12,8 @@ with ``from_logits=True``, logits (the caller says which; the value range is nev
 * Scores: :func:`negative_log_likelihood`, :func:`brier_score`, :func:`accuracy`, :func:`mean_confidence`,
   :func:`calibration_gap` (signed: > 0 overconfident, < 0 underconfident), :func:`predictive_entropy`,
   and all of them at once in :func:`calibration_summary`.
-* Logit geometry: :func:`logit_gap`, :func:`top2_gap`, :func:`logit_gap_summary`.
+* Logit geometry: :func:`logit_gap`, :func:`top2_gap`, :func:`logit_gap_summary`; the penultimate layer
+  on the plane of three class templates, :func:`penultimate_projection` (drawn by :mod:`labelsmooth.plots`).
 * By group (:mod:`labelsmooth.metrics.groups`): :func:`group_metrics` (per-group accuracy, ECE, Brier,
   NLL, signed gap), :func:`worst_group_accuracy`, :func:`group_ece_difference`,
   :func:`demographic_parity_difference`, :func:`equalized_odds_difference`, intervals by
@@ -31,7 +32,14 @@ from labelsmooth.metrics.binned import (
     expected_calibration_error,
 )
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
-from labelsmooth.metrics.geometry import LogitGapSummary, logit_gap, logit_gap_summary, top2_gap
+from labelsmooth.metrics.geometry import (
+    LogitGapSummary,
+    ProjectionData,
+    logit_gap,
+    logit_gap_summary,
+    penultimate_projection,
+    top2_gap,
+)
 from labelsmooth.metrics.groups import (
     GroupMetrics,
     demographic_parity_difference,
@@ -70,6 +78,7 @@ __all__ = [
     "CalibrationMeter",
     "GroupMetrics",
     "LogitGapSummary",
+    "ProjectionData",
     "RiskCoverageCurve",
     "accuracy",
     "aurc",
@@ -89,6 +98,7 @@ __all__ = [
     "logit_gap_summary",
     "mean_confidence",
     "negative_log_likelihood",
+    "penultimate_projection",
     "predictive_entropy",
     "risk_coverage_curve",
     "selective_score",
