@@ -1,8 +1,16 @@
 r"""Calibration and overconfidence metrics, streaming and bootstrapped.
 
 Every function takes torch tensors or numpy arrays: ``input`` of shape ``(N, K)`` holding probabilities or,
-with ``from_logits=True``, logits (the caller says which; the value range is never used to guess), and
-``target`` of shape ``(N,)`` holding class indices. Scalar metrics return Python floats.
+with ``from_logits=True``, logits, and ``target`` of shape ``(N,)`` holding class indices. ``from_logits`` is
+keyword-only and required everywhere (the caller says which; the value range is never used to guess, and a
+default would silently compute a wrong number); functions that take only logits (:func:`logit_gap`,
+:func:`top2_gap`, :func:`logit_gap_summary`) name their argument ``logits`` instead. Mode arguments
+(``strategy``, ``norm``, ``score``) are typed ``Literal[...]``.
+
+Return types: a **scalar metric returns a Python float**; a per-sample quantity (:func:`logit_gap`,
+:func:`top2_gap`, :func:`selective_score`) a float64 tensor of shape ``(N,)``; per-bin, per-group and curve
+results a frozen dataclass (:class:`CalibrationBins`, :class:`GroupMetrics`, :class:`RiskCoverageCurve`,
+...) of numpy arrays, tuples and floats.
 
 * Binned top-label calibration error: :func:`expected_calibration_error` (``norm`` ``"l1"`` ECE,
   ``"l2"`` RMS calibration error, ``"max"`` MCE; ``strategy`` uniform or quantile), per-bin numbers in

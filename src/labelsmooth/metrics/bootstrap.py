@@ -28,6 +28,7 @@ from labelsmooth.metrics.binned import (
 )
 from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
 from labelsmooth.metrics.scores import (
+    SummaryKey,
     accuracy,
     brier_score,
     brier_terms,
@@ -41,6 +42,9 @@ from labelsmooth.metrics.scores import (
 from labelsmooth.metrics.smooth import smooth_calibration_error
 
 __all__ = ["BootstrapResult", "bootstrap"]
+
+MetricName = SummaryKey
+"""The names :func:`bootstrap` accepts: the keys of :func:`~labelsmooth.metrics.calibration_summary`."""
 
 _BY_NAME: dict[str, tuple[Callable[..., float], dict[str, Any]]] = {
     "accuracy": (accuracy, {}),
@@ -99,7 +103,7 @@ def _vectorised_stats(
     metric: Callable[..., float], kwargs: dict[str, Any], x: torch.Tensor, t: torch.Tensor
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function of resample weights ``(r, n)`` giving the metric per resample, or None to fall back."""
-    from_logits = check_bool("from_logits", kwargs.get("from_logits", False))
+    from_logits = check_bool("from_logits", kwargs["from_logits"])  # required by every metric here
     conf, correct = top_label(x, t, from_logits=from_logits)
     n = x.shape[0]
     if metric in _MEAN_METRICS:
@@ -141,7 +145,7 @@ def _vectorised_stats(
 
 
 def bootstrap(
-    metric: Callable[..., float] | str,
+    metric: Callable[..., float] | MetricName,
     input: Any,
     target: Any,
     *,
@@ -176,7 +180,8 @@ def bootstrap(
     seed : int, default 0
         Seeds a ``torch.Generator``: the result is reproducible.
     **metric_kwargs
-        Passed to the metric, e.g. ``from_logits=True, n_bins=10``.
+        Passed to the metric, e.g. ``from_logits=True, n_bins=10``; every metric of the library requires
+        ``from_logits``.
 
     Returns
     -------
@@ -221,7 +226,7 @@ def bootstrap(
     n = x.shape[0]
     fast = None
     if fn is expected_calibration_error or fn in _MEAN_METRICS:
-        xv, tv = prepare_scores_and_target(x, t, from_logits=metric_kwargs.get("from_logits", False))
+        xv, tv = prepare_scores_and_target(x, t, from_logits=metric_kwargs["from_logits"])
         fast = _vectorised_stats(fn, metric_kwargs, xv, tv)
     stats = []
     for idx in _resample_indices(n, int(n_resamples), int(seed)):

@@ -245,7 +245,7 @@ def worst_group_accuracy(
 ) -> float:
     r"""Worst-group accuracy :math:`\min_g \mathrm{acc}_g` (Sagawa et al. 2020).
 
-    Arguments and errors as :func:`group_metrics`.
+    Arguments and errors as :func:`group_metrics`; returns a Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -270,7 +270,7 @@ def group_ece_difference(
 ) -> float:
     r"""Largest difference in ECE between groups, :math:`\max_g \mathrm{ECE}_g - \min_g \mathrm{ECE}_g`.
 
-    Arguments and errors as :func:`group_metrics`.
+    Arguments and errors as :func:`group_metrics`; returns a Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -300,6 +300,11 @@ def demographic_parity_difference(
     ------
     ValueError
         ``input`` without exactly 2 columns; as :func:`group_metrics`.
+
+    Returns
+    -------
+    float
+        A Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -332,12 +337,20 @@ def equalized_odds_difference(
         ``input`` without exactly 2 columns; a group without a positive (``y = 1``) or without a negative
         sample (its TPR or FPR is undefined; fairlearn would warn and use 0); as :func:`group_metrics`.
 
+    Returns
+    -------
+    float
+        A Python float in :math:`[0, 1]`; 0 when both rates are equal across groups.
+
     Examples
     --------
+    Group 0 predicts positive for both of its samples (TPR 1, FPR 1), group 1 only for its positive one
+    (TPR 1, FPR 0): the false-positive rates differ by 1.
+
     >>> import torch
     >>> p = torch.tensor([[0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.3, 0.7]])
     >>> y, g = torch.tensor([1, 0, 0, 1]), torch.tensor([0, 0, 1, 1])
-    >>> equalized_odds_difference(p, y, g, from_logits=False)
+    >>> equalized_odds_difference(p, target=y, groups=g, from_logits=False)
     1.0
     """
     pred, t, g, num = _binary_predictions(input, target, groups, from_logits, num_groups)
@@ -352,6 +365,7 @@ def group_bootstrap(
     target: Any,
     groups: Any,
     *,
+    num_groups: int | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -373,6 +387,8 @@ def group_bootstrap(
         :func:`equalized_odds_difference`.
     input, target, groups
         As :func:`group_metrics`.
+    num_groups : int, optional
+        ``G``, default ``max(groups) + 1``; fixed from the full data and passed to every evaluation.
     n_resamples, confidence, seed
         As :func:`~labelsmooth.metrics.bootstrap`.
     **metric_kwargs
@@ -404,7 +420,7 @@ def group_bootstrap(
     t = as_tensor("target", target)
     if t.dim() != 1:
         raise ValueError(expected("target", "to have shape (N,)", t))
-    gt, num = check_groups(groups, t.shape[0], metric_kwargs.pop("num_groups", None))
+    gt, num = check_groups(groups, t.shape[0], num_groups)
     packed = torch.stack([t.long().cpu(), gt], dim=1)
 
     def on_packed(x: Any, tg: torch.Tensor, **kw: Any) -> float:

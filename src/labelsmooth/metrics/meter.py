@@ -18,6 +18,7 @@ from labelsmooth._validation import (
 )
 from labelsmooth.metrics.binned import (
     CalibrationBins,
+    Strategy,
     bin_sums,
     classwise_bin_sums,
     uniform_bin_index,
@@ -42,15 +43,16 @@ class CalibrationMeter:
     sets is the sum of their states (:meth:`merge`, ``+``) -- what distributed evaluation needs.
 
     Only uniform bins stream. Quantile bins and smECE depend on all the confidences at once (the bin edges,
-    the bandwidth); compute them with the functional API on the gathered data.
+    the bandwidth); compute them with the functional API on the gathered data. :meth:`compute` returns a
+    dict of Python floats, :meth:`bins` the accumulated :class:`~labelsmooth.metrics.CalibrationBins`.
 
     Parameters
     ----------
     n_bins : int, default 15
     num_classes : int, optional
         K; inferred from the first batch when omitted, then enforced.
-    from_logits : bool, default False
-        Whether the batches hold logits (softmax in float64) or probabilities.
+    from_logits : bool
+        Required, keyword-only: whether the batches hold logits (softmax in float64) or probabilities.
     strategy : {"uniform"}, default "uniform"
         ``"quantile"`` raises a ValueError explaining why it cannot stream.
     right_closed : bool, default False
@@ -65,14 +67,16 @@ class CalibrationMeter:
 
     Examples
     --------
+    Three batches of a 5-class evaluation set, one meter; the result is that of the whole set at once:
+
     >>> import torch
     >>> from labelsmooth.metrics import CalibrationMeter, expected_calibration_error
-    >>> g = torch.Generator().manual_seed(0)
-    >>> z, y = torch.randn(1000, 5, generator=g), torch.randint(0, 5, (1000,), generator=g)
+    >>> batches = [(torch.randn(300, 5), torch.randint(0, 5, (300,))) for _ in range(3)]
     >>> meter = CalibrationMeter(n_bins=10, from_logits=True)
-    >>> for zb, yb in zip(z.split(300), y.split(300)):
+    >>> for zb, yb in batches:
     ...     meter.update(zb, yb)
     >>> r = meter.compute()
+    >>> z, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
     >>> abs(r["ece"] - expected_calibration_error(z, y, n_bins=10, from_logits=True)) < 1e-12
     True
     >>> sorted(r)[:3]
@@ -83,9 +87,9 @@ class CalibrationMeter:
         self,
         n_bins: int = 15,
         num_classes: int | None = None,
-        from_logits: bool = False,
         *,
-        strategy: str = "uniform",
+        from_logits: bool,
+        strategy: Strategy = "uniform",
         right_closed: bool = False,
     ) -> None:
         self.n_bins = check_n_bins(n_bins)

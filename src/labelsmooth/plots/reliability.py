@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelsmooth.metrics import CalibrationBins, calibration_bins
+from labelsmooth.metrics.binned import Strategy
 from labelsmooth.plots.canvas import MARKERS, as_list, axes_or_new
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +54,7 @@ def reliability_data(
     n_bins: int = 15,
     from_logits: bool,
     label: str | None = None,
-    strategy: str = "uniform",
+    strategy: Strategy = "uniform",
     right_closed: bool = False,
 ) -> ReliabilityData:
     """Per-bin accuracy, confidence and count of the top label, for a reliability diagram.
@@ -67,6 +68,7 @@ def reliability_data(
     target : Tensor or ndarray, shape (N,), integer
     n_bins : int, default 15
     from_logits : bool
+        Required, keyword-only: whether ``input`` holds logits.
     label : str, optional
         Legend name, e.g. ``"alpha = 0.1"``.
     strategy, right_closed
