@@ -58,7 +58,7 @@ def main() -> int:
     target = torch.randint(0, args.k, (args.n,), generator=g)
 
     def ours() -> float:
-        return expected_calibration_error(probs, target, n_bins=args.n_bins)
+        return expected_calibration_error(probs, target, n_bins=args.n_bins, from_logits=False)
 
     def theirs() -> float:
         return float(multiclass_calibration_error(probs, target, num_classes=args.k, n_bins=args.n_bins))

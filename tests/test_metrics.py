@@ -38,18 +38,18 @@ def test_golden_three_bins():
     # [2/3, 1]: conf 0.90 (right). ECE = (|1 - 1.70| + |1 - 0.90|) / 4 = 0.2.
     p = torch.tensor([[0.25, 0.20, 0.55], [0.55, 0.05, 0.40], [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
     y = torch.tensor([0, 1, 2, 0])
-    assert M.expected_calibration_error(p, y, n_bins=3) == pytest.approx(0.2, abs=1e-7)
+    assert M.expected_calibration_error(p, y, n_bins=3, from_logits=False) == pytest.approx(0.2, abs=1e-7)
     rms = math.sqrt(3 / 4 * (1 / 3 - 1.7 / 3) ** 2 + 1 / 4 * 0.1**2)
-    assert M.expected_calibration_error(p, y, n_bins=3, norm="l2") == pytest.approx(rms, abs=1e-7)
-    assert M.expected_calibration_error(p, y, n_bins=3, norm="max") == pytest.approx(0.7 / 3, abs=1e-7)
+    assert M.expected_calibration_error(p, y, n_bins=3, norm="l2", from_logits=False) == pytest.approx(rms, abs=1e-7)
+    assert M.expected_calibration_error(p, y, n_bins=3, norm="max", from_logits=False) == pytest.approx(0.7 / 3, abs=1e-7)
 
 
 def test_golden_one_hot_predictions_land_in_last_bin():
     # Confidence exactly 1.0: half right, half wrong -> ECE = |0.5 - 1| = 0.5 in the last bin.
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 1, 1, 0])
-    assert M.expected_calibration_error(p, y, n_bins=10) == 0.5
-    bins = M.calibration_bins(p, y, n_bins=10)
+    assert M.expected_calibration_error(p, y, n_bins=10, from_logits=False) == 0.5
+    bins = M.calibration_bins(p, y, n_bins=10, from_logits=False)
     assert bins.counts.tolist() == [0] * 9 + [4]
     assert bins.counts.sum() == 4
 
@@ -59,7 +59,7 @@ def test_confidence_one_differs_from_torchmetrics_hidden_bin():
     # Two samples at conf 1.0 (one right) and two at 0.95 (both right), all in the last of 10 bins.
     p = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.95, 0.05], [0.95, 0.05]])
     y = torch.tensor([0, 1, 0, 0])
-    ours = M.expected_calibration_error(p, y, n_bins=10)
+    ours = M.expected_calibration_error(p, y, n_bins=10, from_logits=False)
     assert ours == pytest.approx(abs(3 - 3.9) / 4)  # one bin: |sum correct - sum conf| / N
     theirs = float(torchmetrics.multiclass_calibration_error(p, y, num_classes=2, n_bins=10))
     assert theirs == pytest.approx((1.0 + 0.1) / 4)  # 1.0 sits alone in their hidden 11th bin
@@ -71,7 +71,7 @@ def test_agrees_with_torchmetrics_without_confidence_one():
     _, p, y = _data(n=3000, k=6, seed=3, dtype=torch.float64)
     for norm in ("l1", "l2", "max"):
         theirs = float(torchmetrics.multiclass_calibration_error(p, y, num_classes=6, n_bins=15, norm=norm))
-        assert M.expected_calibration_error(p, y, norm=norm) == pytest.approx(theirs, abs=1e-6)
+        assert M.expected_calibration_error(p, y, norm=norm, from_logits=False) == pytest.approx(theirs, abs=1e-6)
 
 
 # --------------------------------------------------------------------------- against the naive loop
@@ -82,7 +82,7 @@ def test_agrees_with_torchmetrics_without_confidence_one():
 )
 def test_ece_equals_loop_on_random_probabilities(norm, right_closed, k, n_bins, dtype):
     _, p, y = _data(n=400, k=k, seed=k + n_bins, dtype=dtype)
-    got = M.expected_calibration_error(p, y, n_bins=n_bins, norm=norm, right_closed=right_closed)
+    got = M.expected_calibration_error(p, y, n_bins=n_bins, norm=norm, right_closed=right_closed, from_logits=False)
     assert got == pytest.approx(ece_loop(p, y, n_bins, norm, right_closed), abs=1e-12)
 
 
@@ -102,39 +102,56 @@ def test_ece_edge_values_on_bin_edges_and_saturation():
         y = torch.tensor([1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0])
         for rc in (False, True):
             for nb in (1, 2, 4, 5, 10):
-                got = M.expected_calibration_error(p, y, n_bins=nb, right_closed=rc)
+                got = M.expected_calibration_error(p, y, n_bins=nb, right_closed=rc, from_logits=False)
                 assert got == pytest.approx(ece_loop(p, y, nb, "l1", rc), abs=1e-12), (dtype, rc, nb)
                 assert M.calibration_bins(
-                    p, y, n_bins=nb, right_closed=rc
+                    p, y, n_bins=nb, right_closed=rc, from_logits=False
                 ).counts.tolist() == bin_counts_loop(p, y, nb, rc)
 
 
 def test_tie_at_maximum_takes_first_index():
     # [0.5, 0.5] predicts class 0 (first maximal index), like torch.argmax.
     p = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
-    assert M.accuracy(p, torch.tensor([0, 1])) == 0.5
+    assert M.accuracy(p, torch.tensor([0, 1]), from_logits=False) == 0.5
     p3 = torch.tensor([[0.4, 0.4, 0.2], [0.2, 0.4, 0.4]])
-    assert M.accuracy(p3, torch.tensor([1, 1])) == 0.5
-    assert M.accuracy(p3, torch.tensor([0, 2])) == 0.5
+    assert M.accuracy(p3, torch.tensor([1, 1]), from_logits=False) == 0.5
+    assert M.accuracy(p3, torch.tensor([0, 2]), from_logits=False) == 0.5
 
 
 def test_empty_bins_single_sample_and_one_bin():
     p = torch.tensor([[0.7, 0.2, 0.1]])
-    assert M.expected_calibration_error(p, torch.tensor([0]), n_bins=100) == pytest.approx(0.3)
-    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100) == pytest.approx(0.7)
-    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100, norm="max") == pytest.approx(0.7)
+    assert M.expected_calibration_error(p, torch.tensor([0]), n_bins=100, from_logits=False) == pytest.approx(0.3)
+    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100, from_logits=False) == pytest.approx(0.7)
+    assert M.expected_calibration_error(p, torch.tensor([1]), n_bins=100, norm="max", from_logits=False) == pytest.approx(0.7)
     _, p, y = _data(n=50, k=3, seed=1)
     # One bin: ECE is |accuracy - mean confidence|.
-    one = M.expected_calibration_error(p, y, n_bins=1)
-    assert one == pytest.approx(abs(M.calibration_gap(p, y)), abs=1e-12)
-    bins = M.calibration_bins(p, y, n_bins=100)
+    one = M.expected_calibration_error(p, y, n_bins=1, from_logits=False)
+    assert one == pytest.approx(abs(M.calibration_gap(p, y, from_logits=False)), abs=1e-12)
+    bins = M.calibration_bins(p, y, n_bins=100, from_logits=False)
     assert np.isnan(bins.accuracy[bins.counts == 0]).all()
-    assert bins.calibration_error("l1") == pytest.approx(M.expected_calibration_error(p, y, n_bins=100))
+    assert bins.calibration_error("l1") == pytest.approx(M.expected_calibration_error(p, y, n_bins=100, from_logits=False))
+
+
+def test_ce_from_bin_rows_is_ce_from_bins_row_by_row():
+    from labelsmooth.metrics.binned import ce_from_bin_rows, ce_from_bins
+
+    g = torch.Generator().manual_seed(0)
+    counts = torch.randint(0, 4, (6, 5), generator=g)
+    counts[2] = 0  # every bin empty: NaN
+    sc = counts * torch.rand(6, 5, generator=g, dtype=torch.float64)
+    sk = torch.minimum(counts.double(), torch.randint(0, 4, (6, 5), generator=g).double())
+    for norm in ("l1", "l2", "max"):
+        rows = ce_from_bin_rows(counts, sc, sk, norm)
+        assert rows.shape == (6,) and math.isnan(rows[2])
+        for i in (0, 1, 3, 4, 5):
+            assert float(rows[i]) == pytest.approx(ce_from_bins(counts[i], sc[i], sk[i], norm), rel=1e-15)
+        assert torch.equal(ce_from_bin_rows(counts.numpy(), sc.numpy(), sk.numpy(), norm).isnan(), rows.isnan())
+    assert math.isnan(ce_from_bins(counts[2], sc[2], sk[2], "l1"))
 
 
 def test_numpy_and_torch_inputs_agree():
     z, p, y = _data(n=200, k=3, seed=2)
-    assert M.expected_calibration_error(p.numpy(), y.numpy()) == M.expected_calibration_error(p, y)
+    assert M.expected_calibration_error(p.numpy(), y.numpy(), from_logits=False) == M.expected_calibration_error(p, y, from_logits=False)
     assert M.calibration_summary(
         z.numpy(), y.numpy().astype(np.int32), from_logits=True
     ) == M.calibration_summary(z, y, from_logits=True)
@@ -145,17 +162,17 @@ def test_chunked_path_equals_whole_array(monkeypatch, threads):
     from labelsmooth.metrics import _inputs
 
     _, p, y = _data(n=1000, k=4, seed=5)
-    whole = M.expected_calibration_error(p, y, norm="l2")
-    quantile = M.expected_calibration_error(p, y, strategy="quantile")
+    whole = M.expected_calibration_error(p, y, norm="l2", from_logits=False)
+    quantile = M.expected_calibration_error(p, y, strategy="quantile", from_logits=False)
     monkeypatch.setattr(_inputs, "CHUNK_ROWS", 7)  # 143 chunks, shared by a thread pool when threads > 1
     torch.set_num_threads(threads)
-    assert M.expected_calibration_error(p, y, norm="l2") == pytest.approx(whole, abs=1e-14)
-    assert M.expected_calibration_error(p, y, strategy="quantile") == pytest.approx(quantile, abs=1e-14)
+    assert M.expected_calibration_error(p, y, norm="l2", from_logits=False) == pytest.approx(whole, abs=1e-14)
+    assert M.expected_calibration_error(p, y, strategy="quantile", from_logits=False) == pytest.approx(quantile, abs=1e-14)
     assert torch.get_num_threads() == threads  # the pool's single-threaded section is undone
     bad = p.clone()
     bad[500, 1] = float("nan")  # an error in a chunk run by a worker reaches the caller
     with pytest.raises(ValueError, match="Expected `input` to be finite"):
-        M.expected_calibration_error(bad, y)
+        M.expected_calibration_error(bad, y, from_logits=False)
     assert torch.get_num_threads() == threads
 
 
@@ -165,11 +182,11 @@ def test_concurrent_callers_restore_the_thread_count(monkeypatch):
     from labelsmooth.metrics import _inputs
 
     _, p, y = _data(n=400, k=3, seed=6)
-    want = M.expected_calibration_error(p, y)
+    want = M.expected_calibration_error(p, y, from_logits=False)
     monkeypatch.setattr(_inputs, "CHUNK_ROWS", 5)
     torch.set_num_threads(2)
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda _: M.expected_calibration_error(p, y), range(8)))
+        got = list(pool.map(lambda _: M.expected_calibration_error(p, y, from_logits=False), range(8)))
     assert got == pytest.approx([want] * 8, abs=1e-14)
     assert torch.get_num_threads() == 2
 
@@ -193,26 +210,26 @@ def test_right_closed_bins_match_sklearn_calibration_curve(strategy):
     counts = np.bincount(ids, minlength=n_bins)
     sk_ece = float(np.sum(counts[counts > 0] / len(conf) * np.abs(prob_true - prob_pred)))
 
-    bins = M.calibration_bins(p, y, n_bins=n_bins, strategy=strategy, right_closed=True)
+    bins = M.calibration_bins(p, y, n_bins=n_bins, strategy=strategy, right_closed=True, from_logits=False)
     nz = bins.counts > 0
     np.testing.assert_allclose(bins.accuracy[nz], prob_true, atol=1e-12)
     np.testing.assert_allclose(bins.confidence[nz], prob_pred, atol=1e-12)
     assert bins.counts.tolist() == counts.tolist()
-    ours = M.expected_calibration_error(p, y, n_bins=n_bins, strategy=strategy, right_closed=True)
+    ours = M.expected_calibration_error(p, y, n_bins=n_bins, strategy=strategy, right_closed=True, from_logits=False)
     assert ours == pytest.approx(sk_ece, abs=1e-12)
 
 
 def test_quantile_bins_have_equal_mass_and_keep_ties_together():
     _, p, y = _data(n=1000, k=4, seed=4, dtype=torch.float64)
-    bins = M.calibration_bins(p, y, n_bins=10, strategy="quantile")
+    bins = M.calibration_bins(p, y, n_bins=10, strategy="quantile", from_logits=False)
     assert bins.counts.tolist() == [100] * 10
     assert bins.edges[0] == pytest.approx(p.max(1).values.min().item())
     # all-equal confidences: one bin holds everything, others are empty
     q = torch.tensor([[0.8, 0.2]] * 10)
     yq = torch.tensor([0] * 8 + [1] * 2)
-    b = M.calibration_bins(q, yq, n_bins=4, strategy="quantile")
+    b = M.calibration_bins(q, yq, n_bins=4, strategy="quantile", from_logits=False)
     assert sorted(b.counts.tolist()) == [0, 0, 0, 10]
-    assert M.expected_calibration_error(q, yq, n_bins=4, strategy="quantile") == pytest.approx(0.0, abs=1e-7)
+    assert M.expected_calibration_error(q, yq, n_bins=4, strategy="quantile", from_logits=False) == pytest.approx(0.0, abs=1e-7)
 
 
 # --------------------------------------------------------------------------- properties
@@ -227,19 +244,19 @@ def test_quantile_bins_have_equal_mass_and_keep_ties_together():
 )
 def test_property_ece_matches_loop_and_norm_order(n, k, n_bins, seed, scale, rc):
     _, p, y = _data(n=n, k=k, seed=seed, scale=scale)
-    ece = M.expected_calibration_error(p, y, n_bins=n_bins, right_closed=rc)
-    rms = M.expected_calibration_error(p, y, n_bins=n_bins, norm="l2", right_closed=rc)
-    mce = M.expected_calibration_error(p, y, n_bins=n_bins, norm="max", right_closed=rc)
+    ece = M.expected_calibration_error(p, y, n_bins=n_bins, right_closed=rc, from_logits=False)
+    rms = M.expected_calibration_error(p, y, n_bins=n_bins, norm="l2", right_closed=rc, from_logits=False)
+    mce = M.expected_calibration_error(p, y, n_bins=n_bins, norm="max", right_closed=rc, from_logits=False)
     assert ece == pytest.approx(ece_loop(p, y, n_bins, "l1", rc), abs=1e-12)
     assert 0.0 <= ece <= rms + 1e-12 <= mce + 2e-12 <= 1.0 + 2e-12  # power-mean inequality
-    assert 0.0 <= M.classwise_calibration_error(p, y, n_bins=n_bins) <= 1.0
+    assert 0.0 <= M.classwise_calibration_error(p, y, n_bins=n_bins, from_logits=False) <= 1.0
 
 
 def test_calibrated_data_has_small_ece_and_overconfident_data_large():
     z, p, y = _calibrated()
-    assert M.expected_calibration_error(p, y, n_bins=10) < 0.02
-    assert M.classwise_calibration_error(p, y, n_bins=10) < 0.01
-    assert abs(M.calibration_gap(p, y)) < 0.01
+    assert M.expected_calibration_error(p, y, n_bins=10, from_logits=False) < 0.02
+    assert M.classwise_calibration_error(p, y, n_bins=10, from_logits=False) < 0.01
+    assert abs(M.calibration_gap(p, y, from_logits=False)) < 0.01
     # sharpen the logits: overconfident, positive gap; flatten: underconfident, negative gap
     assert M.calibration_gap(z * 3, y, from_logits=True) > 0.05
     assert M.calibration_gap(z / 3, y, from_logits=True) < -0.05
@@ -250,7 +267,7 @@ def test_calibrated_data_has_small_ece_and_overconfident_data_large():
 @pytest.mark.parametrize("k", [2, 3, 6])
 def test_classwise_equals_loop(k):
     _, p, y = _data(n=300, k=k, seed=k, dtype=torch.float64)
-    assert M.classwise_calibration_error(p, y, n_bins=8) == pytest.approx(
+    assert M.classwise_calibration_error(p, y, n_bins=8, from_logits=False) == pytest.approx(
         classwise_ece_loop(p, y, 8), abs=1e-12
     )
 
@@ -258,9 +275,9 @@ def test_classwise_equals_loop(k):
 def test_classwise_golden_with_zero_probabilities():
     # class 0: p = 1.0 (bin 1, y=1), 0.0 (bin 0, y=0): perfect; class 1 mirrors it: cw-ECE = 0.
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert M.classwise_calibration_error(p, torch.tensor([0, 1]), n_bins=2) == 0.0
+    assert M.classwise_calibration_error(p, torch.tensor([0, 1]), n_bins=2, from_logits=False) == 0.0
     # swap the labels: every bin off by 1 -> (1 + 1 + 1 + 1) / (N K) = 1
-    assert M.classwise_calibration_error(p, torch.tensor([1, 0]), n_bins=2) == 1.0
+    assert M.classwise_calibration_error(p, torch.tensor([1, 0]), n_bins=2, from_logits=False) == 1.0
 
 
 # --------------------------------------------------------------------------- scores
@@ -275,16 +292,16 @@ def test_scores_equal_loops_and_logits_agree_with_probabilities():
         assert M.accuracy(x, y, from_logits=fl) == pytest.approx(float((p.argmax(1) == y).double().mean()))
         conf = float(p.max(1).values.mean())
         assert M.mean_confidence(x, y, from_logits=fl) == pytest.approx(conf, rel=1e-12)
-        assert M.calibration_gap(x, y, from_logits=fl) == pytest.approx(conf - M.accuracy(p, y), rel=1e-12)
+        assert M.calibration_gap(x, y, from_logits=fl) == pytest.approx(conf - M.accuracy(p, y, from_logits=False), rel=1e-12)
 
 
 def test_scores_golden_values():
     p = torch.tensor([[0.5, 0.5], [0.8, 0.2]])
     y = torch.tensor([0, 0])
-    assert M.negative_log_likelihood(p, y) == pytest.approx(-(math.log(0.5) + math.log(0.8)) / 2)
-    assert M.brier_score(p, y) == pytest.approx((0.25 + 0.25 + 0.04 + 0.04) / 2, abs=1e-7)
-    assert M.predictive_entropy(torch.tensor([[1.0, 0.0]]), torch.tensor([0])) == 0.0
-    assert M.negative_log_likelihood(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == math.inf
+    assert M.negative_log_likelihood(p, y, from_logits=False) == pytest.approx(-(math.log(0.5) + math.log(0.8)) / 2)
+    assert M.brier_score(p, y, from_logits=False) == pytest.approx((0.25 + 0.25 + 0.04 + 0.04) / 2, abs=1e-7)
+    assert M.predictive_entropy(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), from_logits=False) == 0.0
+    assert M.negative_log_likelihood(torch.tensor([[1.0, 0.0]]), torch.tensor([1]), from_logits=False) == math.inf
     # logits never saturate: finite NLL where float32 probabilities would give inf
     assert math.isfinite(
         M.negative_log_likelihood(torch.tensor([[200.0, 0.0]]), torch.tensor([1]), from_logits=True)
@@ -396,15 +413,25 @@ BAD_DATA = [
 def test_bad_data_raises_naming_the_argument(fn, bad):
     x, t, exc, fragment = bad
     with pytest.raises(exc, match=r"Expected `(input|target)`") as info:
-        fn(x, t)
+        fn(x, t, from_logits=False)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [*SCALAR_METRICS, M.calibration_summary], ids=lambda f: f.__name__)
+def test_from_logits_is_required_and_keyword_only(fn):
+    """No default: a wrong one silently computes a wrong number. Leaving it out is a TypeError naming it."""
+    with pytest.raises(TypeError, match="from_logits"):
+        fn(P, Y)
+    with pytest.raises(TypeError):
+        fn(P, Y, False)  # keyword-only
+    assert fn(P, Y, from_logits=False) is not None
 
 
 def test_logits_are_not_checked_as_probabilities_but_must_be_finite():
     z = torch.tensor([[5.0, -3.0], [0.2, 0.1]])
     assert M.expected_calibration_error(z, Y, from_logits=True) >= 0.0
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] \(pass from_logits=True for logits\)"):
-        M.expected_calibration_error(z, Y)
+        M.expected_calibration_error(z, Y, from_logits=False)
     with pytest.raises(ValueError, match="Expected `input` to be finite"):
         M.expected_calibration_error(torch.tensor([[math.inf, 0.0], [0.0, 0.0]]), Y, from_logits=True)
     with pytest.raises(ValueError, match="Expected `logits` to be finite"):
@@ -426,25 +453,25 @@ def test_logits_are_not_checked_as_probabilities_but_must_be_finite():
             "Expected `strategy` to be one of 'uniform', 'quantile', got 'equal'.",
         ),
         ({"norm": "l3"}, ValueError, "Expected `norm` to be one of 'l1', 'l2', 'max', got 'l3'."),
-        ({"from_logits": "yes"}, TypeError, "Expected `from_logits` to be True or False"),
-        ({"right_closed": 1}, TypeError, "Expected `right_closed` to be True or False"),
+        ({"from_logits": "yes"}, TypeError, "Expected `from_logits` to be a bool"),
+        ({"right_closed": 1}, TypeError, "Expected `right_closed` to be a bool"),
     ],
 )
 def test_bad_arguments_raise(kwargs, exc, fragment):
     with pytest.raises(exc) as info:
-        M.expected_calibration_error(P, Y, **kwargs)
+        M.expected_calibration_error(P, Y, **{"from_logits": False, **kwargs})
     assert fragment in str(info.value)
 
 
 def test_bad_arguments_of_other_functions():
     with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
-        M.classwise_calibration_error(P, Y, n_bins=0)
+        M.classwise_calibration_error(P, Y, n_bins=0, from_logits=False)
     with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
         M.calibration_summary(P, Y, from_logits=False, n_bins=0)
     with pytest.raises(ValueError, match="Expected `strategy`"):
-        M.calibration_bins(P, Y, strategy="kmeans")
+        M.calibration_bins(P, Y, strategy="kmeans", from_logits=False)
     with pytest.raises(ValueError, match="Expected `norm`"):
-        M.calibration_bins(P, Y).calibration_error("l0")
+        M.calibration_bins(P, Y, from_logits=False).calibration_error("l0")
     with pytest.raises(ValueError, match=r"Expected `label_smoothing` in \[0, 1\], got 1.5."):
         M.logit_gap_summary(P, Y, label_smoothing=1.5)
     with pytest.raises(TypeError, match="Expected `label_smoothing` to be a float"):
@@ -481,12 +508,12 @@ def test_half_probabilities_accepted_and_exact(dtype):
     y = torch.randint(0, 4, (400,), generator=g)
     for name in HALF_FUNCTIONS:
         fn = getattr(M, name)
-        assert float(fn(p.to(dtype), y)) == float(fn(p.double(), y)), name
+        assert float(fn(p.to(dtype), y, from_logits=False)) == float(fn(p.double(), y, from_logits=False)), name
     z = torch.randn(2000, 1000, generator=g) * 3
     q = torch.softmax(z, 1).to(dtype)
     assert (q.double().sum(1) - 1).abs().max() > 1e-4  # the float32 tolerance would refuse it
     yq = torch.randint(0, 1000, (2000,), generator=g)
-    ece = M.expected_calibration_error(q, yq)
+    ece = M.expected_calibration_error(q, yq, from_logits=False)
     assert abs(ece - M.expected_calibration_error(z, yq, from_logits=True)) < 1e-2
 
 
@@ -494,13 +521,13 @@ def test_float16_subnormal_probabilities_accepted():
     """A uniform float16 row over 50000 classes (2e-5 each, subnormal) sums to 1.0014: still a distribution."""
     p = torch.softmax(torch.zeros(4, 50000), 1).half()
     assert (p.double().sum(1) - 1).abs().max() > torch.finfo(torch.float16).eps
-    assert M.accuracy(p, torch.zeros(4, dtype=torch.long)) == 1.0  # ties resolved to the first index
+    assert M.accuracy(p, torch.zeros(4, dtype=torch.long), from_logits=False) == 1.0  # ties resolved to the first index
 
 
 def test_half_probabilities_still_checked():
     p = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.27]], dtype=torch.bfloat16)  # second row: 1.02
     with pytest.raises(ValueError, match=r"within 0\.0078125"):
-        M.expected_calibration_error(p, torch.tensor([0, 1]))
+        M.expected_calibration_error(p, torch.tensor([0, 1]), from_logits=False)
     p32 = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.251]])  # 1.001: fine in bf16, not in float32
     with pytest.raises(ValueError, match=r"within 0\.0001 "):
-        M.expected_calibration_error(p32, torch.tensor([0, 1]))
+        M.expected_calibration_error(p32, torch.tensor([0, 1]), from_logits=False)

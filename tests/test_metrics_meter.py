@@ -94,16 +94,16 @@ def test_meter_bins_reset_and_empty_merges():
 def test_meter_errors():
     z, y = _data(n=10, k=3)
     with pytest.raises(ValueError, match=r"Expected `n_bins` >= 1, got 0."):
-        M.CalibrationMeter(n_bins=0)
+        M.CalibrationMeter(n_bins=0, from_logits=False)
     with pytest.raises(ValueError, match=r"Expected `num_classes` >= 2, got 1."):
-        M.CalibrationMeter(num_classes=1)
+        M.CalibrationMeter(num_classes=1, from_logits=False)
     with pytest.raises(TypeError, match="Expected `num_classes` to be an int or None"):
-        M.CalibrationMeter(num_classes=3.0)
+        M.CalibrationMeter(num_classes=3.0, from_logits=False)
     with pytest.raises(ValueError, match="Expected `strategy` to be 'uniform' for a streaming"):
-        M.CalibrationMeter(strategy="quantile")
+        M.CalibrationMeter(strategy="quantile", from_logits=False)
     with pytest.raises(ValueError, match="Expected `strategy` to be one of"):
-        M.CalibrationMeter(strategy="bogus")
-    with pytest.raises(TypeError, match="Expected `from_logits` to be True or False"):
+        M.CalibrationMeter(strategy="bogus", from_logits=False)
+    with pytest.raises(TypeError, match="Expected `from_logits` to be a bool"):
         M.CalibrationMeter(from_logits=None)
     meter = M.CalibrationMeter(from_logits=True)
     with pytest.raises(ValueError, match="Expected `CalibrationMeter` to have seen at least one sample"):
@@ -120,7 +120,7 @@ def test_meter_errors():
     with pytest.raises(ValueError, match=r"Expected `other.n_bins` to equal 15, got 10."):
         meter.merge(M.CalibrationMeter(n_bins=10, from_logits=True))
     with pytest.raises(ValueError, match=r"Expected `other.from_logits` to equal True"):
-        meter.merge(M.CalibrationMeter())
+        meter.merge(M.CalibrationMeter(from_logits=False))
     other = M.CalibrationMeter(from_logits=True)
     other.update(torch.zeros(2, 5), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"Expected `other.num_classes` to equal 3, got 5."):
@@ -183,4 +183,16 @@ def test_bootstrap_errors():
     with pytest.raises(TypeError, match="Expected `seed` to be an int"):
         M.bootstrap("ece", z, y, seed="0", from_logits=True)
     with pytest.raises(ValueError, match="Expected `input` to hold probabilities"):
-        M.bootstrap("ece", z, y)  # logits without from_logits=True
+        M.bootstrap("ece", z, y, from_logits=False)  # logits without from_logits=True
+    with pytest.raises(TypeError, match="from_logits"):
+        M.bootstrap("ece", z, y)  # every metric of the library requires it
+    with pytest.raises(TypeError, match="from_logits"):
+        M.CalibrationMeter(n_bins=10)
+
+
+def test_bootstrap_metric_names_are_the_summary_keys():
+    import typing
+
+    from labelsmooth.metrics.bootstrap import _BY_NAME, MetricName
+
+    assert typing.get_args(MetricName) == M.SUMMARY_KEYS == tuple(_BY_NAME)

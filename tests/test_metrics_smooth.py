@@ -31,7 +31,7 @@ def test_fixed_sigma_equals_direct_definition(sigma):
     conf[:3] = torch.tensor([0.5, 1.0, 0.999])  # the reflection at the ends matters here
     correct = torch.rand(60, generator=g, dtype=torch.float64) < conf - 0.1
     p, y = _binary(conf, correct)
-    got = M.smooth_calibration_error(p, y, sigma=sigma)
+    got = M.smooth_calibration_error(p, y, sigma=sigma, from_logits=False)
     assert got == pytest.approx(smece_sigma_direct(conf, correct, sigma), abs=2e-4)
 
 
@@ -40,10 +40,10 @@ def test_fixed_point_bandwidth():
     conf = 0.5 + 0.5 * torch.rand(3000, generator=g, dtype=torch.float64)
     correct = torch.rand(3000, generator=g, dtype=torch.float64) < conf**2
     p, y = _binary(conf, correct)
-    value = M.smooth_calibration_error(p, y)
-    sigma = M.smooth_calibration_bandwidth(p, y)
+    value = M.smooth_calibration_error(p, y, from_logits=False)
+    sigma = M.smooth_calibration_bandwidth(p, y, from_logits=False)
     assert value == pytest.approx(sigma, rel=1e-6)  # sigma* = smECE_sigma*
-    assert M.smooth_calibration_error(p, y, sigma=sigma) == pytest.approx(value, rel=1e-9)
+    assert M.smooth_calibration_error(p, y, sigma=sigma, from_logits=False) == pytest.approx(value, rel=1e-9)
     assert smece_from_top_label(conf, correct) == (value, sigma)
 
 
@@ -54,11 +54,11 @@ def test_one_signed_residuals_give_the_mean_residual_at_every_bandwidth():
     correct = torch.zeros(500, dtype=torch.bool)  # every residual is -conf
     p, y = _binary(conf, correct)
     for sigma in (1e-3, 0.01, 0.1, 1.0):
-        assert M.smooth_calibration_error(p, y, sigma=sigma) == pytest.approx(float(conf.mean()), rel=1e-9)
+        assert M.smooth_calibration_error(p, y, sigma=sigma, from_logits=False) == pytest.approx(float(conf.mean()), rel=1e-9)
     # golden: 50 predictions at 0.9, half right -> mean residual 0.4 = sigma* = smECE
     p, y = _binary([0.9] * 50, [True] * 25 + [False] * 25)
-    assert M.smooth_calibration_error(p, y) == pytest.approx(0.4, rel=1e-6)
-    assert M.smooth_calibration_bandwidth(p, y) == pytest.approx(0.4, rel=1e-6)
+    assert M.smooth_calibration_error(p, y, from_logits=False) == pytest.approx(0.4, rel=1e-6)
+    assert M.smooth_calibration_bandwidth(p, y, from_logits=False) == pytest.approx(0.4, rel=1e-6)
 
 
 def test_monotone_in_sigma_and_bounded_by_mean_absolute_residual():
@@ -66,7 +66,7 @@ def test_monotone_in_sigma_and_bounded_by_mean_absolute_residual():
     conf = 0.5 + 0.5 * torch.rand(400, generator=g, dtype=torch.float64)
     correct = torch.rand(400, generator=g, dtype=torch.float64) < 1.2 - conf  # bends both ways
     p, y = _binary(conf, correct)
-    values = [M.smooth_calibration_error(p, y, sigma=s) for s in (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 1.0)]
+    values = [M.smooth_calibration_error(p, y, sigma=s, from_logits=False) for s in (1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 1.0)]
     assert all(a >= b - 1e-9 for a, b in itertools.pairwise(values))
     assert values[0] <= float((correct.double() - conf).abs().mean()) + 1e-9
 
@@ -80,16 +80,16 @@ def test_calibrated_small_miscalibrated_large():
     # a 0.2 shift in accuracy is measured as about 0.2
     conf = 0.7 + 0.3 * torch.rand(20000, generator=g, dtype=torch.float64)
     p, yy = _binary(conf, torch.rand(20000, generator=g, dtype=torch.float64) < conf - 0.2)
-    assert M.smooth_calibration_error(p, yy) == pytest.approx(0.2, abs=0.02)
+    assert M.smooth_calibration_error(p, yy, from_logits=False) == pytest.approx(0.2, abs=0.02)
 
 
 def test_tiny_and_perfect_inputs():
     p, y = _binary([0.8], [True])
-    assert M.smooth_calibration_error(p, y) == pytest.approx(0.2, rel=1e-6)
+    assert M.smooth_calibration_error(p, y, from_logits=False) == pytest.approx(0.2, rel=1e-6)
     # residuals that cancel exactly at the same confidence: smECE at the floor bandwidth
     p, y = _binary([0.5, 0.5], [True, False])
-    assert M.smooth_calibration_error(p, y) == pytest.approx(0.0, abs=1e-4)
-    assert M.smooth_calibration_bandwidth(p, y) == pytest.approx(1e-4)
+    assert M.smooth_calibration_error(p, y, from_logits=False) == pytest.approx(0.0, abs=1e-4)
+    assert M.smooth_calibration_bandwidth(p, y, from_logits=False) == pytest.approx(1e-4)
 
 
 @settings(max_examples=25, deadline=None)
@@ -106,11 +106,11 @@ def test_property_range_and_not_above_binned_limit(n, seed, k):
 def test_bad_sigma():
     p, y = _binary([0.8, 0.6], [True, False])
     with pytest.raises(ValueError, match=r"Expected `sigma` in \[0.0001, 1\], got 2.0."):
-        M.smooth_calibration_error(p, y, sigma=2.0)
+        M.smooth_calibration_error(p, y, sigma=2.0, from_logits=False)
     with pytest.raises(ValueError, match="Expected `sigma`"):
-        M.smooth_calibration_error(p, y, sigma=0.0)
+        M.smooth_calibration_error(p, y, sigma=0.0, from_logits=False)
     with pytest.raises(TypeError, match="Expected `sigma` to be a float or None"):
-        M.smooth_calibration_error(p, y, sigma="auto")
+        M.smooth_calibration_error(p, y, sigma="auto", from_logits=False)
     with pytest.raises(ValueError, match="Expected `input`"):
-        M.smooth_calibration_bandwidth(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
-    assert math.isfinite(M.smooth_calibration_error(p, y, sigma=1))
+        M.smooth_calibration_bandwidth(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), from_logits=False)
+    assert math.isfinite(M.smooth_calibration_error(p, y, sigma=1, from_logits=False))

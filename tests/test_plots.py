@@ -254,6 +254,8 @@ def test_penultimate_projection_errors():
         P.penultimate_projection(torch.ones(6), y, w)
     with pytest.raises(ValueError, match="Expected `max_points` to be an int >= 1"):
         P.penultimate_projection(x, y, w, max_points=0)
+    with pytest.raises(TypeError, match=r"Expected `max_points` to be an int, got 2\.5\."):
+        P.penultimate_projection(x, y, w, max_points=2.5)
 
 
 # --------------------------------------------------------------------------- render-side errors, optional dep
@@ -308,3 +310,14 @@ def test_study_figure_closed_when_saving_fails(monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         figures.to_png(fig)
     assert number not in plt.get_fignums()
+
+
+def test_package_exports_and_compute_lives_in_metrics():
+    """labelsmooth.plots keeps every public name; the projection's numbers come from labelsmooth.metrics."""
+    assert P.__all__ == sorted(P.__all__) and all(hasattr(P, name) for name in P.__all__)
+    assert P.penultimate_projection is M.penultimate_projection
+    assert P.ProjectionData is M.ProjectionData
+    assert M.penultimate_projection.__module__ == "labelsmooth.metrics.geometry"
+    for name in P.__all__:
+        if name.startswith("plot_"):
+            assert getattr(P, name).__module__.startswith("labelsmooth.plots."), name

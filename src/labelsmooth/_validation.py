@@ -333,3 +333,178 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> float | torch.Te
     check_number("num_items_in_batch", num_items_in_batch, lo=0, lo_open=True, finite=True, what="> 0",
                  type_what="to be a number or a tensor")  # fmt: skip
     return num_items_in_batch
+
+
+# --------------------------------------------------------------------------- metric inputs
+# The checks of a metric's arguments (labelsmooth.metrics, labelsmooth.calibration, labelsmooth.plots,
+# labelsmooth.privacy). Every metric accepts torch tensors or numpy arrays: ``input`` ``(N, K)`` holds
+# probabilities (``from_logits=False``) or logits (``from_logits=True``) -- the caller says which, the value
+# range is never used to guess -- and ``target`` ``(N,)`` integer class indices in ``[0, K)``. The value
+# checks are a handful of full passes over the data (``aminmax``, one row sum), so that validating ten
+# million rows costs a fraction of the metric itself.
+
+PROB_ATOL = 1e-4
+"""Tolerance on ``|sum_k p_k - 1|`` for float32/float64 probability inputs (see :func:`prob_atol`)."""
+
+
+def prob_atol(dtype: torch.dtype, num_classes: int = 2) -> float:
+    """Tolerance on ``|sum_k p_k - 1|`` for rows of ``num_classes`` probabilities stored in ``dtype``.
+
+    ``PROB_ATOL`` (1e-4), or the dtype's machine epsilon when that is larger, plus half a subnormal step
+    per class. Rounding a normal ``p_k`` to bfloat16 (eps 2^-7) or float16 (eps 2^-10) moves it by at
+    most ``eps / 2`` relative, so the row sum by at most ``eps / 2``; a subnormal one (below 6.1e-5 in
+    float16) by up to half a subnormal step, absolute: a uniform float16 row over 50000 classes sums to
+    1.0014. Measured on softmax outputs with K = 10 to 32000: up to 2.9e-3 in bfloat16, 3.5e-4 in float16.
+
+    >>> prob_atol(torch.float32), prob_atol(torch.bfloat16)
+    (0.0001, 0.0078125)
+    >>> round(prob_atol(torch.float16), 7), round(prob_atol(torch.float16, 50000), 5)
+    (0.0009766, 0.00247)
+    """
+    info = torch.finfo(dtype)
+    return max(PROB_ATOL, info.eps) + num_classes * info.tiny * info.eps / 2
+
+
+def as_tensor(name: str, value: Any) -> torch.Tensor:
+    """Return ``value`` as a (detached) torch tensor, without copying when possible."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError(expected(name, "to be a numeric array", value))
+        return torch.from_numpy(np.ascontiguousarray(value))
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # pragma: no cover - numpy accepts nearly anything
+        raise TypeError(
+            expected(name, "to be a torch.Tensor or a numpy array", type(value).__name__)
+        ) from exc
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(expected(name, "to be a torch.Tensor or a numpy array", type(value).__name__))
+    return torch.from_numpy(arr)
+
+
+def is_int(value: Any) -> bool:
+    """A Python or numpy integer, not a bool (:func:`is_number` with ``integer=True``)."""
+    return is_number(value, integer=True)
+
+
+def check_int(
+    name: str, value: Any, *, lo: int | None = None, what: str | None = None, type_what: str = "to be an int"
+) -> int:
+    """``value`` as an int (a Python or numpy integer, not a bool), ``>= lo`` when ``lo`` is given.
+
+    :func:`check_number` with ``integer=True``: TypeError (``type_what``) for a non-int; ValueError
+    (``what``, default ``>= lo``) below ``lo``.
+
+    >>> check_int("seed", 3), check_int("n_bins", 15, lo=1)
+    (3, 15)
+    """
+    return int(check_number(name, value, lo=lo, integer=True, what=what, type_what=type_what))
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1; TypeError for a non-int, ValueError below 1."""
+    return check_int(name, value, lo=1)
+
+
+def check_n_bins(n_bins: Any, name: str = "n_bins") -> int:
+    return check_positive_int(name, n_bins)
+
+
+def check_strategy(strategy: Any) -> str:
+    return check_choice("strategy", strategy, ("uniform", "quantile"))
+
+
+def check_norm(norm: Any) -> str:
+    return check_choice("norm", norm, ("l1", "l2", "max"))
+
+
+def check_scores_shape(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Dtype and shape of a ``(N, K)`` float matrix of probabilities or logits (no pass over the values)."""
+    if not x.is_floating_point():
+        raise TypeError(expected(name, "to be a floating-point tensor or array", x.dtype))
+    if x.dim() != 2:
+        raise ValueError(expected(name, "to have shape (N, K)", x))
+    if x.shape[0] == 0:
+        raise ValueError(expected(name, "to hold at least one sample", x))
+    if x.shape[1] < 2:
+        raise ValueError(expected(name, "to hold at least 2 classes (shape (N, K) with K >= 2)", x))
+    return x
+
+
+def check_scores(name: str, x: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
+    """Validate a ``(N, K)`` float matrix of probabilities or logits: shape, then values."""
+    return check_score_values(name, check_scores_shape(name, x), from_logits=from_logits)
+
+
+def check_score_values(name: str, x: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
+    """Finite; for probabilities also in [0, 1] with rows summing to 1 within :func:`prob_atol`."""
+    lo, hi = torch.aminmax(x)
+    lo_f, hi_f = float(lo), float(hi)
+    if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
+        bad = x[~torch.isfinite(x)][0]
+        raise ValueError(expected(name, "to be finite (no NaN or inf)", bad))
+    if not from_logits:
+        if lo_f < 0.0 or hi_f > 1.0:
+            worst = lo if lo_f < 0.0 else hi
+            raise ValueError(
+                expected(name, "to hold probabilities in [0, 1] (pass from_logits=True for logits)", worst)
+            )
+        if x.dtype == torch.float32 and x.shape[1] <= 64:
+            # float32 accumulation is exact to ~1e-6 here; a matrix-vector product is the fastest row sum
+            sums = x @ torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+        else:
+            sums = x.sum(dim=1, dtype=torch.float64)
+        dev = (sums - 1.0).abs()
+        worst_i = int(dev.argmax())
+        atol = prob_atol(x.dtype, x.shape[1])
+        if float(dev[worst_i]) > atol:
+            raise ValueError(
+                expected(
+                    name,
+                    f"rows to sum to 1 within {atol:g} (pass from_logits=True for logits)",
+                    sums[worst_i],
+                )
+            )
+    return x
+
+
+def check_target(name: str, target: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
+    check_target_shape(name, target, n)
+    return check_target_values(name, target, num_classes)
+
+
+def check_target_shape(name: str, target: torch.Tensor, n: int) -> torch.Tensor:
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(expected(name, "to hold integer class indices", target.dtype))
+    if target.dim() != 1:
+        raise ValueError(expected(name, "to have shape (N,)", target))
+    if target.shape[0] != n:
+        raise ValueError(
+            expected(name, f"to have length {n} (the number of rows of `input`)", target.shape[0])
+        )
+    return target
+
+
+def check_target_values(name: str, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if target.numel():
+        lo, hi = torch.aminmax(target)
+        if int(lo) < 0 or int(hi) >= num_classes:
+            bad = int(lo) if int(lo) < 0 else int(hi)
+            raise ValueError(expected(name, f"to hold class indices in [0, {num_classes})", bad))
+    return target
+
+
+def prepare_scores_and_target(
+    input: Any, target: Any, *, from_logits: Any, input_name: str = "input"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Convert and validate a metric's ``(input, target)`` pair: ``(N, K)`` scores and ``(N,)`` class indices.
+
+    Returns ``(scores, target)``, ``target`` as int64 on the scores' device.
+    """
+    from_logits = check_bool("from_logits", from_logits)
+    x = check_scores(input_name, as_tensor(input_name, input), from_logits=from_logits)
+    t = as_tensor("target", target)
+    check_target("target", t, x.shape[0], x.shape[1])
+    return x, t.to(device=x.device, dtype=torch.long)

@@ -23,8 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import as_tensor, check_positive_int, check_scores, prepare
+from labelsmooth._validation import (
+    as_tensor,
+    check_positive_int,
+    check_scores,
+    expected,
+    prepare_scores_and_target,
+)
 
 __all__ = ["CalibrationWarning", "NotFittedError", "TemperatureScaler"]
 
@@ -135,7 +140,7 @@ class TemperatureScaler:
     # ------------------------------------------------------------------ fitting
     def fit(self, logits: Any, target: Any) -> TemperatureScaler:
         """Fit :math:`T` on validation ``logits`` ``(N, K)`` and ``target`` ``(N,)``; return ``self``."""
-        x, t = prepare(logits, target, from_logits=True, input_name="logits")
+        x, t = prepare_scores_and_target(logits, target, from_logits=True, input_name="logits")
         z = x.double()
         t_lo, t_hi = self.bounds
         b_lo, b_hi = 1.0 / t_hi, 1.0 / t_lo  # bracket on beta = 1 / T

@@ -56,8 +56,16 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_choice, check_scalar_range, expected, is_number
-from labelsmooth.metrics._inputs import as_tensor, check_bool, check_scores, check_target
+from labelsmooth._validation import (
+    as_tensor,
+    check_bool,
+    check_choice,
+    check_scalar_range,
+    check_scores,
+    check_target,
+    expected,
+    is_number,
+)
 
 __all__ = [
     "MEMBERSHIP_SCORES",

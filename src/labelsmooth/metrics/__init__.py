@@ -1,8 +1,16 @@
 r"""Calibration and overconfidence metrics, streaming and bootstrapped.
 
 Every function takes torch tensors or numpy arrays: ``input`` of shape ``(N, K)`` holding probabilities or,
-with ``from_logits=True``, logits (the caller says which; the value range is never used to guess), and
-``target`` of shape ``(N,)`` holding class indices. Scalar metrics return Python floats.
+with ``from_logits=True``, logits, and ``target`` of shape ``(N,)`` holding class indices. ``from_logits`` is
+keyword-only and required everywhere (the caller says which; the value range is never used to guess, and a
+default would silently compute a wrong number); functions that take only logits (:func:`logit_gap`,
+:func:`top2_gap`, :func:`logit_gap_summary`) name their argument ``logits`` instead. Mode arguments
+(``strategy``, ``norm``, ``score``) are typed ``Literal[...]``.
+
+Return types: a **scalar metric returns a Python float**; a per-sample quantity (:func:`logit_gap`,
+:func:`top2_gap`, :func:`selective_score`) a float64 tensor of shape ``(N,)``; per-bin, per-group and curve
+results a frozen dataclass (:class:`CalibrationBins`, :class:`GroupMetrics`, :class:`RiskCoverageCurve`,
+...) of numpy arrays, tuples and floats.
 
 * Binned top-label calibration error: :func:`expected_calibration_error` (``norm`` ``"l1"`` ECE,
   ``"l2"`` RMS calibration error, ``"max"`` MCE; ``strategy`` uniform or quantile), per-bin numbers in
@@ -12,7 +20,8 @@ with ``from_logits=True``, logits (the caller says which; the value range is nev
 * Scores: :func:`negative_log_likelihood`, :func:`brier_score`, :func:`accuracy`, :func:`mean_confidence`,
   :func:`calibration_gap` (signed: > 0 overconfident, < 0 underconfident), :func:`predictive_entropy`,
   and all of them at once in :func:`calibration_summary`.
-* Logit geometry: :func:`logit_gap`, :func:`top2_gap`, :func:`logit_gap_summary`.
+* Logit geometry: :func:`logit_gap`, :func:`top2_gap`, :func:`logit_gap_summary`; the penultimate layer
+  on the plane of three class templates, :func:`penultimate_projection` (drawn by :mod:`labelsmooth.plots`).
 * By group (:mod:`labelsmooth.metrics.groups`): :func:`group_metrics` (per-group accuracy, ECE, Brier,
   NLL, signed gap), :func:`worst_group_accuracy`, :func:`group_ece_difference`,
   :func:`demographic_parity_difference`, :func:`equalized_odds_difference`, intervals by
@@ -31,7 +40,14 @@ from labelsmooth.metrics.binned import (
     expected_calibration_error,
 )
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
-from labelsmooth.metrics.geometry import LogitGapSummary, logit_gap, logit_gap_summary, top2_gap
+from labelsmooth.metrics.geometry import (
+    LogitGapSummary,
+    ProjectionData,
+    logit_gap,
+    logit_gap_summary,
+    penultimate_projection,
+    top2_gap,
+)
 from labelsmooth.metrics.groups import (
     GroupMetrics,
     demographic_parity_difference,
@@ -70,6 +86,7 @@ __all__ = [
     "CalibrationMeter",
     "GroupMetrics",
     "LogitGapSummary",
+    "ProjectionData",
     "RiskCoverageCurve",
     "accuracy",
     "aurc",
@@ -89,6 +106,7 @@ __all__ = [
     "logit_gap_summary",
     "mean_confidence",
     "negative_log_likelihood",
+    "penultimate_projection",
     "predictive_entropy",
     "risk_coverage_curve",
     "selective_score",

@@ -34,21 +34,20 @@ Weinberger (2017), *On Calibration of Modern Neural Networks*; Kull et al. (2019
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     check_bool,
     check_n_bins,
     check_norm,
     check_strategy,
-    map_top_label_chunks,
-    prepare,
-    prepare_shapes,
-    probs,
+    prepare_scores_and_target,
 )
+from labelsmooth.metrics._inputs import map_top_label_chunks, prepare_shapes
+from labelsmooth.metrics.probabilities import probs
 
 __all__ = [
     "CalibrationBins",
@@ -56,6 +55,12 @@ __all__ = [
     "classwise_calibration_error",
     "expected_calibration_error",
 ]
+
+
+Strategy = Literal["uniform", "quantile"]
+"""Equal-width or equal-mass bins (the ``strategy`` argument)."""
+Norm = Literal["l1", "l2", "max"]
+"""ECE, RMS calibration error or MCE (the ``norm`` argument)."""
 
 
 # --------------------------------------------------------------------------- bin assignment
@@ -126,18 +131,35 @@ def binned_sums(
 
 
 def ce_from_bins(counts: torch.Tensor, sum_conf: torch.Tensor, sum_correct: torch.Tensor, norm: str) -> float:
-    """ECE (``l1``), RMS calibration error (``l2``) or MCE (``max``) from per-bin sums."""
-    n = float(counts.sum())
-    if n == 0:
-        return float("nan")
-    diff = (sum_correct - sum_conf).double()  # n_b * (acc_b - conf_b)
+    r"""ECE (``l1``), RMS calibration error (``l2``) or MCE (``max``) from per-bin sums, ``(n_bins,)``.
+
+    ``counts`` :math:`n_b`, ``sum_conf`` :math:`\sum_{i \in b} c_i`, ``sum_correct``
+    :math:`\sum_{i \in b} 1[\hat y_i = y_i]`; NaN when every bin is empty. See :func:`ce_from_bin_rows`.
+    """
+    return float(ce_from_bin_rows(counts, sum_conf, sum_correct, norm))
+
+
+def ce_from_bin_rows(
+    counts: torch.Tensor, sum_conf: torch.Tensor, sum_correct: torch.Tensor, norm: str
+) -> torch.Tensor:
+    r"""The library's one formula for a binned calibration error, over the last dimension of bin sums.
+
+    With :math:`N = \sum_b n_b` and :math:`d_b = \sum_{i \in b} 1[\hat y_i = y_i] - \sum_{i \in b} c_i
+    = n_b (\mathrm{acc}_b - \mathrm{conf}_b)`: ``l1`` gives :math:`\sum_b |d_b| / N`, ``l2``
+    :math:`\sqrt{\sum_{b: n_b > 0} d_b^2 / n_b / N}` and ``max`` :math:`\max_{b: n_b > 0} |d_b| / n_b`.
+    ``counts`` may be real (bootstrap resample weights). Tensors or numpy arrays of shape ``(..., n_bins)``
+    give a float64 tensor ``(...)``; NaN where every bin is empty.
+    """
+    counts = torch.as_tensor(counts).double()
+    n = counts.sum(-1)
+    diff = torch.as_tensor(sum_correct).double() - torch.as_tensor(sum_conf).double()  # n_b (acc_b - conf_b)
     if norm == "l1":
-        return float(diff.abs().sum() / n)
-    nz = counts > 0
-    gap = diff[nz] / counts[nz].double()
-    if norm == "l2":
-        return float(torch.sqrt((counts[nz].double() * gap * gap).sum() / n))
-    return float(gap.abs().max())
+        err = diff.abs().sum(-1) / n
+    else:
+        nonempty = counts > 0
+        gap = torch.where(nonempty, diff / torch.where(nonempty, counts, 1.0), 0.0)
+        err = torch.sqrt((counts * gap * gap).sum(-1) / n) if norm == "l2" else gap.abs().amax(-1)
+    return torch.where(n > 0, err, torch.full_like(err, float("nan")))
 
 
 # --------------------------------------------------------------------------- public API
@@ -176,8 +198,8 @@ class CalibrationBins:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.counts > 0, self.sum_correct / self.counts, np.nan)
 
-    def calibration_error(self, norm: str = "l1") -> float:
-        """ECE / RMS-CE / MCE of these bins (``norm`` in ``"l1"``, ``"l2"``, ``"max"``)."""
+    def calibration_error(self, norm: Norm = "l1") -> float:
+        """ECE / RMS-CE / MCE of these bins (``norm`` in ``"l1"``, ``"l2"``, ``"max"``), a Python float."""
         return ce_from_bins(
             torch.from_numpy(self.counts),
             torch.from_numpy(self.sum_confidence),
@@ -191,8 +213,8 @@ def calibration_bins(
     target: Any,
     *,
     n_bins: int = 15,
-    strategy: str = "uniform",
-    from_logits: bool = False,
+    strategy: Strategy = "uniform",
+    from_logits: bool,
     right_closed: bool = False,
 ) -> CalibrationBins:
     """Bin the top-label confidences and return the per-bin counts and sums.
@@ -206,9 +228,10 @@ def calibration_bins(
         Probabilities (``from_logits=False``) or logits (``from_logits=True``).
     target : Tensor or ndarray, shape (N,), integer
         Class indices in ``[0, K)``.
+    from_logits : bool
+        Required, keyword-only: whether ``input`` holds logits.
     n_bins : int, default 15
     strategy : {"uniform", "quantile"}, default "uniform"
-    from_logits : bool, default False
     right_closed : bool, default False
         Use ``(lo, hi]`` bins (Guo et al. 2017, scikit-learn) instead of ``[lo, hi)``.
 
@@ -225,12 +248,12 @@ def calibration_bins(
     --------
     >>> import torch
     >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [1.0, 0.0]])
-    >>> bins = calibration_bins(p, torch.tensor([0, 1, 1, 0]), n_bins=2)
+    >>> bins = calibration_bins(p, torch.tensor([0, 1, 1, 0]), n_bins=2, from_logits=False)
     >>> bins.counts.tolist(), bins.accuracy.round(3).tolist()
     ([0, 4], [nan, 0.75])
     """
     n_bins = check_n_bins(n_bins)
-    strategy = check_strategy(strategy)
+    check_strategy(strategy)
     right_closed = check_bool("right_closed", right_closed)
     x, t, from_logits = prepare_shapes(input, target, from_logits=from_logits)
     counts, sc, sk, edges = binned_sums(x, t, n_bins, strategy, right_closed, from_logits)
@@ -247,9 +270,9 @@ def expected_calibration_error(
     target: Any,
     *,
     n_bins: int = 15,
-    strategy: str = "uniform",
-    norm: str = "l1",
-    from_logits: bool = False,
+    strategy: Strategy = "uniform",
+    norm: Norm = "l1",
+    from_logits: bool,
     right_closed: bool = False,
 ) -> float:
     r"""Top-label expected calibration error (ECE), RMS calibration error or maximum calibration error.
@@ -275,21 +298,22 @@ def expected_calibration_error(
         bfloat16) or, with ``from_logits=True``, logits.
     target : Tensor or ndarray, shape (N,), integer
         Class indices in ``[0, K)``.
+    from_logits : bool
+        Required, keyword-only: whether ``input`` holds logits (softmax is applied in float64). There is
+        no default: a wrong one silently computes a wrong number.
     n_bins : int, default 15
         Number of bins :math:`B \ge 1`.
     strategy : {"uniform", "quantile"}, default "uniform"
         Equal-width or equal-mass bins.
     norm : {"l1", "l2", "max"}, default "l1"
         ECE, RMS calibration error or MCE.
-    from_logits : bool, default False
-        Whether ``input`` holds logits (softmax is applied in float64).
     right_closed : bool, default False
         ``(lo, hi]`` bins as in Guo et al. (2017) and ``sklearn.calibration.calibration_curve``.
 
     Returns
     -------
     float
-        In :math:`[0, 1]`.
+        A Python float in :math:`[0, 1]`.
 
     Raises
     ------
@@ -298,25 +322,29 @@ def expected_calibration_error(
         summing to 1; ``target`` of the wrong length or out of range; ``n_bins < 1``; unknown
         ``strategy`` or ``norm``.
     TypeError
-        Integer ``input``, float ``target``, non-int ``n_bins``, non-bool flags.
+        Integer ``input``, float ``target``, non-int ``n_bins``, non-bool flags; ``from_logits`` missing.
 
     References
     ----------
-    Guo, Pleiss, Sun and Weinberger (2017), *On Calibration of Modern Neural Networks*, ICML.
+    Guo, Pleiss, Sun and Weinberger (2017), *On Calibration of Modern Neural Networks*, ICML: the ECE of
+    their Section 2, with ``right_closed=True`` their bins exactly.
 
     Examples
     --------
+    torchmetrics' documented example, by hand: bin (1/3, 2/3] holds confidences 0.55, 0.55 and 0.60 (one
+    of three right), bin [2/3, 1] the confidence 0.90 (right), so ECE = (|1 - 1.70| + |1 - 0.90|) / 4.
+
     >>> import torch
     >>> p = torch.tensor([[0.25, 0.20, 0.55], [0.55, 0.05, 0.40], [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
     >>> y = torch.tensor([0, 1, 2, 0])
-    >>> round(expected_calibration_error(p, y, n_bins=3), 4)
+    >>> round(expected_calibration_error(p, y, from_logits=False, n_bins=3), 4)
     0.2
-    >>> round(expected_calibration_error(p, y, n_bins=3, norm="max"), 4)
+    >>> round(expected_calibration_error(p, y, from_logits=False, n_bins=3, norm="max"), 4)
     0.2333
     """
     n_bins = check_n_bins(n_bins)
-    strategy = check_strategy(strategy)
-    norm = check_norm(norm)
+    check_strategy(strategy)
+    check_norm(norm)
     right_closed = check_bool("right_closed", right_closed)
     x, t, from_logits = prepare_shapes(input, target, from_logits=from_logits)
     counts, sc, sk, _ = binned_sums(x, t, n_bins, strategy, right_closed, from_logits)
@@ -344,7 +372,7 @@ def classwise_calibration_error(
     target: Any,
     *,
     n_bins: int = 15,
-    from_logits: bool = False,
+    from_logits: bool,
     right_closed: bool = False,
 ) -> float:
     r"""Classwise expected calibration error (Kull et al. 2019), uniform bins.
@@ -359,24 +387,9 @@ def classwise_calibration_error(
 
     with :math:`b_{ik} = \min(\lfloor p_{ik} B \rfloor, B - 1)` (or the right-closed variant) and
     :math:`n_{kb}` the number of samples whose class-:math:`k` probability falls in bin :math:`b`.
-
-    Parameters
-    ----------
-    input : Tensor or ndarray, shape (N, K)
-        Probabilities, or logits with ``from_logits=True``.
-    target : Tensor or ndarray, shape (N,), integer
-    n_bins : int, default 15
-    from_logits, right_closed : bool, default False
-
-    Returns
-    -------
-    float
-        In :math:`[0, 1]`.
-
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`expected_calibration_error`.
+    ``input``, ``target``, ``from_logits`` (required), ``n_bins`` and ``right_closed`` are those of
+    :func:`expected_calibration_error`, and so are the errors; the result is a Python float in
+    :math:`[0, 1]`, 0 only when every class is calibrated in every bin.
 
     References
     ----------
@@ -387,12 +400,12 @@ def classwise_calibration_error(
     --------
     >>> import torch
     >>> p = torch.tensor([[0.8, 0.2], [0.3, 0.7]])
-    >>> round(classwise_calibration_error(p, torch.tensor([0, 0]), n_bins=2), 4)
+    >>> round(classwise_calibration_error(p, torch.tensor([0, 0]), n_bins=2, from_logits=False), 4)
     0.45
     """
     n_bins = check_n_bins(n_bins)
     right_closed = check_bool("right_closed", right_closed)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     p = probs(x, from_logits=from_logits)
     _, sum_p, sum_y = classwise_bin_sums(p, t, n_bins, right_closed)
     return float((sum_y - sum_p).abs().sum() / (p.shape[0] * p.shape[1]))

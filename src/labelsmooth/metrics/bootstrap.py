@@ -8,22 +8,27 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import check_scalar_range, expected
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     as_tensor,
     check_bool,
+    check_int,
     check_n_bins,
     check_norm,
     check_positive_int,
+    check_scalar_range,
     check_strategy,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
+    expected,
+    prepare_scores_and_target,
 )
-from labelsmooth.metrics.binned import classwise_calibration_error, expected_calibration_error
-from labelsmooth.metrics.binned import uniform_bin_index as _uniform_bin_index
+from labelsmooth.metrics.binned import (
+    ce_from_bin_rows,
+    classwise_calibration_error,
+    expected_calibration_error,
+    uniform_bin_index,
+)
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
 from labelsmooth.metrics.scores import (
+    SummaryKey,
     accuracy,
     brier_score,
     brier_terms,
@@ -37,6 +42,9 @@ from labelsmooth.metrics.scores import (
 from labelsmooth.metrics.smooth import smooth_calibration_error
 
 __all__ = ["BootstrapResult", "bootstrap"]
+
+MetricName = SummaryKey
+"""The names :func:`bootstrap` accepts: the keys of :func:`~labelsmooth.metrics.calibration_summary`."""
 
 _BY_NAME: dict[str, tuple[Callable[..., float], dict[str, Any]]] = {
     "accuracy": (accuracy, {}),
@@ -95,7 +103,7 @@ def _vectorised_stats(
     metric: Callable[..., float], kwargs: dict[str, Any], x: torch.Tensor, t: torch.Tensor
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function of resample weights ``(r, n)`` giving the metric per resample, or None to fall back."""
-    from_logits = check_bool("from_logits", kwargs.get("from_logits", False))
+    from_logits = check_bool("from_logits", kwargs["from_logits"])  # required by every metric here
     conf, correct = top_label(x, t, from_logits=from_logits)
     n = x.shape[0]
     if metric in _MEAN_METRICS:
@@ -103,8 +111,7 @@ def _vectorised_stats(
             return None
         name = _MEAN_METRICS[metric]
         if name in ("nll", "brier", "entropy"):
-            logp = log_probs(x, from_logits=from_logits)
-            p = logp.exp() if from_logits else x.double()
+            logp, p = log_probs_and_probs(x, from_logits=from_logits)
             v = {"nll": lambda: nll_terms(logp, t), "brier": lambda: brier_terms(p, t)}.get(
                 name, lambda: entropy_terms(p, logp)
             )()
@@ -122,7 +129,7 @@ def _vectorised_stats(
             return None
         n_bins = check_n_bins(kwargs.get("n_bins", 15))
         norm = check_norm(kwargs.get("norm", "l1"))
-        idx = _uniform_bin_index(conf, n_bins, check_bool("right_closed", kwargs.get("right_closed", False)))
+        idx = uniform_bin_index(conf, n_bins, check_bool("right_closed", kwargs.get("right_closed", False)))
         c, k = conf, correct.double()
 
         def binned(w: torch.Tensor) -> torch.Tensor:
@@ -131,19 +138,14 @@ def _vectorised_stats(
             cnt = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w)
             sc = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w * c)
             sk = torch.zeros(r, n_bins, dtype=torch.float64).scatter_add_(1, index, w * k)
-            gap = torch.where(cnt > 0, (sk - sc) / cnt.clamp(min=1.0), torch.zeros_like(cnt))
-            if norm == "l1":
-                return (cnt * gap.abs()).sum(1) / n
-            if norm == "l2":
-                return torch.sqrt((cnt * gap * gap).sum(1) / n)
-            return gap.abs().max(1).values
+            return ce_from_bin_rows(cnt, sc, sk, norm)
 
         return binned
     return None
 
 
 def bootstrap(
-    metric: Callable[..., float] | str,
+    metric: Callable[..., float] | MetricName,
     input: Any,
     target: Any,
     *,
@@ -178,7 +180,8 @@ def bootstrap(
     seed : int, default 0
         Seeds a ``torch.Generator``: the result is reproducible.
     **metric_kwargs
-        Passed to the metric, e.g. ``from_logits=True, n_bins=10``.
+        Passed to the metric, e.g. ``from_logits=True, n_bins=10``; every metric of the library requires
+        ``from_logits``.
 
     Returns
     -------
@@ -215,8 +218,7 @@ def bootstrap(
         raise TypeError(expected("metric", "to be a callable or a metric name", type(metric).__name__))
     n_resamples = check_positive_int("n_resamples", n_resamples)
     confidence = check_scalar_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-    if not is_int(seed):
-        raise TypeError(expected("seed", "to be an int", seed))
+    seed = check_int("seed", seed)
 
     estimate = float(fn(input, target, **metric_kwargs))  # validates the data and the arguments
     x = as_tensor("input", input)
@@ -224,7 +226,7 @@ def bootstrap(
     n = x.shape[0]
     fast = None
     if fn is expected_calibration_error or fn in _MEAN_METRICS:
-        xv, tv = prepare(x, t, from_logits=metric_kwargs.get("from_logits", False))
+        xv, tv = prepare_scores_and_target(x, t, from_logits=metric_kwargs["from_logits"])
         fast = _vectorised_stats(fn, metric_kwargs, xv, tv)
     stats = []
     for idx in _resample_indices(n, int(n_resamples), int(seed)):

@@ -7,21 +7,37 @@ vanishes); with label smoothing :math:`\alpha` over :math:`K` classes the optimu
     \Delta^*(\alpha, K) = \log\Big(1 + \frac{K(1 - \alpha)}{\alpha}\Big)
 
 (:func:`labelsmooth.theory.optimal_logit_gap`). These functions measure the gaps a model actually
-produces, so the two can be compared.
+produces, so the two can be compared, and :func:`penultimate_projection` the penultimate-layer clusters
+that smoothing tightens (Müller, Kornblith and Hinton 2019); :mod:`labelsmooth.plots` draws both.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-from labelsmooth._validation import check_scalar_range
-from labelsmooth.metrics._inputs import as_tensor, check_scores, prepare
+from labelsmooth._validation import (
+    as_tensor,
+    check_int,
+    check_scalar_range,
+    check_scores,
+    expected,
+    prepare_scores_and_target,
+)
 
-__all__ = ["LogitGapSummary", "logit_gap", "logit_gap_summary", "top2_gap"]
+__all__ = [
+    "LogitGapSummary",
+    "ProjectionData",
+    "logit_gap",
+    "logit_gap_summary",
+    "penultimate_projection",
+    "top2_gap",
+]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -53,7 +69,7 @@ def logit_gap(logits: Any, target: Any) -> torch.Tensor:
     >>> logit_gap(torch.tensor([[3.0, 1.0, 0.5], [0.0, 2.0, 1.0]]), torch.tensor([0, 2])).tolist()
     [2.0, -1.0]
     """
-    z, t = prepare(logits, target, from_logits=True, input_name="logits")
+    z, t = prepare_scores_and_target(logits, target, from_logits=True, input_name="logits")
     z = z.double()
     zy = z.gather(1, t[:, None]).squeeze(1)
     others = z.scatter(1, t[:, None], -math.inf)
@@ -170,4 +186,116 @@ def logit_gap_summary(logits: Any, target: Any, label_smoothing: float | None = 
         label_smoothing=None if label_smoothing is None else float(label_smoothing),
         optimal_gap=optimal,
         relative_deviation=rel,
+    )
+
+
+# --------------------------------------------------------------------------- penultimate-layer geometry
+@dataclass(frozen=True)
+class ProjectionData:
+    """Penultimate-layer activations of three classes projected on the plane of their templates.
+
+    ``points`` (M, 2) and ``labels`` (M,) are the projected examples and their classes; ``templates``
+    (3, 2) are the projected last-layer weight vectors (the first at the origin); ``classes`` the three
+    class indices.
+    """
+
+    points: np.ndarray
+    labels: np.ndarray
+    templates: np.ndarray
+    classes: tuple[int, int, int]
+
+
+def penultimate_projection(
+    features: Any,
+    target: Any,
+    last_layer_weight: Any,
+    classes: Sequence[int] = (0, 1, 2),
+    *,
+    max_points: int = 1500,
+    seed: int = 0,
+) -> ProjectionData:
+    r"""Project penultimate activations onto the plane through three classes' templates (Müller et al. 2019).
+
+    With templates :math:`w_a, w_b, w_c` (rows of the last layer's weight, the logit being
+    :math:`z_k = w_k^\top x + b_k`), take an orthonormal basis :math:`Q \in \mathbb{R}^{D \times 2}` of the
+    plane through them -- the reduced QR factorisation of :math:`[w_b - w_a,\; w_c - w_a]` -- and map each
+    activation :math:`x` of an example of class :math:`a`, :math:`b` or :math:`c` to
+    :math:`Q^\top (x - w_a)`. Label smoothing pulls each class into a tight cluster, equidistant from the
+    others' templates; hard targets leave broad, elongated clouds.
+
+    Parameters
+    ----------
+    features : Tensor or ndarray, shape (N, D), floating point
+        Penultimate-layer activations.
+    target : Tensor or ndarray, shape (N,), integer
+    last_layer_weight : Tensor or ndarray, shape (K, D), floating point
+        E.g. ``model.fc.weight`` of an ``nn.Linear(D, K)``.
+    classes : three distinct ints in ``[0, K)``, default (0, 1, 2)
+    max_points : int, default 1500
+        At most this many examples, drawn at random (seeded) when there are more.
+    seed : int, default 0
+
+    Returns
+    -------
+    ProjectionData
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, ``classes`` not three distinct valid indices, templates on a line, no examples
+        of the chosen classes, ``max_points < 1``.
+    TypeError
+        Non-float features or weight, non-integer target.
+
+    References
+    ----------
+    Müller, Kornblith and Hinton (2019), *When Does Label Smoothing Help?*, NeurIPS, Figure 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = torch.eye(3, 4)                       # K = 3 templates in D = 4
+    >>> x = torch.eye(3, 4).repeat(2, 1) * 2      # activations along the templates
+    >>> d = penultimate_projection(x, torch.tensor([0, 1, 2] * 2), w)
+    >>> d.points.shape, d.templates.round(3).tolist()[0]
+    ((6, 2), [0.0, 0.0])
+    """
+    x = as_tensor("features", features)
+    w = as_tensor("last_layer_weight", last_layer_weight)
+    t = as_tensor("target", target)
+    for name, arr in (("features", x), ("last_layer_weight", w)):
+        if not arr.is_floating_point():
+            raise TypeError(expected(name, "to be a floating-point tensor or array", arr.dtype))
+        if arr.dim() != 2:
+            raise ValueError(expected(name, "to have 2 dimensions", arr))
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise TypeError(expected("target", "to hold integer class indices", t.dtype))
+    if t.dim() != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(expected("target", f"to have shape ({x.shape[0]},)", t))
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(expected("last_layer_weight", f"to have shape (K, {x.shape[1]})", w))
+    cls = tuple(int(c) for c in classes) if isinstance(classes, Sequence) else ()
+    if len(cls) != 3 or len(set(cls)) != 3 or not all(0 <= c < w.shape[0] for c in cls):
+        raise ValueError(
+            expected("classes", f"to be three distinct class indices in [0, {w.shape[0]})", classes)
+        )
+    max_points = check_int("max_points", max_points, lo=1, what="to be an int >= 1")
+    w64 = w.double()
+    origin = w64[cls[0]]
+    basis = torch.stack([w64[cls[1]] - origin, w64[cls[2]] - origin], dim=1)
+    q, r = torch.linalg.qr(basis)
+    if abs(float(r[1, 1])) <= 1e-10 * max(abs(float(r[0, 0])), 1e-300):
+        raise ValueError(
+            expected("last_layer_weight", f"templates of classes {cls} to span a plane (not a line)", w)
+        )
+    keep = (t[:, None] == torch.tensor(cls)[None, :]).any(1).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        raise ValueError(expected("target", f"to contain examples of classes {cls}", t))
+    if keep.numel() > max_points:
+        g = torch.Generator().manual_seed(int(seed))
+        keep = keep[torch.randperm(keep.numel(), generator=g)[:max_points]].sort().values
+    points = (x[keep].double() - origin) @ q
+    templates = (w64[list(cls)] - origin) @ q
+    return ProjectionData(
+        points=points.numpy(), labels=t[keep].numpy(), templates=templates.numpy(), classes=cls
     )

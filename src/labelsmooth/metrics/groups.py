@@ -43,17 +43,10 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import (
-    as_tensor,
-    check_n_bins,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
-)
+from labelsmooth._validation import as_tensor, check_int, check_n_bins, expected, prepare_scores_and_target
 from labelsmooth.metrics.binned import uniform_bin_index
 from labelsmooth.metrics.bootstrap import BootstrapResult, bootstrap
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
 from labelsmooth.metrics.scores import brier_terms, nll_terms
 
 __all__ = [
@@ -134,9 +127,7 @@ def check_groups(groups: Any, n: int, num_groups: Any = None) -> tuple[torch.Ten
     if num_groups is None:
         num = hi + 1
     else:
-        if not is_int(num_groups):
-            raise TypeError(expected("num_groups", "to be an int", num_groups))
-        num = int(num_groups)
+        num = check_int("num_groups", num_groups)
         if hi >= num:
             raise ValueError(expected("groups", f"to hold group indices in [0, {num})", hi))
     if num < 2:
@@ -153,7 +144,7 @@ def check_groups(groups: Any, n: int, num_groups: Any = None) -> tuple[torch.Ten
 def _binary_predictions(
     input: Any, target: Any, groups: Any, from_logits: Any, num_groups: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     if x.shape[1] != 2:
         raise ValueError(expected("input", "to have 2 columns (a binary task, class 1 positive)", x))
     g, num = check_groups(groups, x.shape[0], num_groups)
@@ -222,10 +213,9 @@ def group_metrics(
     [0.35, 0.15]
     """
     n_bins = check_n_bins(n_bins)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     g, num = check_groups(groups, x.shape[0], num_groups)
-    logp = log_probs(x, from_logits=from_logits)
-    p = logp.exp() if from_logits else x.double()
+    logp, p = log_probs_and_probs(x, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     conf, ok = conf.cpu(), correct.double().cpu()
     nll = nll_terms(logp, t).cpu()
@@ -255,7 +245,7 @@ def worst_group_accuracy(
 ) -> float:
     r"""Worst-group accuracy :math:`\min_g \mathrm{acc}_g` (Sagawa et al. 2020).
 
-    Arguments and errors as :func:`group_metrics`.
+    Arguments and errors as :func:`group_metrics`; returns a Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -280,7 +270,7 @@ def group_ece_difference(
 ) -> float:
     r"""Largest difference in ECE between groups, :math:`\max_g \mathrm{ECE}_g - \min_g \mathrm{ECE}_g`.
 
-    Arguments and errors as :func:`group_metrics`.
+    Arguments and errors as :func:`group_metrics`; returns a Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -310,6 +300,11 @@ def demographic_parity_difference(
     ------
     ValueError
         ``input`` without exactly 2 columns; as :func:`group_metrics`.
+
+    Returns
+    -------
+    float
+        A Python float in :math:`[0, 1]`.
 
     Examples
     --------
@@ -342,12 +337,20 @@ def equalized_odds_difference(
         ``input`` without exactly 2 columns; a group without a positive (``y = 1``) or without a negative
         sample (its TPR or FPR is undefined; fairlearn would warn and use 0); as :func:`group_metrics`.
 
+    Returns
+    -------
+    float
+        A Python float in :math:`[0, 1]`; 0 when both rates are equal across groups.
+
     Examples
     --------
+    Group 0 predicts positive for both of its samples (TPR 1, FPR 1), group 1 only for its positive one
+    (TPR 1, FPR 0): the false-positive rates differ by 1.
+
     >>> import torch
     >>> p = torch.tensor([[0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.3, 0.7]])
     >>> y, g = torch.tensor([1, 0, 0, 1]), torch.tensor([0, 0, 1, 1])
-    >>> equalized_odds_difference(p, y, g, from_logits=False)
+    >>> equalized_odds_difference(p, target=y, groups=g, from_logits=False)
     1.0
     """
     pred, t, g, num = _binary_predictions(input, target, groups, from_logits, num_groups)
@@ -362,6 +365,7 @@ def group_bootstrap(
     target: Any,
     groups: Any,
     *,
+    num_groups: int | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -383,6 +387,8 @@ def group_bootstrap(
         :func:`equalized_odds_difference`.
     input, target, groups
         As :func:`group_metrics`.
+    num_groups : int, optional
+        ``G``, default ``max(groups) + 1``; fixed from the full data and passed to every evaluation.
     n_resamples, confidence, seed
         As :func:`~labelsmooth.metrics.bootstrap`.
     **metric_kwargs
@@ -414,7 +420,7 @@ def group_bootstrap(
     t = as_tensor("target", target)
     if t.dim() != 1:
         raise ValueError(expected("target", "to have shape (N,)", t))
-    gt, num = check_groups(groups, t.shape[0], metric_kwargs.pop("num_groups", None))
+    gt, num = check_groups(groups, t.shape[0], num_groups)
     packed = torch.stack([t.long().cpu(), gt], dim=1)
 
     def on_packed(x: Any, tg: torch.Tensor, **kw: Any) -> float:

@@ -8,24 +8,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import expected
-from labelsmooth.metrics._inputs import (
+from labelsmooth._validation import (
     check_bool,
+    check_int,
     check_n_bins,
     check_strategy,
-    is_int,
-    log_probs,
-    prepare,
-    top_label,
+    expected,
+    prepare_scores_and_target,
 )
 from labelsmooth.metrics.binned import (
     CalibrationBins,
+    Strategy,
     bin_sums,
-    ce_from_bins,
     classwise_bin_sums,
     uniform_bin_index,
 )
-from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms
+from labelsmooth.metrics.probabilities import log_probs_and_probs, top_label
+from labelsmooth.metrics.scores import SUMMARY_KEYS, brier_terms, entropy_terms, nll_terms, summary_from_sums
 
 __all__ = ["METER_KEYS", "CalibrationMeter"]
 
@@ -44,15 +43,16 @@ class CalibrationMeter:
     sets is the sum of their states (:meth:`merge`, ``+``) -- what distributed evaluation needs.
 
     Only uniform bins stream. Quantile bins and smECE depend on all the confidences at once (the bin edges,
-    the bandwidth); compute them with the functional API on the gathered data.
+    the bandwidth); compute them with the functional API on the gathered data. :meth:`compute` returns a
+    dict of Python floats, :meth:`bins` the accumulated :class:`~labelsmooth.metrics.CalibrationBins`.
 
     Parameters
     ----------
     n_bins : int, default 15
     num_classes : int, optional
         K; inferred from the first batch when omitted, then enforced.
-    from_logits : bool, default False
-        Whether the batches hold logits (softmax in float64) or probabilities.
+    from_logits : bool
+        Required, keyword-only: whether the batches hold logits (softmax in float64) or probabilities.
     strategy : {"uniform"}, default "uniform"
         ``"quantile"`` raises a ValueError explaining why it cannot stream.
     right_closed : bool, default False
@@ -67,14 +67,16 @@ class CalibrationMeter:
 
     Examples
     --------
+    Three batches of a 5-class evaluation set, one meter; the result is that of the whole set at once:
+
     >>> import torch
     >>> from labelsmooth.metrics import CalibrationMeter, expected_calibration_error
-    >>> g = torch.Generator().manual_seed(0)
-    >>> z, y = torch.randn(1000, 5, generator=g), torch.randint(0, 5, (1000,), generator=g)
+    >>> batches = [(torch.randn(300, 5), torch.randint(0, 5, (300,))) for _ in range(3)]
     >>> meter = CalibrationMeter(n_bins=10, from_logits=True)
-    >>> for zb, yb in zip(z.split(300), y.split(300)):
+    >>> for zb, yb in batches:
     ...     meter.update(zb, yb)
     >>> r = meter.compute()
+    >>> z, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
     >>> abs(r["ece"] - expected_calibration_error(z, y, n_bins=10, from_logits=True)) < 1e-12
     True
     >>> sorted(r)[:3]
@@ -85,18 +87,14 @@ class CalibrationMeter:
         self,
         n_bins: int = 15,
         num_classes: int | None = None,
-        from_logits: bool = False,
         *,
-        strategy: str = "uniform",
+        from_logits: bool,
+        strategy: Strategy = "uniform",
         right_closed: bool = False,
     ) -> None:
         self.n_bins = check_n_bins(n_bins)
         if num_classes is not None:
-            if not is_int(num_classes):
-                raise TypeError(expected("num_classes", "to be an int or None", num_classes))
-            if num_classes < 2:
-                raise ValueError(expected("num_classes", ">= 2", num_classes))
-            num_classes = int(num_classes)
+            num_classes = check_int("num_classes", num_classes, lo=2, type_what="to be an int or None")
         self.num_classes = num_classes
         self.from_logits = check_bool("from_logits", from_logits)
         if check_strategy(strategy) != "uniform":
@@ -138,7 +136,7 @@ class CalibrationMeter:
 
     def update(self, input: Any, target: Any) -> None:
         """Add a batch: ``input`` ``(n, K)`` probabilities or logits, ``target`` ``(n,)`` class indices."""
-        x, t = prepare(input, target, from_logits=self.from_logits)
+        x, t = prepare_scores_and_target(input, target, from_logits=self.from_logits)
         k = x.shape[1]
         if self.num_classes is None:
             self.num_classes = k
@@ -146,8 +144,7 @@ class CalibrationMeter:
             self._init_classwise(k)
         elif k != self.num_classes:
             raise ValueError(expected("input", f"to have {self.num_classes} classes (columns)", x))
-        logp = log_probs(x, from_logits=self.from_logits)
-        p = logp.exp() if self.from_logits else x.double()
+        logp, p = log_probs_and_probs(x, from_logits=self.from_logits)
         conf, correct = top_label(x, t, from_logits=self.from_logits)
         idx = uniform_bin_index(conf, self.n_bins, self.right_closed)
         for acc, new in zip(
@@ -179,23 +176,16 @@ class CalibrationMeter:
                 expected("CalibrationMeter", "to have seen at least one sample before compute()", 0)
             )
         assert self.classwise is not None
-        n = float(self.n)
-        acc = float(self.sum_correct.sum()) / n
-        mconf = float(self.sum_confidence.sum()) / n
-        _, cw_p, cw_y = self.classwise
-        sums = (self.counts, self.sum_confidence, self.sum_correct)
-        return {
-            "accuracy": acc,
-            "nll": self.sum_nll / n,
-            "brier": self.sum_brier / n,
-            "ece": ce_from_bins(*sums, "l1"),
-            "rms_ce": ce_from_bins(*sums, "l2"),
-            "mce": ce_from_bins(*sums, "max"),
-            "classwise_ece": float((cw_y - cw_p).abs().sum()) / (n * cw_p.shape[0]),
-            "mean_confidence": mconf,
-            "calibration_gap": mconf - acc,
-            "entropy": self.sum_entropy / n,
-        }
+        return summary_from_sums(
+            self.n,
+            sum_correct=float(self.sum_correct.sum()),
+            sum_confidence=float(self.sum_confidence.sum()),
+            sum_nll=self.sum_nll,
+            sum_brier=self.sum_brier,
+            sum_entropy=self.sum_entropy,
+            bins=(self.counts, self.sum_confidence, self.sum_correct),
+            classwise=self.classwise,
+        )
 
     # ------------------------------------------------------------------ merging
     def merge(self, other: CalibrationMeter) -> CalibrationMeter:

@@ -7,17 +7,18 @@ the logits when ``from_logits=True``), :math:`y_i` the label, :math:`c_i = \max_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
-from labelsmooth.metrics._inputs import check_n_bins, log_probs, prepare, probs, top_label
+from labelsmooth._validation import check_n_bins, prepare_scores_and_target
 from labelsmooth.metrics.binned import (
     bin_sums,
     ce_from_bins,
     classwise_bin_sums,
     uniform_bin_index,
 )
+from labelsmooth.metrics.probabilities import log_probs, log_probs_and_probs, probs, top_label
 from labelsmooth.metrics.smooth import smece_from_top_label
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "predictive_entropy",
 ]
 
-SUMMARY_KEYS = (
+SummaryKey = Literal[
     "accuracy",
     "nll",
     "brier",
@@ -43,7 +44,10 @@ SUMMARY_KEYS = (
     "mean_confidence",
     "calibration_gap",
     "entropy",
-)
+]
+"""A key of :func:`calibration_summary` (and a metric name of :func:`~labelsmooth.metrics.bootstrap`)."""
+
+SUMMARY_KEYS: tuple[SummaryKey, ...] = get_args(SummaryKey)
 """Keys of :func:`calibration_summary`, in order."""
 
 
@@ -63,7 +67,7 @@ def entropy_terms(p: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- public scalar metrics
-def negative_log_likelihood(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def negative_log_likelihood(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""Mean negative log-likelihood of the labels, :math:`-\frac1N \sum_i \log p_{i y_i}`.
 
     Computed in float64 with ``log_softmax`` for logits. With probabilities a zero probability on the
@@ -71,119 +75,152 @@ def negative_log_likelihood(input: Any, target: Any, *, from_logits: bool = Fals
 
     Parameters
     ----------
-    input : Tensor or ndarray, shape (N, K)
-        Probabilities, or logits with ``from_logits=True``.
+    input : Tensor or ndarray, shape (N, K), floating point
+        :math:`p_{ik}`, or the logits :math:`z_{ik}` of :math:`p_i = \mathrm{softmax}(z_i)`.
     target : Tensor or ndarray, shape (N,), integer
-    from_logits : bool, default False
+        :math:`y_i \in [0, K)`.
+    from_logits : bool
+        Required, keyword-only: whether ``input`` holds logits (there is no default, because a wrong one
+        silently gives a wrong number).
 
     Returns
     -------
     float
+        Nats, as a Python float; ``inf`` when a label has probability exactly 0.
 
     Raises
     ------
     ValueError, TypeError
-        As :func:`~labelsmooth.metrics.expected_calibration_error`.
+        As :func:`~labelsmooth.metrics.expected_calibration_error`; TypeError without ``from_logits``.
 
     Examples
     --------
     >>> import torch
-    >>> round(negative_log_likelihood(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
+    >>> p, y = torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])
+    >>> round(negative_log_likelihood(p, y, from_logits=False), 4)  # -(log 0.5 + log 0.8) / 2
+    0.4581
+    >>> round(negative_log_likelihood(p.log(), y, from_logits=True), 4)
     0.4581
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(nll_terms(log_probs(x, from_logits=from_logits), t).mean())
 
 
-def brier_score(input: Any, target: Any, *, from_logits: bool = False) -> float:
-    r"""Multiclass Brier score, :math:`\frac1N \sum_i \sum_k (p_{ik} - 1[k = y_i])^2`, in :math:`[0, 2]`.
+def brier_score(input: Any, target: Any, *, from_logits: bool) -> float:
+    r"""Multiclass Brier score, :math:`\frac1N \sum_i \sum_k (p_{ik} - 1[k = y_i])^2`.
 
     The sum over classes follows Brier (1950); divide by 2 for a score in [0, 1]. It is a proper scoring
-    rule: it rewards both accuracy and calibration.
+    rule: it rewards both accuracy and calibration. ``input``, ``target`` and ``from_logits`` (required)
+    are those of :func:`negative_log_likelihood`, and so are the errors.
 
-    Parameters
-    ----------
-    input, target, from_logits
-        As :func:`negative_log_likelihood`; errors as there.
+    Returns
+    -------
+    float
+        A Python float in :math:`[0, 2]`, 0 only for right one-hot predictions.
 
     Examples
     --------
+    Each row misses its label by 0.5 and 0.2 on both classes:
+
     >>> import torch
-    >>> round(brier_score(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0])), 4)
+    >>> brier = brier_score(torch.tensor([[0.5, 0.5], [0.8, 0.2]]), torch.tensor([0, 0]), from_logits=False)
+    >>> round(brier, 4)  # ((0.5^2 + 0.5^2) + (0.2^2 + 0.2^2)) / 2
     0.29
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(brier_terms(probs(x, from_logits=from_logits), t).mean())
 
 
-def accuracy(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def accuracy(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""Top-1 accuracy, :math:`\frac1N \sum_i 1[\hat y_i = y_i]` (ties go to the lowest index).
 
-    Parameters
-    ----------
-    input, target, from_logits
-        As :func:`negative_log_likelihood`; errors as there.
+    Arguments and errors as :func:`negative_log_likelihood` (``from_logits`` is required: it decides how
+    ties are read, and validates ``input`` as probabilities or as logits).
+
+    Returns
+    -------
+    float
+        The fraction of rows whose prediction is their label (a Python float).
 
     Examples
     --------
     >>> import torch
-    >>> accuracy(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1]))
+    >>> accuracy(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1]), from_logits=False)
     0.5
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(top_label(x, t, from_logits=from_logits)[1].double().mean())
 
 
-def mean_confidence(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def mean_confidence(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""Mean top-label confidence, :math:`\frac1N \sum_i \max_k p_{ik}`.
 
-    ``target`` is only validated (it keeps the signature uniform across metrics).
+    ``target`` is only validated (it keeps the signature uniform across metrics); arguments and errors as
+    :func:`negative_log_likelihood`.
+
+    Returns
+    -------
+    float
+        Between :math:`1/K` and 1, as a Python float.
 
     Examples
     --------
     >>> import torch
-    >>> round(mean_confidence(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
-    0.7
+    >>> z = torch.tensor([[0.0, 0.0], [2.0, 0.0]])  # logits: confidences 0.5 and 0.881
+    >>> round(mean_confidence(z, torch.tensor([0, 1]), from_logits=True), 4)
+    0.6904
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     return float(top_label(x, t, from_logits=from_logits)[0].mean())
 
 
-def calibration_gap(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def calibration_gap(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""Signed confidence gap, :math:`\frac1N \sum_i c_i - \frac1N \sum_i 1[\hat y_i = y_i]`.
 
     Positive: the model is **overconfident** on average (typical of hard one-hot targets). Negative:
     **underconfident**, the signature of too much label smoothing on a clean, separable problem. Unlike
     ECE it is signed, so over- and underconfidence in different confidence ranges cancel: read it
-    together with ECE.
+    together with ECE. Arguments and errors as :func:`negative_log_likelihood`.
+
+    Returns
+    -------
+    float
+        Mean confidence minus accuracy, in :math:`[-1, 1]` (a Python float).
 
     Examples
     --------
     >>> import torch
-    >>> round(calibration_gap(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 1])), 4)
+    >>> p = torch.tensor([[0.6, 0.4], [0.8, 0.2]])
+    >>> round(calibration_gap(p, torch.tensor([0, 1]), from_logits=False), 4)  # 0.7 - 0.5: overconfident
     0.2
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return float(conf.mean() - correct.double().mean())
 
 
-def predictive_entropy(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def predictive_entropy(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""Mean entropy of the predictive distribution, :math:`-\frac1N \sum_i \sum_k p_{ik} \log p_{ik}` (nats).
 
-    With :math:`0 \log 0 = 0`; in :math:`[0, \log K]`. Label smoothing with factor :math:`\alpha` drives
-    it towards the entropy of the smoothed target. ``target`` is only validated.
+    With :math:`0 \log 0 = 0`. Label smoothing with factor :math:`\alpha` drives it towards the entropy
+    of the smoothed target. ``target`` is only validated; arguments and errors as
+    :func:`negative_log_likelihood`.
+
+    Returns
+    -------
+    float
+        Nats between 0 and :math:`\log K`, as a Python float.
 
     Examples
     --------
-    >>> import torch
-    >>> round(predictive_entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([0, 0])), 4)
-    0.3466
+    >>> import math, torch
+    >>> p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    >>> round(predictive_entropy(p, torch.tensor([0, 0]), from_logits=False), 4), round(math.log(2) / 2, 4)
+    (0.3466, 0.3466)
     """
-    x, _ = prepare(input, target, from_logits=from_logits)
-    return float(
-        entropy_terms(probs(x, from_logits=from_logits), log_probs(x, from_logits=from_logits)).mean()
-    )
+    x, _ = prepare_scores_and_target(input, target, from_logits=from_logits)
+    logp, p = log_probs_and_probs(x, from_logits=from_logits)
+    return float(entropy_terms(p, logp).mean())
 
 
 def calibration_summary(input: Any, target: Any, *, from_logits: bool, n_bins: int = 15) -> dict[str, float]:
@@ -221,24 +258,55 @@ def calibration_summary(input: Any, target: Any, *, from_logits: bool, n_bins: i
     {'accuracy': 0.5, 'nll': 0.72, 'calibration_gap': 0.306}
     """
     n_bins = check_n_bins(n_bins)
-    x, t = prepare(input, target, from_logits=from_logits)
-    logp = log_probs(x, from_logits=from_logits)
-    p = logp.exp() if from_logits else x.double()
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
+    logp, p = log_probs_and_probs(x, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
-    sums = bin_sums(uniform_bin_index(conf, n_bins), conf, correct, n_bins)
-    _, cw_p, cw_y = classwise_bin_sums(p, t, n_bins, False)
-    acc = float(correct.double().mean())
-    mconf = float(conf.mean())
-    return {
+    return summary_from_sums(
+        x.shape[0],
+        sum_correct=float(correct.double().sum()),
+        sum_confidence=float(conf.sum()),
+        sum_nll=float(nll_terms(logp, t).sum()),
+        sum_brier=float(brier_terms(p, t).sum()),
+        sum_entropy=float(entropy_terms(p, logp).sum()),
+        bins=bin_sums(uniform_bin_index(conf, n_bins), conf, correct, n_bins),
+        classwise=classwise_bin_sums(p, t, n_bins, False),
+        smece=smece_from_top_label(conf, correct)[0],
+    )
+
+
+def summary_from_sums(
+    n: int,
+    *,
+    sum_correct: float,
+    sum_confidence: float,
+    sum_nll: float,
+    sum_brier: float,
+    sum_entropy: float,
+    bins: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    classwise: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    smece: float | None = None,
+) -> dict[str, float]:
+    r"""The summary (:data:`SUMMARY_KEYS`, in order) from sums over :math:`n` samples: its one assembly.
+
+    ``sum_*`` are :math:`\sum_i` of the per-sample correctness, confidence, NLL, Brier score and entropy;
+    ``bins`` the top-label ``(counts, sum_confidence, sum_correct)`` and ``classwise`` the per-(class, bin)
+    ``(counts, sum_p, sum_y)`` of :func:`~labelsmooth.metrics.binned.classwise_bin_sums`. ``smece`` (which
+    needs all the confidences) is left out when None, as :class:`~labelsmooth.metrics.CalibrationMeter`
+    does. Used by :func:`calibration_summary` and :meth:`CalibrationMeter.compute`.
+    """
+    acc, mconf = sum_correct / n, sum_confidence / n
+    _, cw_p, cw_y = classwise
+    out = {
         "accuracy": acc,
-        "nll": float(nll_terms(logp, t).mean()),
-        "brier": float(brier_terms(p, t).mean()),
-        "ece": ce_from_bins(*sums, "l1"),
-        "rms_ce": ce_from_bins(*sums, "l2"),
-        "mce": ce_from_bins(*sums, "max"),
-        "smece": smece_from_top_label(conf, correct)[0],
-        "classwise_ece": float((cw_y - cw_p).abs().sum() / (p.shape[0] * p.shape[1])),
+        "nll": sum_nll / n,
+        "brier": sum_brier / n,
+        "ece": ce_from_bins(*bins, "l1"),
+        "rms_ce": ce_from_bins(*bins, "l2"),
+        "mce": ce_from_bins(*bins, "max"),
+        "smece": smece,
+        "classwise_ece": float((cw_y - cw_p).abs().sum()) / (n * cw_p.shape[0]),
         "mean_confidence": mconf,
         "calibration_gap": mconf - acc,
-        "entropy": float(entropy_terms(p, logp).mean()),
+        "entropy": sum_entropy / n,
     }
+    return {key: value for key, value in out.items() if value is not None}

@@ -41,8 +41,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_choice, expected
-from labelsmooth.metrics._inputs import as_tensor, check_bool, check_scores, prepare, top_label
+from labelsmooth._validation import (
+    as_tensor,
+    check_bool,
+    check_choice,
+    check_scores,
+    expected,
+    prepare_scores_and_target,
+)
+from labelsmooth.metrics.probabilities import top_label
 
 __all__ = ["SELECTIVE_SCORES", "RiskCoverageCurve", "aurc", "risk_coverage_curve", "selective_score"]
 
@@ -112,7 +119,7 @@ def selective_score(input: Any, *, from_logits: bool, score: Score = "max_prob")
 
 
 def _score_and_errors(input: Any, target: Any, from_logits: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     _, correct = top_label(x, t, from_logits=from_logits)
     if isinstance(score, str):
         s = selective_score(x, from_logits=from_logits, score=score)  # type: ignore[arg-type]

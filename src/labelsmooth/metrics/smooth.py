@@ -49,8 +49,9 @@ from typing import Any
 
 import torch
 
-from labelsmooth._validation import check_number
-from labelsmooth.metrics._inputs import prepare, top_label
+from labelsmooth._validation import check_number, prepare_scores_and_target
+from labelsmooth.metrics._inputs import top_label
+from labelsmooth.metrics.probabilities import top_label
 
 __all__ = ["smooth_calibration_bandwidth", "smooth_calibration_error"]
 
@@ -129,7 +130,7 @@ def _check_sigma(sigma: Any) -> float:
 
 
 def smooth_calibration_error(
-    input: Any, target: Any, *, from_logits: bool = False, sigma: float | None = None
+    input: Any, target: Any, *, from_logits: bool, sigma: float | None = None
 ) -> float:
     r"""Smooth ECE (smECE) of the top-label confidences, Błasiok and Nakkiran (2023).
 
@@ -146,22 +147,23 @@ def smooth_calibration_error(
 
     Parameters
     ----------
-    input : Tensor or ndarray, shape (N, K)
-        Probabilities, or logits with ``from_logits=True``.
-    target : Tensor or ndarray, shape (N,), integer
-    from_logits : bool, default False
+    input, target, from_logits
+        As :func:`~labelsmooth.metrics.expected_calibration_error`: ``(N, K)`` probabilities or logits,
+        ``(N,)`` class indices, and the required keyword ``from_logits`` that says which.
     sigma : float, optional
         A fixed bandwidth in ``[1e-4, 1]`` instead of the automatic fixed point.
 
     Returns
     -------
     float
-        In :math:`[0, 1]`.
+        A Python float in :math:`[0, 1]`: :math:`\mathrm{smECE}_{\sigma^*}`, or
+        :math:`\mathrm{smECE}_\sigma` at the given ``sigma``.
 
     Raises
     ------
     ValueError, TypeError
-        As :func:`~labelsmooth.metrics.expected_calibration_error`; ``sigma`` outside ``[1e-4, 1]``.
+        What :func:`~labelsmooth.metrics.expected_calibration_error` raises for the data; ``sigma``
+        outside ``[1e-4, 1]`` or not a float.
 
     Examples
     --------
@@ -170,15 +172,15 @@ def smooth_calibration_error(
     >>> f = torch.rand(4000, generator=g) * 0.5 + 0.5
     >>> p = torch.stack([f, 1 - f], dim=1)
     >>> y_calibrated = (torch.rand(4000, generator=g) >= f).long()   # P(class 0) = f
-    >>> round(smooth_calibration_error(p, y_calibrated), 2)
+    >>> round(smooth_calibration_error(p, y_calibrated, from_logits=False), 2)
     0.01
     >>> y_over = (torch.rand(4000, generator=g) >= f - 0.2).long()   # 20 points overconfident
-    >>> round(smooth_calibration_error(p, y_over), 2)
+    >>> round(smooth_calibration_error(p, y_over, from_logits=False), 2)
     0.2
     """
     if sigma is not None:
         sigma = _check_sigma(sigma)
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return smece_from_top_label(conf, correct, sigma)[0]
 
@@ -193,20 +195,21 @@ def smece_from_top_label(
     return est(sigma), sigma
 
 
-def smooth_calibration_bandwidth(input: Any, target: Any, *, from_logits: bool = False) -> float:
+def smooth_calibration_bandwidth(input: Any, target: Any, *, from_logits: bool) -> float:
     r"""The automatic smECE bandwidth: the fixed point :math:`\sigma^* = \mathrm{smECE}_{\sigma^*}`.
 
-    Useful to draw the smoothed reliability curve at the same resolution the metric used.
-    Arguments and errors as :func:`smooth_calibration_error`.
+    Useful to draw the smoothed reliability curve at the same resolution the metric used. Arguments
+    (``from_logits`` required) and errors as :func:`smooth_calibration_error`; returns a Python float in
+    ``[1e-4, 1]``.
 
     Examples
     --------
     >>> import torch
     >>> p = torch.tensor([[0.9, 0.1]] * 50)
     >>> y = torch.tensor([0] * 25 + [1] * 25)
-    >>> round(smooth_calibration_bandwidth(p, y), 2)
+    >>> round(smooth_calibration_bandwidth(p, y, from_logits=False), 2)
     0.4
     """
-    x, t = prepare(input, target, from_logits=from_logits)
+    x, t = prepare_scores_and_target(input, target, from_logits=from_logits)
     conf, correct = top_label(x, t, from_logits=from_logits)
     return smece_from_top_label(conf, correct)[1]

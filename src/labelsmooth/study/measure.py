@@ -95,7 +95,7 @@ def projection(
     """Penultimate features of three classes projected on the plane of their last-layer templates
     (``labelsmooth.plots.penultimate_projection``, Müller et al. 2019), a seeded subsample of at most
     ``max_points``. None when the projection is undefined (e.g. templates on a line)."""
-    from labelsmooth.plots import penultimate_projection
+    from labelsmooth.metrics import penultimate_projection
 
     try:
         d = penultimate_projection(features, target, head_weight, classes, max_points=max_points, seed=0)
