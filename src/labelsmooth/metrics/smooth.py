@@ -50,7 +50,6 @@ from typing import Any
 import torch
 
 from labelsmooth._validation import check_number, prepare_scores_and_target
-from labelsmooth.metrics._inputs import top_label
 from labelsmooth.metrics.probabilities import top_label
 
 __all__ = ["smooth_calibration_bandwidth", "smooth_calibration_error"]
