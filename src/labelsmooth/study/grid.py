@@ -51,11 +51,6 @@ class RunSpec:
     method: Method
     seed: int
 
-    @property
-    def setting(self) -> tuple[str, str, float]:
-        """The (dataset, noise kind, noise rate) a verdict is given for."""
-        return (self.dataset, self.noise_kind, self.noise_rate)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -65,12 +60,6 @@ class RunSpec:
             "param": self.method.param,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        return cls(
-            d["dataset"], d["noise_kind"], float(d["noise_rate"]), Method(d["method"], d["param"]), d["seed"]
-        )
 
 
 def methods_of(cfg: StudyConfig) -> list[Method]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -281,11 +280,3 @@ def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
     path = folder / "report.html"
     path.write_text(render_html(rd), encoding="utf-8")
     return path
-
-
-def verdicts_json(rd: ReportData) -> str:
-    """The verdicts as JSON (for scripts)."""
-    return json.dumps(
-        [{"setting": v.title, "outcome": v.outcome, "alpha": v.alpha, "text": v.text} for v in rd.verdicts],
-        indent=2,
-    )

@@ -1,4 +1,4 @@
-"""Pieces every task core shares: the metric-table row, checks of section fields, seeding, and the
+"""Pieces every task core shares: checks of section fields, one-thread determinism, and the
 paired-interval sentences of a verdict. Engine-agnostic: nothing here knows about the store or the grid.
 """
 
@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import difflib
 import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import torch
 
 from labelsmooth._validation import expected
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-
-
-class MetricSpec(NamedTuple):
-    """One row of a task's metrics table: key, column header, format spec, better direction, after-TS."""
-
-    key: str
-    header: str
-    fmt: str
-    better: Literal["higher", "lower"] | None
-    after_temperature: bool
 
 
 # ------------------------------------------------------------------ section checks
@@ -92,14 +81,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def timed(fn: Callable[[], dict]) -> dict:
-    """Call ``fn`` and add its wall and CPU seconds under ``timing`` (not part of the metrics)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    out["timing"] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-    return out
 
 
 # ------------------------------------------------------------------ verdict helpers
