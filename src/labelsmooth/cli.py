@@ -192,10 +192,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def _dry_run(cfg) -> None:
-    from labelsmooth.study.runner import describe_backend, plan, prepare
+    from labelsmooth.study.runner import describe_backend, plan, prepare_context
     from labelsmooth.study.store import DB_NAME, Store
 
-    ctx = prepare(cfg)
+    ctx = prepare_context(cfg)
     grid = plan(ctx)
     done: set[str] = set()
     other = ""
@@ -209,7 +209,7 @@ def _dry_run(cfg) -> None:
     todo = len({s.run_hash for s in grid} - done)
     each = f" ({cfg.train.epochs} epochs each)" if cfg.task == "classification" else f" (task {cfg.task})"
     click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}; {describe_backend(cfg, todo)}:")
-    assert ctx.task is not None  # set by prepare()
+    assert ctx.task is not None  # set by prepare_context()
     for i, spec in enumerate(grid, 1):
         h = spec.run_hash
         status = "stored" if h in done else "todo"

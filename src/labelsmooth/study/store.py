@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+
 @dataclass(frozen=True)
 class StoredRun:
     """One row of ``runs``, decoded."""

@@ -283,7 +283,7 @@ def _reliability_figure(s: _SettingRuns) -> Figure | None:
         "underconfident. The ECE in the legend is that of the pooled bins (all seeds' test points in one "
         "diagram); the tables' ECE is the mean of the per-seed ECEs, usually larger, since each seed's "
         "ECE also carries its own binning noise.",
-        figures.reliability(panels, s.where),
+        figures.reliability_png(panels, s.where),
     )
 
 
@@ -310,7 +310,7 @@ def _logit_gap_figure(s: _SettingRuns) -> Figure | None:
         f"{s.where}: training logit gaps (seed {s.first_seed}); solid lines mark log(1 + K(1 - a)/a), the "
         "gap at the optimum of the smoothed loss, dashed lines the mean gap. Hard targets have no finite "
         "optimum.",
-        figures.logit_gaps(panels, s.where),
+        figures.logit_gaps_png(panels, s.where),
     )
 
 
@@ -323,7 +323,7 @@ def _projection_figure(s: _SettingRuns) -> Figure | None:
         f"{s.where}: penultimate-layer activations of three classes (test split, seed {s.first_seed}) "
         "projected on the plane through their last-layer templates (Müller et al., 2019). Smoothing pulls "
         "each class into a tighter cluster at equal distance from the others.",
-        figures.projection(panels, s.where),
+        figures.projection_png(panels, s.where),
     )
 
 

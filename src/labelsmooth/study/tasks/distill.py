@@ -349,8 +349,8 @@ def execute(
     )
 
 
-def _prepare(section: DistillSection, seed: int, noise_rate: float) -> _digits.Prepared:
-    return _digits.prepare(seed, section.val_fraction, section.test_fraction, noise_rate)
+def _digits_split(section: DistillSection, seed: int, noise_rate: float) -> _digits.DigitsSplit:
+    return _digits.digits_split(seed, section.val_fraction, section.test_fraction, noise_rate)
 
 
 def _train_args(section: DistillSection, epochs: int, seed: int, role: str) -> dict[str, Any]:
@@ -374,7 +374,7 @@ def run_teacher(
     training rows of the digits, so a student can check it sees the same split).
     """
     check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    d = _prepare(section, seed, noise_rate)
+    d = _digits_split(section, seed, noise_rate)
     model = _digits.mlp(d.num_classes, section.teacher_width, section.teacher_depth, seed, "teacher")
     y = d.y_train
     loss = METHODS["teacher"].objective(label_smoothing, target=y, section=section)
@@ -398,7 +398,7 @@ def run_teacher(
     return {"metrics": metrics, "curves": curves, "arrays": {}, "artefacts": artefacts}
 
 
-def _check_artefacts(art: Mapping[str, Any], d: _digits.Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_artefacts(art: Mapping[str, Any], d: _digits.DigitsSplit) -> tuple[torch.Tensor, torch.Tensor]:
     for key in ("train_logits", "test_logits", "train_index"):
         if key not in art:
             raise ValueError(expected("teacher_artefacts", f"to hold {key!r}", sorted(art)))
@@ -420,7 +420,7 @@ def _check_artefacts(art: Mapping[str, Any], d: _digits.Prepared) -> tuple[torch
 
 
 def _student_result(
-    model, curves, d: _digits.Prepared, z_teacher_test=None, n_bins: int = 15
+    model, curves, d: _digits.DigitsSplit, z_teacher_test=None, n_bins: int = 15
 ) -> dict[str, Any]:
     z_tr, z_va, z_te = (_digits.logits(model, x) for x in (d.X_train, d.X_val, d.X_test))
     metrics = _digits.evaluate(z_va, d.y_val, z_te, d.y_test, n_bins)
@@ -448,7 +448,7 @@ def run_student(
     The student never sees a label; the teacher's ``train_index`` must match the seed's split.
     """
     check_scalar_range("temperature", temperature, 0.0, float("inf"), lo_open=True, hi_open=True)
-    d = _prepare(section, seed, 0.0)
+    d = _digits_split(section, seed, 0.0)
     z_teacher, z_teacher_test = _check_artefacts(teacher_artefacts, d)
     model = _digits.mlp(d.num_classes, section.student_width, section.student_depth, seed, "student")
     loss = METHODS["kd"].objective(temperature, teacher_logits=z_teacher, section=section)
@@ -475,7 +475,7 @@ def run_baseline(
         if label_smoothing is None:
             raise ValueError(expected("label_smoothing", "for the 'ls' baseline", None))
         check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    d = _prepare(section, seed, noise_rate)
+    d = _digits_split(section, seed, noise_rate)
     model = _digits.mlp(d.num_classes, section.student_width, section.student_depth, seed, "student")
     param = label_smoothing if method == "ls" else None
     loss = METHODS[method].objective(param, target=d.y_train, section=section)

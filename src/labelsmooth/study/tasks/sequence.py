@@ -34,11 +34,11 @@ from labelsmooth.kernels import linear_cross_entropy
 from labelsmooth.losses import confidence_penalty
 from labelsmooth.metrics import (
     accuracy,
-    calibration_bins,
     expected_calibration_error,
     negative_log_likelihood,
     smooth_calibration_error,
 )
+from labelsmooth.study import measure
 from labelsmooth.study.methods import Method
 from labelsmooth.study.stats import estimate
 from labelsmooth.study.tasks import register
@@ -336,17 +336,6 @@ def _scored_logits(
     return torch.cat(zs).double(), torch.cat(ys)
 
 
-def _bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, list[float]]:
-    """Reliability numbers in the layout :func:`labelsmooth.study.figures.reliability` pools over seeds."""
-    b = calibration_bins(z, y, n_bins=n_bins, from_logits=True)
-    return {
-        "edges": [float(v) for v in b.edges],
-        "counts": [int(v) for v in b.counts],
-        "sum_confidence": [float(v) for v in b.sum_confidence],
-        "sum_correct": [float(v) for v in b.sum_correct],
-    }
-
-
 def run_one(
     section: SequenceSection,
     method: str,
@@ -415,8 +404,8 @@ def run_one(
             "train_loss": curve[-1],
         }
         arrays = {
-            "reliability": _bins(zt, yt, n_bins),
-            "reliability_ts": _bins(zs, yt, n_bins),
+            "reliability": measure.reliability_bins(zt, yt, n_bins),
+            "reliability_ts": measure.reliability_bins(zs, yt, n_bins),
             "fingerprint": data.fingerprint,
         }
     return {
@@ -714,7 +703,7 @@ class SequenceTask(Task):
                     f"{ds}: reliability of the top-label next-token confidence, hard targets and each "
                     "smoothing a, before and after temperature scaling (test split, bins pooled over seeds). "
                     "Points above the diagonal: underconfident.",
-                    fig.reliability(panels, f"{ds}: reliability before / after temperature scaling"),
+                    fig.reliability_png(panels, f"{ds}: reliability before / after temperature scaling"),
                 ))  # fmt: skip
         return out
 
