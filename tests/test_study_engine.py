@@ -100,7 +100,7 @@ def test_task_registry_and_did_you_mean():
         from labelsmooth.study.methods import register_method
 
         register_method(Method("ls", "a", lambda p, **_: None))
-    assert get_method("ls").label_of(0.1) == "ls a=0.1" and get_method("hard").alpha(None) == 0.0
+    assert get_method("ls").label_of(0.1) == "ls a=0.1" and get_method("hard").label_smoothing(None) == 0.0
 
 
 def test_cli_tasks_lists_every_task_and_study_takes_task(tmp_path):

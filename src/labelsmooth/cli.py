@@ -83,7 +83,9 @@ def main() -> None:
     help="Noise model. [default: symmetric]",
 )
 @click.option(
-    "--alphas", help="Uniform smoothing factors in (0, 1), comma-separated. [default: 0.05,0.1,0.2,0.3]"
+    "--alphas",
+    help="Uniform smoothing factors a in (0, 1), comma-separated: `alphas` abbreviates the smoothing "
+    "factors, `label_smoothing` in the Python API. [default: 0.05,0.1,0.2,0.3]",
 )
 @click.option("--seeds", help="Number of seeds or a list, e.g. 0,1,2. [default: 5]")
 @click.option("--epochs", type=int, help="Training epochs per run. [default: 300]")

@@ -117,10 +117,9 @@ def prepare_context(
 
 def prepare(*args: Any, **kwargs: Any) -> Prepared:
     """Deprecated spelling of :func:`prepare_context` (kept for one release)."""
-    import warnings
+    from labelsmooth.study._deprecation import warn_renamed
 
-    msg = "labelsmooth.study.runner.prepare is deprecated; use prepare_context"
-    warnings.warn(msg, DeprecationWarning, stacklevel=2)
+    warn_renamed("labelsmooth.study.runner.prepare", "prepare_context")
     return prepare_context(*args, **kwargs)
 
 

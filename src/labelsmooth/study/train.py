@@ -216,7 +216,7 @@ def _evaluate(
     out["train_logit_gap"] = float(np.median(gap_tr))
     out["train_logit_gap_mean"] = float(np.mean(gap_tr))
     out["test_logit_gap"] = float(np.median(gap_te))
-    a = spec.method.alpha
+    a = spec.method.label_smoothing
     opt = optimal_logit_gap(a, k) if spec.method.name in ("ls", "hard") and a is not None else None
     out["optimal_logit_gap"] = opt if opt is not None and math.isfinite(opt) else None
 

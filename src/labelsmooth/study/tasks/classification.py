@@ -130,8 +130,8 @@ class ClassificationTask(Task):
         method = Method(s["method"], freeze_param(s["param"]))
         rec: dict[str, Any] = {
             "dataset": s["dataset"], "noise_kind": s["noise_kind"], "noise_rate": s["noise_rate"],
-            "method": s["method"], "param": method.param, "label": method.label, "alpha": method.alpha,
-            "seed": s["seed"],
+            "method": s["method"], "param": method.param, "label": method.label,
+            "alpha": method.label_smoothing, "seed": s["seed"],
         }  # fmt: skip
         rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
         if "diverged_reason" not in run.metrics:  # stored before divergence was defined: the same rule now
@@ -241,7 +241,7 @@ class _SettingRuns:
             where=f"{v.dataset}, {noise_phrase(v.noise_kind, v.noise_rate)}",
             by_method=group(recs, ("method", "param")),
             by_hash=by_hash,
-            best=("ls", v.alpha) if v.alpha is not None else None,
+            best=("ls", v.label_smoothing) if v.label_smoothing is not None else None,
             first_seed=min((r["seed"] for r in recs), default=None),
         )
 

@@ -39,6 +39,7 @@ from labelsmooth.metrics import (
     smooth_calibration_error,
 )
 from labelsmooth.study import measure
+from labelsmooth.study._deprecation import warn_renamed
 from labelsmooth.study.methods import Method
 from labelsmooth.study.stats import estimate
 from labelsmooth.study.tasks import register
@@ -260,7 +261,7 @@ SEQUENCE_METHODS: dict[str, Method] = {
     "hard": Method("hard", None, _hard_objective, label=_label_hard,
                    description="one-hot next-token targets (linear_cross_entropy)"),
     "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing,
-                        alpha=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
+                        label_smoothing=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
                         check=_check_smoothing,
                         description="linear_cross_entropy with label_smoothing = a"),
     "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective, label=_label_penalty,
@@ -429,14 +430,20 @@ def _baseline(groups: dict[tuple[str, Any], list[dict]], method: str) -> list[di
     return next((rs for (m, _), rs in groups.items() if m == method), None)
 
 
-def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, Any]]:
+def claims(
+    records: list[dict], *, label_smoothing: float = 0.1, claim_alpha: float | None = None
+) -> list[dict[str, Any]]:
     """The published claims checked on a grid's records, one dict per (dataset, claim).
 
     ``records``: dicts with ``dataset`` (optional), ``method``, ``param``, ``seed`` and the metrics (flat
-    or under ``metrics``). Each claim compares smoothing at ``claim_alpha`` (or the nearest grid value)
-    with ``hard`` by a paired difference over seeds: ``{"dataset", "claim", "source", "key", "alpha",
+    or under ``metrics``). Each claim compares smoothing at ``label_smoothing`` (or the nearest grid value;
+    ``claim_alpha`` is its deprecated spelling, one release) with ``hard`` by a paired difference over
+    seeds: ``{"dataset", "claim", "source", "key", "alpha" (the factor compared),
     "estimate": Estimate, "status": "reproduced" | "contradicted" | "not detectable" | "not enough seeds"}``.
     """
+    if claim_alpha is not None:
+        warn_renamed("claims(claim_alpha=...)", "claims(label_smoothing=...)")
+        label_smoothing = claim_alpha
     flat = flatten(records)
     out = []
     for ds in _datasets(flat):
@@ -445,7 +452,7 @@ def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, A
         alphas = sorted(p for m, p in groups if m == "smoothing")
         if not hard or not alphas:
             continue
-        a = min(alphas, key=lambda v: abs(v - claim_alpha))
+        a = min(alphas, key=lambda v: abs(v - label_smoothing))
         ls = groups[("smoothing", a)]
         acc_key = "exact_match" if any(r.get("exact_match") is not None for r in ls) else "accuracy"
         for claim, source, key, sign in (
@@ -521,12 +528,18 @@ def _ece_explanation(hard: list[dict]) -> str:
     return f" The hard-target models are overconfident here (fitted T = {t.fmt(digits=2)} > 1)."
 
 
-def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
+def verdict(
+    records: list[dict], *, label_smoothing: float = 0.1, claim_alpha: float | None = None
+) -> list[Verdict]:
     """One :class:`Verdict` per dataset: what smoothing did to perplexity, accuracy and calibration
     against hard targets (paired 95% t-intervals over seeds), each against the published direction.
 
     ``outcome`` lists the three directions measured at the claim's a (e.g. ``"perplexity up, accuracy
-    within noise, ECE up"``); ``numbers`` holds the claims (:func:`claims`)."""
+    within noise, ECE up"``); ``numbers`` holds the claims (:func:`claims` at ``label_smoothing``;
+    ``claim_alpha`` is its deprecated spelling, one release)."""
+    if claim_alpha is not None:
+        warn_renamed("verdict(claim_alpha=...)", "verdict(label_smoothing=...)")
+        label_smoothing = claim_alpha
     flat = flatten(records)
     out: list[Verdict] = []
     for ds in _datasets(flat):
@@ -543,7 +556,9 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
             f"{spread(hard, 'ts_ece')})."
         ]
         cl = {
-            c["key"]: c for c in claims(recs, claim_alpha=claim_alpha) if c["claim"].startswith("smoothing")
+            c["key"]: c
+            for c in claims(recs, label_smoothing=label_smoothing)
+            if c["claim"].startswith("smoothing")
         }
         words = []
         if cl:
