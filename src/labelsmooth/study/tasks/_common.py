@@ -4,16 +4,19 @@ paired-interval sentences of a verdict. Engine-agnostic: nothing here knows abou
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from labelsmooth._validation import expected
 from labelsmooth.study.stats import Estimate, estimate, group, paired
+
+S = TypeVar("S")
 
 
 # ------------------------------------------------------------------ section checks
@@ -59,6 +62,22 @@ def check_names(
     if len(set(values)) != len(values):
         raise ValueError(expected(name, "to hold no repeats", values))
     return tuple(values)
+
+
+def section_from_mapping(cls: type[S], name: str, mapping: Mapping[str, Any]) -> S:
+    """A task's section dataclass ``cls`` from a TOML-like mapping (lists become tuples), validated by its
+    ``validate()``; an unknown key raises ValueError naming ``<name>.<key>`` with the closest known key."""
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            what = f"to be a key of the {name} section" + (
+                f" (did you mean `{name}.{hint[0]}`?)" if hint else ""
+            )
+            raise ValueError(expected(f"{name}.{key}", what, key))
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs).validate()  # type: ignore[attr-defined]
 
 
 def check_grid(name: str, values: Any, lo: float, hi: float, *, hi_open: bool = False) -> tuple[float, ...]:

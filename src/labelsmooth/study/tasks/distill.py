@@ -49,6 +49,7 @@ __all__ = [
     "METHODS",
     "METRICS",
     "TASK",
+    "TEACHER_KEYS",
     "Claim",
     "DistillRun",
     "DistillSection",
@@ -181,6 +182,9 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 """The ``distill`` metrics table. The four erasure measures are teacher metrics (None for students)."""
+
+TEACHER_KEYS = ("accuracy", "nll", "ece", "within_class_cosine", "prob_spread", "wrong_mass", "wrong_entropy")
+"""A teacher's test metrics in the erasure table: accuracy, NLL, ECE and the four erasure measures."""
 
 
 @dataclass(frozen=True)
@@ -642,15 +646,7 @@ def erasure_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (eta, a), group in stats.group(select(records, method="teacher"), ("noise_rate", "param")).items():
         row: dict[str, Any] = {"noise_rate": eta, "label_smoothing": a}
-        for k in (
-            "accuracy",
-            "nll",
-            "ece",
-            "within_class_cosine",
-            "prob_spread",
-            "wrong_mass",
-            "wrong_entropy",
-        ):
+        for k in TEACHER_KEYS:
             row[k] = stats.estimate(r.get(k) for r in group)
         rows.append(row)
     return rows

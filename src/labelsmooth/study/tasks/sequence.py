@@ -23,7 +23,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -55,18 +55,10 @@ from labelsmooth.study.tasks._common import (
     direction,
     flatten,
     one_thread,
+    section_from_mapping,
     spread,
 )
-from labelsmooth.study.tasks.base import (
-    Context,
-    Figure,
-    Metric,
-    NeededRun,
-    RunRecord,
-    RunSpec,
-    Task,
-    Verdict,
-)
+from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 from labelsmooth.study.tasks.sequence_data import (
     IGNORE,
     CausalTransformer,
@@ -174,19 +166,7 @@ class SequenceSection:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> SequenceSection:
         """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
-        import difflib
-
-        known = [f.name for f in fields(cls)]
-        kwargs: dict[str, Any] = {}
-        for key, value in mapping.items():
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                what = "to be a key of the sequence section" + (
-                    f" (did you mean `sequence.{hint[0]}`?)" if hint else ""
-                )
-                raise ValueError(expected(f"sequence.{key}", what, key))
-            kwargs[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**kwargs).validate()
+        return section_from_mapping(cls, "sequence", mapping)
 
 
 def default_grid(
