@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from labelsmooth.cli import main
 from labelsmooth.study import run
-from labelsmooth.study.runner import plan, prepare
+from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.store import DB_NAME, Store
 from labelsmooth.study.tasks import BUILTIN, get_task, preference, value
 from study_fixtures import PYTHON, subprocess_env
@@ -127,11 +127,11 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
 
 
 def test_adding_a_method_keeps_the_other_runs_hashes():
-    few = plan(prepare(_cfg("value", methods={"mse": True})))
-    many = plan(prepare(_cfg("value")))
+    few = plan(prepare_context(_cfg("value", methods={"mse": True})))
+    many = plan(prepare_context(_cfg("value")))
     assert {s.run_hash for s in few} < {s.run_hash for s in many}
-    p = plan(prepare(_cfg("preference", flip_rates=[0.4])))
-    assert {s.run_hash for s in p} < {s.run_hash for s in plan(prepare(_cfg("preference")))}
+    p = plan(prepare_context(_cfg("preference", flip_rates=[0.4])))
+    assert {s.run_hash for s in p} < {s.run_hash for s in plan(prepare_context(_cfg("preference")))}
 
 
 def test_cartpole_through_the_engine(tmp_path):
@@ -221,9 +221,9 @@ def test_bad_configs_are_errors_naming_the_key(cfg, exc, match, tmp_path):
 
 def test_user_data_or_model_is_refused(tmp_path):
     with pytest.raises(TypeError, match="`data` to be None"):
-        prepare(_cfg("value"), data=([[0.0]], [0]))
+        prepare_context(_cfg("value"), data=([[0.0]], [0]))
     with pytest.raises(TypeError, match="`model_fn` to be None"):
-        prepare(_cfg("preference"), model_fn=lambda *a: None)
+        prepare_context(_cfg("preference"), model_fn=lambda *a: None)
 
 
 # ------------------------------------------------------------------------------------------- verdict logic

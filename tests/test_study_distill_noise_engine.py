@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from labelsmooth.cli import main
 from labelsmooth.study import load_results, run
-from labelsmooth.study.runner import plan, prepare
+from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.store import DB_NAME
 from labelsmooth.study.tasks import TASKS, get_task
 from study_fixtures import PYTHON, subprocess_env
@@ -94,8 +94,8 @@ def test_each_student_needs_its_teacher_and_gets_its_stored_artefacts(serial):
     baselines = [r for r in rows.values() if r["axes"]["method"] in ("hard", "ls", "tfkd")]
     assert len(baselines) == 6 and all(r["needs"] == [] for r in baselines)
     # the plan: a student's hash names its teacher, a teacher's hash ignores the students' temperatures
-    specs = plan(prepare(_distill_cfg()))
-    other = plan(prepare(_distill_cfg(distill={**TINY_DISTILL, "temperatures": [1.0, 4.0, 8.0]})))
+    specs = plan(prepare_context(_distill_cfg()))
+    other = plan(prepare_context(_distill_cfg(distill={**TINY_DISTILL, "temperatures": [1.0, 4.0, 8.0]})))
     hashes = {s.run_hash for s in specs if s.axes["method"] == "teacher"}
     assert hashes == {s.run_hash for s in other if s.axes["method"] == "teacher"} == set(teachers)
 
@@ -250,7 +250,7 @@ def test_a_finished_study_trains_nothing_on_rerun_and_dry_run_names_the_needs(se
     trained: list = []
     res = run(_distill_cfg(), out=out, workers=1, report=False, on_run=trained.append)
     assert trained == [] and len(res) == N_RUNS
-    specs = plan(prepare(_distill_cfg()))
+    specs = plan(prepare_context(_distill_cfg()))
     student = next(s for s in specs if s.axes["method"] == "kd")
     line = get_task("distill").describe(student)
     assert "teacher a=" in line and line.endswith(f"needs {student.needs[0]}")

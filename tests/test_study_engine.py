@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import study_toy_task  # noqa: F401  (registers the toy task "toy_chain")
 from labelsmooth.cli import main
 from labelsmooth.study import load_results, run, write_report
-from labelsmooth.study.runner import FolderLock, StudyLockedError, StudyMismatchError, plan, prepare
+from labelsmooth.study.runner import FolderLock, StudyLockedError, StudyMismatchError, plan, prepare_context
 from labelsmooth.study.store import DB_NAME, SCHEMA_VERSION, Store
 from labelsmooth.study.tasks import TASKS, Method, RunSpec, get_method, get_task, register
 from labelsmooth.study.tasks.base import order_plan
@@ -100,7 +100,7 @@ def test_task_registry_and_did_you_mean():
         from labelsmooth.study.methods import register_method
 
         register_method(Method("ls", "a", lambda p, **_: None))
-    assert get_method("ls").label_of(0.1) == "ls a=0.1" and get_method("hard").alpha(None) == 0.0
+    assert get_method("ls").label_of(0.1) == "ls a=0.1" and get_method("hard").label_smoothing(None) == 0.0
 
 
 def test_cli_tasks_lists_every_task_and_study_takes_task(tmp_path):
@@ -119,11 +119,11 @@ def test_a_section_of_another_task_or_an_unknown_key_is_an_error(tmp_path):
     with pytest.raises(
         ValueError, match=r"`noise` to be a section of task 'toy_chain'.*belongs to task 'classification'"
     ):
-        prepare({"task": "toy_chain", "noise": {"rates": [0.0]}})
+        prepare_context({"task": "toy_chain", "noise": {"rates": [0.0]}})
     with pytest.raises(ValueError, match=r"`toy_chain` to be a section of task 'classification'"):
-        prepare({"toy_chain": {"scale": 2.0}})
+        prepare_context({"toy_chain": {"scale": 2.0}})
     with pytest.raises(ValueError, match=r"`toy_chain.scal`.*did you mean `toy_chain.scale`"):
-        prepare({"task": "toy_chain", "toy_chain": {"scal": 2.0}})
+        prepare_context({"task": "toy_chain", "toy_chain": {"scal": 2.0}})
     with pytest.raises(ValueError, match=r"toy_chain.scale"):
         run({"task": "toy_chain", "toy_chain": {"scale": -1.0}}, out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
@@ -310,6 +310,6 @@ def test_workers_are_capped_at_the_cores_with_a_message(tmp_path, monkeypatch):
 
 
 def test_prepare_and_plan_write_nothing(tmp_path):
-    ctx = prepare(dict(_toy(), out=str(tmp_path / "o")))
+    ctx = prepare_context(dict(_toy(), out=str(tmp_path / "o")))
     assert len(plan(ctx)) == 4 and not (tmp_path / "o").exists()
     time.sleep(0)  # nothing else to wait for

@@ -9,7 +9,7 @@ from torch import nn
 
 from labelsmooth.study import Results, StudyConfig, load_results, run, write_report
 from labelsmooth.study.grid import expand
-from labelsmooth.study.runner import plan, prepare
+from labelsmooth.study.runner import plan, prepare_context
 from study_fixtures import tiny
 
 VOLATILE = {"wall_time"}
@@ -189,11 +189,11 @@ def test_grid_and_run_hashes():
     cfg = StudyConfig()
     specs = expand(cfg)
     assert len(specs) == 1 * 2 * 9 * 5
-    ctx = prepare(tiny())
+    ctx = prepare_context(tiny())
     h = {s.run_hash for s in plan(ctx)}
     assert len(h) == len(expand(ctx.config))
     # workers and output folder are not part of a run's identity
-    ctx2 = prepare(tiny(workers=2, out="elsewhere"))
+    ctx2 = prepare_context(tiny(workers=2, out="elsewhere"))
     assert {s.run_hash for s in plan(ctx2)} == h
 
 

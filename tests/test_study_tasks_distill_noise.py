@@ -67,15 +67,10 @@ def test_distill_runs_are_deterministic_and_artefacts_small():
     assert art["train_logits"].dtype == torch.float32 and art["train_logits"].shape[1] == 10
     assert sum(v.numel() * v.element_size() for v in art.values()) < 100_000
     m = t1["metrics"]
-    for key in (
-        "accuracy",
-        "nll",
-        "ece",
-        "within_class_cosine",
-        "prob_spread",
-        "wrong_mass",
-        "wrong_entropy",
-    ):
+    assert distill.TEACHER_KEYS == (
+        "accuracy", "nll", "ece", "within_class_cosine", "prob_spread", "wrong_mass", "wrong_entropy",
+    )  # fmt: skip
+    for key in distill.TEACHER_KEYS:
         assert isinstance(m[key], float) and math.isfinite(m[key])
     s1 = distill.run_student(TINY_D, art, 4.0, 0)
     s2 = distill.run_student(TINY_D, t2["artefacts"], 4.0, 0)

@@ -89,7 +89,7 @@ def _records(d_acc, d_nll, gap=-0.1, noise=0.0, jitter=0.002):
 def test_outcomes(d_acc, d_nll, outcome):
     (v,) = judge(_records(d_acc, d_nll))
     assert v.outcome == outcome
-    assert v.alpha == 0.1
+    assert v.label_smoothing == 0.1
     if outcome == "within noise":
         assert "within noise" in v.text and "no difference beyond seed-to-seed noise" in v.text
 
@@ -136,14 +136,14 @@ def _three_alphas(val_nll_by_seed):
 def test_choice_is_by_validation_nll_and_its_stability_is_reported():
     stable = [{0.05: 0.5, 0.1: 0.3, 0.2: 0.4}] * 5
     (v,) = judge(_three_alphas(stable))
-    assert v.alpha == 0.1 and v.numbers["selection"] == {0.05: 0, 0.1: 5, 0.2: 0} and v.numbers["stable"]
+    assert v.label_smoothing == 0.1 and v.numbers["selection"] == {0.05: 0, 0.1: 5, 0.2: 0} and v.numbers["stable"]
     assert "lowest validation NLL" in v.sentences[0] and "unstable" not in v.text
     # the mean is lowest for a = 0.1, but seed by seed a = 0.1 wins only 2 of 5
     unstable = [{0.05: 0.30, 0.1: 0.31, 0.2: 0.40}, {0.05: 0.30, 0.1: 0.31, 0.2: 0.40},
                 {0.05: 0.60, 0.1: 0.31, 0.2: 0.40}, {0.05: 0.40, 0.1: 0.31, 0.2: 0.30},
                 {0.05: 0.60, 0.1: 0.31, 0.2: 0.70}]  # fmt: skip
     (u,) = judge(_three_alphas(unstable))
-    assert u.alpha == 0.1 and u.numbers["selection"] == {0.05: 2, 0.1: 2, 0.2: 1}
+    assert u.label_smoothing == 0.1 and u.numbers["selection"] == {0.05: 2, 0.1: 2, 0.2: 1}
     assert not u.numbers["stable"]
     assert (
         "The choice of a is unstable" in u.text

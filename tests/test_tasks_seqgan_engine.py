@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from labelsmooth.cli import main
 from labelsmooth.study import run
 from labelsmooth.study.config import from_mapping
-from labelsmooth.study.runner import plan, prepare
+from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.stats import Estimate
 from labelsmooth.study.store import DB_NAME, Store
 from labelsmooth.study.tasks import BUILTIN, gan, get_task, sequence
@@ -129,8 +129,8 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
 
 
 def test_a_grid_change_keeps_the_other_runs_hashes():
-    few = {s.run_hash for s in plan(prepare(_cfg("sequence", label_smoothing=[0.1])))}
-    more = {s.run_hash for s in plan(prepare(_cfg("sequence", label_smoothing=[0.1, 0.2])))}
+    few = {s.run_hash for s in plan(prepare_context(_cfg("sequence", label_smoothing=[0.1])))}
+    more = {s.run_hash for s in plan(prepare_context(_cfg("sequence", label_smoothing=[0.1, 0.2])))}
     assert few < more and len(more - few) == 2
 
 

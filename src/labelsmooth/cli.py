@@ -83,7 +83,9 @@ def main() -> None:
     help="Noise model. [default: symmetric]",
 )
 @click.option(
-    "--alphas", help="Uniform smoothing factors in (0, 1), comma-separated. [default: 0.05,0.1,0.2,0.3]"
+    "--alphas",
+    help="Uniform smoothing factors a in (0, 1), comma-separated: `alphas` abbreviates the smoothing "
+    "factors, `label_smoothing` in the Python API. [default: 0.05,0.1,0.2,0.3]",
 )
 @click.option("--seeds", help="Number of seeds or a list, e.g. 0,1,2. [default: 5]")
 @click.option("--epochs", type=int, help="Training epochs per run. [default: 300]")
@@ -192,10 +194,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def _dry_run(cfg) -> None:
-    from labelsmooth.study.runner import describe_backend, plan, prepare
+    from labelsmooth.study.runner import describe_backend, plan, prepare_context
     from labelsmooth.study.store import DB_NAME, Store
 
-    ctx = prepare(cfg)
+    ctx = prepare_context(cfg)
     grid = plan(ctx)
     done: set[str] = set()
     other = ""
@@ -209,7 +211,7 @@ def _dry_run(cfg) -> None:
     todo = len({s.run_hash for s in grid} - done)
     each = f" ({cfg.train.epochs} epochs each)" if cfg.task == "classification" else f" (task {cfg.task})"
     click.echo(f"{len(grid)} runs{each}, {todo} to train, in {cfg.out}; {describe_backend(cfg, todo)}:")
-    assert ctx.task is not None  # set by prepare()
+    assert ctx.task is not None  # set by prepare_context()
     for i, spec in enumerate(grid, 1):
         h = spec.run_hash
         status = "stored" if h in done else "todo"

@@ -7,7 +7,6 @@ byte-identical figures. matplotlib is imported here only (the ``study`` extra), 
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import numpy as np
@@ -102,7 +101,11 @@ def metrics_vs_alpha(records: list[dict], dataset: str) -> bytes:
 
 
 def _pooled(bins: list[dict], label: str | None):
-    """Reliability numbers pooled over seeds (same edges: sums of counts, confidences, correct)."""
+    """Reliability numbers pooled over seeds (same edges: sums of counts, confidences, correct); the ECE
+    from the pooled sums by :func:`labelsmooth.metrics.binned.ce_from_bins`."""
+    import torch
+
+    from labelsmooth.metrics.binned import ce_from_bins
     from labelsmooth.plots import ReliabilityData
 
     counts = np.sum([b["counts"] for b in bins], axis=0)
@@ -111,12 +114,11 @@ def _pooled(bins: list[dict], label: str | None):
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.where(counts > 0, sc / counts, np.nan)
         acc = np.where(counts > 0, sk / counts, np.nan)
-    n = counts.sum()
-    ece = float(np.abs(sk - sc).sum() / n) if n else math.nan
+    ece = ce_from_bins(torch.as_tensor(counts), torch.as_tensor(sc), torch.as_tensor(sk), "l1")
     return ReliabilityData(np.asarray(bins[0]["edges"]), counts, acc, conf, ece, label)
 
 
-def reliability(panels: list[tuple[str | None, list[dict]]], title: str) -> bytes:
+def reliability_png(panels: list[tuple[str | None, list[dict]]], title: str) -> bytes:
     """Reliability diagrams overlaid (``labelsmooth.plots.plot_reliability``), bins pooled over seeds."""
     from labelsmooth.plots import plot_reliability
 
@@ -128,7 +130,7 @@ def reliability(panels: list[tuple[str | None, list[dict]]], title: str) -> byte
     return to_png(fig)
 
 
-def logit_gaps(panels: list[tuple[str, dict, float | None, float | None, int]], title: str) -> bytes:
+def logit_gaps_png(panels: list[tuple[str, dict, float | None, float | None, int]], title: str) -> bytes:
     """Training logit-gap histograms (``labelsmooth.plots.plot_logit_gap_histogram``) with the theoretical
     optimum log(1 + K(1 - a)/a); panels are (label, histogram, a, optimum, K)."""
     from labelsmooth.plots import LogitGapHistogramData, plot_logit_gap_histogram
@@ -147,7 +149,7 @@ def logit_gaps(panels: list[tuple[str, dict, float | None, float | None, int]], 
     return to_png(fig)
 
 
-def projection(panels: list[tuple[str, dict]], title: str) -> bytes:
+def projection_png(panels: list[tuple[str, dict]], title: str) -> bytes:
     """Penultimate-layer projections side by side (``labelsmooth.plots.plot_penultimate_projection``)."""
     from labelsmooth.plots import ProjectionData, plot_penultimate_projection
 

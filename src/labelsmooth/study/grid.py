@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from labelsmooth.study._deprecation import warn_renamed
 from labelsmooth.study.config import StudyConfig
 from labelsmooth.study.identity import config_hash
 from labelsmooth.study.methods import Method as MethodEntry
@@ -36,9 +37,16 @@ class Method:
         return self.entry.label_of(self.param)
 
     @property
+    def label_smoothing(self) -> float | None:
+        """The position on the smoothing axis (the factor a, stored in the records as ``alpha``; uniform
+        smoothing only; hard = 0, negative < 0)."""
+        return self.entry.label_smoothing(self.param)
+
+    @property
     def alpha(self) -> float | None:
-        """The position on the smoothing axis a (uniform smoothing only; hard = 0, negative < 0)."""
-        return self.entry.alpha(self.param)
+        """Deprecated spelling of :attr:`label_smoothing` (one release)."""
+        warn_renamed("grid.Method.alpha", "grid.Method.label_smoothing")
+        return self.label_smoothing
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,6 @@ class RunSpec:
     method: Method
     seed: int
 
-    @property
-    def setting(self) -> tuple[str, str, float]:
-        """The (dataset, noise kind, noise rate) a verdict is given for."""
-        return (self.dataset, self.noise_kind, self.noise_rate)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -65,12 +68,6 @@ class RunSpec:
             "param": self.method.param,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        return cls(
-            d["dataset"], d["noise_kind"], float(d["noise_rate"]), Method(d["method"], d["param"]), d["seed"]
-        )
 
 
 def methods_of(cfg: StudyConfig) -> list[Method]:

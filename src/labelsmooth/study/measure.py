@@ -23,7 +23,11 @@ from labelsmooth.metrics import (
     negative_log_likelihood,
 )
 
-SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece", "smece", "calibration_gap", "mean_confidence", "entropy")
+RUN_SUMMARY_KEYS = (
+    "accuracy", "nll", "brier", "ece", "smece", "calibration_gap", "mean_confidence", "entropy",
+)  # fmt: skip
+"""The keys of :func:`labelsmooth.metrics.calibration_summary` a study run stores (a subset of
+``labelsmooth.metrics.SUMMARY_KEYS``: a run leaves out ``rms_ce``, ``mce`` and ``classwise_ece``)."""
 GAP_BINS = 40
 
 
@@ -46,7 +50,7 @@ def summary(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict[str
     """Accuracy, NLL, Brier, binned and smooth ECE, signed gap (confidence - accuracy), mean confidence,
     entropy, through ``labelsmooth.metrics.calibration_summary``."""
     s = calibration_summary(logits, target, from_logits=True, n_bins=n_bins)
-    return {key: _f(s[key]) for key in SUMMARY_KEYS}
+    return {key: _f(s[key]) for key in RUN_SUMMARY_KEYS}
 
 
 def temperature_scale(
@@ -60,12 +64,12 @@ def temperature_scale(
     return float(scaler.temperature_), scaler.at_bound_, scaler.transform(test_logits).float()
 
 
-def logit_gaps(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+def logit_gap_values(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """Per sample: the target's logit minus the largest other logit (``labelsmooth.metrics.logit_gap``)."""
     return torch.as_tensor(logit_gap(logits, target)).double().numpy()
 
 
-def reliability(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict[str, list]:
+def reliability_bins(logits: torch.Tensor, target: torch.Tensor, n_bins: int) -> dict[str, list]:
     """Per-bin counts, mean confidence and accuracy (the numbers of a reliability diagram)."""
     b = calibration_bins(logits, target, n_bins=n_bins, from_logits=True)
     return {
@@ -85,7 +89,7 @@ def histogram(values: np.ndarray, bins: int = GAP_BINS) -> dict[str, Any]:
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "mean": float(v.mean())}
 
 
-def projection(
+def projected_features(
     features: torch.Tensor,
     target: torch.Tensor,
     head_weight: torch.Tensor,

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 from labelsmooth._validation import expected
+from labelsmooth.study._deprecation import warn_renamed
+
+
+def _no_smoothing_axis(param: Any) -> float | None:
+    """The default of :attr:`Method.label_smoothing`: the method is not on the smoothing axis."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -23,17 +29,18 @@ class Method:
     ``"gamma"``; None for a method without one); ``label(param)`` is the display label (never used to look
     runs up: the report and verdict look up ``(method, param)``); ``objective(param, **context)`` builds
     the training loss (the task decides the context; classification passes ``train_target`` and
-    ``num_classes``); ``alpha(param)`` is the method's position on the uniform-smoothing axis (None when it
-    has none). ``config_key`` is the key of the task's method section listing its parameter values
-    (classification: ``methods.<config_key>``), ``default`` those values, ``check(dotted, param)`` raises
-    for a bad value.
+    ``num_classes``); ``label_smoothing(param)`` is the method's position on the uniform-smoothing axis,
+    the factor a stored in the records as ``alpha`` (None when it has none; the old keyword ``alpha=`` and
+    attribute ``.alpha`` still work, with a DeprecationWarning, for one release). ``config_key`` is the
+    key of the task's method section listing its parameter values (classification:
+    ``methods.<config_key>``), ``default`` those values, ``check(dotted, param)`` raises for a bad value.
     """
 
     name: str
     param_name: str | None
     objective: Callable[..., Any]
     label: Callable[[Any], str] | None = None
-    alpha: Callable[[Any], float | None] = lambda param: None
+    label_smoothing: Callable[[Any], float | None] = _no_smoothing_axis
     config_key: str | None = None
     default: tuple = ()
     check: Callable[[str, Any], None] | None = None
@@ -41,6 +48,13 @@ class Method:
     coerce: Callable[[str, Any], Any] | None = None
     """Parses one raw config value (a TOML list or table) into the method's canonical, hashable parameter
     (raising for a bad one); None for a plain number or string, checked by ``check``."""
+    alpha: InitVar[Callable[[Any], float | None] | None] = None
+    """Deprecated spelling of ``label_smoothing`` (one release)."""
+
+    def __post_init__(self, alpha: Callable[[Any], float | None] | None) -> None:
+        if alpha is not None:
+            warn_renamed("Method(alpha=...)", "Method(label_smoothing=...)", stacklevel=4)
+            object.__setattr__(self, "label_smoothing", alpha)
 
     def label_of(self, param: Any) -> str:
         """The display label of this method with ``param`` (``"ls a=0.1"``)."""
@@ -51,6 +65,16 @@ class Method:
         return (
             f"{self.name} {self.param_name}={param:g}" if isinstance(param, float) else f"{self.name} {param}"
         )
+
+
+def _method_alpha(self: Method) -> Callable[[Any], float | None]:
+    """Deprecated spelling of :attr:`Method.label_smoothing` (one release)."""
+    warn_renamed("Method.alpha", "Method.label_smoothing")
+    return self.label_smoothing
+
+
+# The InitVar's class attribute (its default) would shadow a property; the dataclass has read it already.
+Method.alpha = property(_method_alpha)  # type: ignore[attr-defined]
 
 
 class FrozenParam(dict):

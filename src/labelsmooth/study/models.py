@@ -1,16 +1,15 @@
 """Models a study trains: logistic regression, an MLP, a small CNN; and the protocol for the user's own.
 
-The protocol (:class:`HasFeatures`): ``model(x)`` returns logits (N, K); optionally ``model.features(x)``
-returns the penultimate activations (N, D) and ``model.head`` is the last ``nn.Linear(D, K)``, so that
-``model(x) == model.head(model.features(x))``. With both, the report draws the penultimate-layer projection
-(Müller et al., 2019); without them, that figure is skipped.
+The protocol (checked by :func:`supports_projection`): ``model(x)`` returns logits (N, K); optionally
+``model.features(x)`` returns the penultimate activations (N, D) and ``model.head`` is the last
+``nn.Linear(D, K)``, so that ``model(x) == model.head(model.features(x))``. With both, the report draws the
+penultimate-layer projection (Müller et al., 2019); without them, that figure is skipped.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -20,13 +19,6 @@ from labelsmooth.study.config import ModelConfig
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 """``model_fn(input_shape, num_classes) -> nn.Module``; input_shape is (D,) or (C, H, W)."""
-
-
-@runtime_checkable
-class HasFeatures(Protocol):
-    head: nn.Linear
-
-    def features(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 def supports_projection(model: nn.Module) -> bool:

@@ -243,10 +243,10 @@ def _schedule_label(p: Any) -> str:
 
 CLASSIFICATION_METHODS: tuple[Method, ...] = (
     Method("hard", None, lambda p, **_: (lambda z, y: losses.cross_entropy(z, y)),
-           label=lambda p: "hard (a=0)", alpha=lambda p: 0.0,
+           label=lambda p: "hard (a=0)", label_smoothing=lambda p: 0.0,
            description="one-hot targets (a = 0), the baseline every verdict compares against"),
     Method("ls", "a", lambda p, **_: (lambda z, y: losses.cross_entropy(z, y, label_smoothing=float(p))),
-           label=lambda p: f"ls a={p:g}", alpha=float, config_key="label_smoothing",
+           label=lambda p: f"ls a={p:g}", label_smoothing=float, config_key="label_smoothing",
            default=(0.05, 0.1, 0.2, 0.3), check=_interval(0, 1, lo_open=True, hi_open=True),
            description="uniform smoothing, a in (0, 1)"),
     Method("ls-prior", "a", _prior_loss, label=lambda p: f"ls-prior a={p:g}", config_key="prior",
@@ -255,7 +255,7 @@ CLASSIFICATION_METHODS: tuple[Method, ...] = (
     Method("negative", "a",
            lambda p, **_: (lambda z, y: losses.cross_entropy(z, y, label_smoothing=float(p),
                                                              allow_negative=True)),
-           label=lambda p: f"neg-ls a={p:g}", alpha=float, config_key="negative", default=(-0.1,),
+           label=lambda p: f"neg-ls a={p:g}", label_smoothing=float, config_key="negative", default=(-0.1,),
            check=_interval(-1, 0, lo_open=False, hi_open=True), description="negative smoothing, a < 0"),
     Method("confidence-penalty", "beta",
            lambda p, **_: (lambda z, y: losses.confidence_penalty(z, y, beta=float(p))),

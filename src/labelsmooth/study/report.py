@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -151,14 +150,14 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 METHOD_NOTE = (
     "Intervals are 95% Student-t intervals over seeds; comparisons with hard targets are paired by seed "
-    "(same split, same noisy labels, same initial weights). The smoothing factor in each verdict is chosen "
-    "by validation NLL (a proper scoring rule), never by test numbers; below each verdict, how often each a "
-    "wins when each seed chooses alone, and every method against hard targets with Holm–Bonferroni "
-    "adjusted p-values. Trade-offs are named both ways (accuracy for calibration, calibration for "
-    "accuracy). Runs that diverged (non-finite or exploded loss, or the fitted temperature at a bound of "
-    "its range) are counted in the column 'diverged' and named in the verdict. The signed gap is mean "
-    "confidence minus accuracy: negative means underconfident. Temperature scaling is fitted on the "
-    "validation split."
+    "(same split, same noisy labels, same initial weights). The smoothing factor a (`label_smoothing` in "
+    "the Python API, column `alpha` in the tables) in each verdict is chosen by validation NLL (a proper "
+    "scoring rule), never by test numbers; below each verdict, how often each a wins when each seed "
+    "chooses alone, and every method against hard targets with Holm–Bonferroni adjusted p-values. "
+    "Trade-offs are named both ways (accuracy for calibration, calibration for accuracy). Runs that diverged "
+    "(non-finite or exploded loss, or the fitted temperature at a bound of its range) are counted in the "
+    "column 'diverged' and named in the verdict. The signed gap is mean confidence minus accuracy: "
+    "negative means underconfident. Temperature scaling is fitted on the validation split."
 )
 
 
@@ -281,11 +280,3 @@ def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
     path = folder / "report.html"
     path.write_text(render_html(rd), encoding="utf-8")
     return path
-
-
-def verdicts_json(rd: ReportData) -> str:
-    """The verdicts as JSON (for scripts)."""
-    return json.dumps(
-        [{"setting": v.title, "outcome": v.outcome, "alpha": v.alpha, "text": v.text} for v in rd.verdicts],
-        indent=2,
-    )

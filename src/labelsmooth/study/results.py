@@ -10,9 +10,6 @@ from typing import Any
 
 from labelsmooth.study.store import StoredRun
 
-ID_COLUMNS = ("dataset", "noise_kind", "noise_rate", "method", "param", "label", "alpha", "seed")
-"""The identity columns of a classification record (other tasks: their axes, then ``label``)."""
-
 
 def flatten(run: StoredRun) -> dict[str, Any]:
     """One stored run as a flat record (its task's :meth:`~labelsmooth.study.tasks.Task.record`): the

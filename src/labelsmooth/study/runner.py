@@ -98,11 +98,11 @@ class Prepared(Context):
     task: Task | None = None
 
     def plan(self) -> list[RunSpec]:
-        assert self.task is not None  # set by prepare()
+        assert self.task is not None  # set by prepare_context()
         return self.task.plan(self.config, self.datasets)
 
 
-def prepare(
+def prepare_context(
     config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     *,
     model_fn: Any = None,
@@ -113,6 +113,14 @@ def prepare(
     task = get_task(cfg.task)
     datasets = task.load(cfg, data=data, model_fn=model_fn)
     return Prepared(cfg, task.section(cfg), datasets, model_fn, task)
+
+
+def prepare(*args: Any, **kwargs: Any) -> Prepared:
+    """Deprecated spelling of :func:`prepare_context` (kept for one release)."""
+    from labelsmooth.study._deprecation import warn_renamed
+
+    warn_renamed("labelsmooth.study.runner.prepare", "prepare_context")
+    return prepare_context(*args, **kwargs)
 
 
 def plan(ctx: Prepared) -> list[RunSpec]:
@@ -493,7 +501,7 @@ def run(
     >>> res.to_pandas().groupby(["noise_rate", "label"])["accuracy"].mean()  # doctest: +SKIP
     """
     say = log or _stderr
-    ctx = prepare(config, model_fn=model_fn, data=data)
+    ctx = prepare_context(config, model_fn=model_fn, data=data)
     cfg = ctx.config
     changes: dict[str, Any] = {}
     if out is not None:
@@ -504,7 +512,7 @@ def run(
         cfg = cfg.replace(**changes)
         ctx.config = cfg
     task = ctx.task
-    assert task is not None  # set by prepare()
+    assert task is not None  # set by prepare_context()
     specs = ctx.plan()
     folder = Path(cfg.out)
     # the backend first (ray: connected or started), so that an unreachable cluster writes nothing
@@ -701,5 +709,5 @@ def load_results(folder: str | os.PathLike[str], *, all_runs: bool = False) -> R
 
 __all__ = [
     "DB_NAME", "FolderLock", "Prepared", "StudyInterrupted", "StudyLockedError", "StudyMismatchError",
-    "execute_run", "load_results", "plan", "prepare", "resolve_config", "run",
+    "execute_run", "load_results", "plan", "prepare", "prepare_context", "resolve_config", "run",
 ]  # fmt: skip

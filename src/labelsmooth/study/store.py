@@ -69,9 +69,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
-V1_COLUMNS = ("dataset", "noise_kind", "noise_rate", "method", "param", "seed")
-"""The axes columns of a version-1 ``runs`` table (classification)."""
-
 
 @dataclass(frozen=True)
 class StoredRun:

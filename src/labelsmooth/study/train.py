@@ -211,23 +211,23 @@ def _evaluate(
     out["noise_fraction"] = float((ytr.numpy() != y_clean).mean())
     out["memorised"] = memorised_fraction(pred_tr, ytr.numpy(), y_clean)
 
-    gap_tr = measure.logit_gaps(z_tr, ytr)
-    gap_te = measure.logit_gaps(z_te, yte)
+    gap_tr = measure.logit_gap_values(z_tr, ytr)
+    gap_te = measure.logit_gap_values(z_te, yte)
     out["train_logit_gap"] = float(np.median(gap_tr))
     out["train_logit_gap_mean"] = float(np.mean(gap_tr))
     out["test_logit_gap"] = float(np.median(gap_te))
-    a = spec.method.alpha
+    a = spec.method.label_smoothing
     opt = optimal_logit_gap(a, k) if spec.method.name in ("ls", "hard") and a is not None else None
     out["optimal_logit_gap"] = opt if opt is not None and math.isfinite(opt) else None
 
-    arrays["reliability"] = measure.reliability(z_te, yte, n_bins)
-    arrays["reliability_ts"] = measure.reliability(z_te_ts, yte, n_bins)
+    arrays["reliability"] = measure.reliability_bins(z_te, yte, n_bins)
+    arrays["reliability_ts"] = measure.reliability_bins(z_te_ts, yte, n_bins)
     arrays["gap_hist_train"] = measure.histogram(gap_tr)
     arrays["gap_hist_test"] = measure.histogram(gap_te)
     if supports_projection(model) and k >= 3:
         with torch.no_grad():
             feats = model.features(Xte).float()
-        arrays["projection"] = measure.projection(
+        arrays["projection"] = measure.projected_features(
             feats, yte, model.head.weight.detach().float(), PROJECTION_POINTS
         )
     return out

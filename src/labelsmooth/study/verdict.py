@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from labelsmooth.study._deprecation import warn_renamed
 from labelsmooth.study.stats import Estimate, estimate, group, holm, paired, t_pvalue
 
 SETTING_KEYS = ("dataset", "noise_kind", "noise_rate")
@@ -54,10 +55,17 @@ class SettingVerdict:
     outcome: str  # "helps" | "trade-off" | "hurts" | "within noise" | "no baseline"
     # what a trade-off trades: "accuracy for calibration" (accuracy up, NLL up) or
     # "calibration for accuracy" (NLL down, accuracy down); None otherwise
-    alpha: float | None
+    label_smoothing: float | None
+    """The chosen smoothing factor a (None when none is chosen); ``alpha`` is its old spelling."""
     sentences: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
     trade: str | None = None
+
+    @property
+    def alpha(self) -> float | None:
+        """Deprecated spelling of :attr:`label_smoothing` (one release)."""
+        warn_renamed("SettingVerdict.alpha", "SettingVerdict.label_smoothing")
+        return self.label_smoothing
 
     @property
     def title(self) -> str:
@@ -88,7 +96,7 @@ class SettingVerdict:
                   "diverged"]  # fmt: skip
         rows = []
         for row in curve:
-            chosen = " (chosen)" if row["method"] == "ls" and row["alpha"] == self.alpha else ""
+            chosen = " (chosen)" if row["method"] == "ls" and row["alpha"] == self.label_smoothing else ""
             rows.append([
                 row["label"] + chosen,
                 _pts(row["d_accuracy"]), _p(row["p_accuracy"]), _p(row["holm_accuracy"], star=True),

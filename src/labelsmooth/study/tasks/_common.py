@@ -1,30 +1,22 @@
-"""Pieces every task core shares: the metric-table row, checks of section fields, seeding, and the
+"""Pieces every task core shares: checks of section fields, one-thread determinism, and the
 paired-interval sentences of a verdict. Engine-agnostic: nothing here knows about the store or the grid.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, NamedTuple
+from typing import Any, TypeVar
 
 import torch
 
 from labelsmooth._validation import check_number, expected
 from labelsmooth.study.stats import Estimate, estimate, group, paired
 
-
-class MetricSpec(NamedTuple):
-    """One row of a task's metrics table: key, column header, format spec, better direction, after-TS."""
-
-    key: str
-    header: str
-    fmt: str
-    better: Literal["higher", "lower"] | None
-    after_temperature: bool
+S = TypeVar("S")
 
 
 # ------------------------------------------------------------------ section checks
@@ -62,6 +54,22 @@ def check_names(
     return tuple(values)
 
 
+def section_from_mapping(cls: type[S], name: str, mapping: Mapping[str, Any]) -> S:
+    """A task's section dataclass ``cls`` from a TOML-like mapping (lists become tuples), validated by its
+    ``validate()``; an unknown key raises ValueError naming ``<name>.<key>`` with the closest known key."""
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            what = f"to be a key of the {name} section" + (
+                f" (did you mean `{name}.{hint[0]}`?)" if hint else ""
+            )
+            raise ValueError(expected(f"{name}.{key}", what, key))
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs).validate()  # type: ignore[attr-defined]
+
+
 def check_grid(name: str, values: Any, lo: float, hi: float, *, hi_open: bool = False) -> tuple[float, ...]:
     """A tuple of distinct numbers in [lo, hi] (or [lo, hi)): one grid axis of a method's parameter."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)):
@@ -82,14 +90,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def timed(fn: Callable[[], dict]) -> dict:
-    """Call ``fn`` and add its wall and CPU seconds under ``timing`` (not part of the metrics)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    out["timing"] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-    return out
 
 
 # ------------------------------------------------------------------ verdict helpers

@@ -50,7 +50,7 @@ def digits() -> Dataset:
 
 
 @dataclass(frozen=True, eq=False)
-class Prepared:
+class DigitsSplit:
     """One seed's split of the digits: standardised float32 inputs (N, 64), int64 labels, the train indices
     into the dataset (stored with artefacts so a dependent run can check it sees the same split), and the
     training labels after noise (``y_train``) beside the clean ones."""
@@ -66,7 +66,9 @@ class Prepared:
     num_classes: int
 
 
-def prepare(seed: int, val_fraction: float, test_fraction: float, noise_rate: float = 0.0) -> Prepared:
+def digits_split(
+    seed: int, val_fraction: float, test_fraction: float, noise_rate: float = 0.0
+) -> DigitsSplit:
     """The seed's stratified split, standardised with the training statistics; symmetric noise on train."""
     ds = digits()
     sp = split(ds.y, val_fraction, test_fraction, seed=seed)
@@ -75,7 +77,7 @@ def prepare(seed: int, val_fraction: float, test_fraction: float, noise_rate: fl
     X = torch.from_numpy(((flat - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32))
     y_clean = ds.y[sp.train]
     y_noisy = apply_noise(y_clean, "symmetric", noise_rate, ds.num_classes, seed)
-    return Prepared(
+    return DigitsSplit(
         X[sp.train],
         X[sp.val],
         X[sp.test],

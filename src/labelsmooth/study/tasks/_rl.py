@@ -8,27 +8,13 @@ engine's flat record (``{"method", "param", "seed", "label", <metrics>...}``; th
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import torch
 
 from labelsmooth._validation import check_bool, check_number, expected
 from labelsmooth.study.methods import Method, get_method
 from labelsmooth.study.stats import Estimate, estimate, paired
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run with one intra-op thread (the runs are small; threads cost more than they give), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def check_int(name: str, value: Any, lo: int) -> None:

@@ -130,8 +130,8 @@ class ClassificationTask(Task):
         method = Method(s["method"], freeze_param(s["param"]))
         rec: dict[str, Any] = {
             "dataset": s["dataset"], "noise_kind": s["noise_kind"], "noise_rate": s["noise_rate"],
-            "method": s["method"], "param": method.param, "label": method.label, "alpha": method.alpha,
-            "seed": s["seed"],
+            "method": s["method"], "param": method.param, "label": method.label,
+            "alpha": method.label_smoothing, "seed": s["seed"],
         }  # fmt: skip
         rec.update({k: v for k, v in run.metrics.items() if not isinstance(v, (dict, list))})
         if "diverged_reason" not in run.metrics:  # stored before divergence was defined: the same rule now
@@ -241,7 +241,7 @@ class _SettingRuns:
             where=f"{v.dataset}, {noise_phrase(v.noise_kind, v.noise_rate)}",
             by_method=group(recs, ("method", "param")),
             by_hash=by_hash,
-            best=("ls", v.alpha) if v.alpha is not None else None,
+            best=("ls", v.label_smoothing) if v.label_smoothing is not None else None,
             first_seed=min((r["seed"] for r in recs), default=None),
         )
 
@@ -283,7 +283,7 @@ def _reliability_figure(s: _SettingRuns) -> Figure | None:
         "underconfident. The ECE in the legend is that of the pooled bins (all seeds' test points in one "
         "diagram); the tables' ECE is the mean of the per-seed ECEs, usually larger, since each seed's "
         "ECE also carries its own binning noise.",
-        figures.reliability(panels, s.where),
+        figures.reliability_png(panels, s.where),
     )
 
 
@@ -310,7 +310,7 @@ def _logit_gap_figure(s: _SettingRuns) -> Figure | None:
         f"{s.where}: training logit gaps (seed {s.first_seed}); solid lines mark log(1 + K(1 - a)/a), the "
         "gap at the optimum of the smoothed loss, dashed lines the mean gap. Hard targets have no finite "
         "optimum.",
-        figures.logit_gaps(panels, s.where),
+        figures.logit_gaps_png(panels, s.where),
     )
 
 
@@ -323,7 +323,7 @@ def _projection_figure(s: _SettingRuns) -> Figure | None:
         f"{s.where}: penultimate-layer activations of three classes (test split, seed {s.first_seed}) "
         "projected on the plane through their last-layer templates (Müller et al., 2019). Smoothing pulls "
         "each class into a tighter cluster at equal distance from the others.",
-        figures.projection(panels, s.where),
+        figures.projection_png(panels, s.where),
     )
 
 

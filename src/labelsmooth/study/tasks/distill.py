@@ -49,6 +49,7 @@ __all__ = [
     "METHODS",
     "METRICS",
     "TASK",
+    "TEACHER_KEYS",
     "Claim",
     "DistillRun",
     "DistillSection",
@@ -181,6 +182,9 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 """The ``distill`` metrics table. The four erasure measures are teacher metrics (None for students)."""
+
+TEACHER_KEYS = ("accuracy", "nll", "ece", "within_class_cosine", "prob_spread", "wrong_mass", "wrong_entropy")
+"""A teacher's test metrics in the erasure table: accuracy, NLL, ECE and the four erasure measures."""
 
 
 @dataclass(frozen=True)
@@ -347,8 +351,8 @@ def execute(
     )
 
 
-def _prepare(section: DistillSection, seed: int, noise_rate: float) -> _digits.Prepared:
-    return _digits.prepare(seed, section.val_fraction, section.test_fraction, noise_rate)
+def _digits_split(section: DistillSection, seed: int, noise_rate: float) -> _digits.DigitsSplit:
+    return _digits.digits_split(seed, section.val_fraction, section.test_fraction, noise_rate)
 
 
 def _train_args(section: DistillSection, epochs: int, seed: int, role: str) -> dict[str, Any]:
@@ -372,7 +376,7 @@ def run_teacher(
     training rows of the digits, so a student can check it sees the same split).
     """
     check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    d = _prepare(section, seed, noise_rate)
+    d = _digits_split(section, seed, noise_rate)
     model = _digits.mlp(d.num_classes, section.teacher_width, section.teacher_depth, seed, "teacher")
     y = d.y_train
     loss = METHODS["teacher"].objective(label_smoothing, target=y, section=section)
@@ -396,7 +400,7 @@ def run_teacher(
     return {"metrics": metrics, "curves": curves, "arrays": {}, "artefacts": artefacts}
 
 
-def _check_artefacts(art: Mapping[str, Any], d: _digits.Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_artefacts(art: Mapping[str, Any], d: _digits.DigitsSplit) -> tuple[torch.Tensor, torch.Tensor]:
     for key in ("train_logits", "test_logits", "train_index"):
         if key not in art:
             raise ValueError(expected("teacher_artefacts", f"to hold {key!r}", sorted(art)))
@@ -418,7 +422,7 @@ def _check_artefacts(art: Mapping[str, Any], d: _digits.Prepared) -> tuple[torch
 
 
 def _student_result(
-    model, curves, d: _digits.Prepared, z_teacher_test=None, n_bins: int = 15
+    model, curves, d: _digits.DigitsSplit, z_teacher_test=None, n_bins: int = 15
 ) -> dict[str, Any]:
     z_tr, z_va, z_te = (_digits.logits(model, x) for x in (d.X_train, d.X_val, d.X_test))
     metrics = _digits.evaluate(z_va, d.y_val, z_te, d.y_test, n_bins)
@@ -446,7 +450,7 @@ def run_student(
     The student never sees a label; the teacher's ``train_index`` must match the seed's split.
     """
     check_scalar_range("temperature", temperature, 0.0, float("inf"), lo_open=True, hi_open=True)
-    d = _prepare(section, seed, 0.0)
+    d = _digits_split(section, seed, 0.0)
     z_teacher, z_teacher_test = _check_artefacts(teacher_artefacts, d)
     model = _digits.mlp(d.num_classes, section.student_width, section.student_depth, seed, "student")
     loss = METHODS["kd"].objective(temperature, teacher_logits=z_teacher, section=section)
@@ -473,7 +477,7 @@ def run_baseline(
         if label_smoothing is None:
             raise ValueError(expected("label_smoothing", "for the 'ls' baseline", None))
         check_scalar_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    d = _prepare(section, seed, noise_rate)
+    d = _digits_split(section, seed, noise_rate)
     model = _digits.mlp(d.num_classes, section.student_width, section.student_depth, seed, "student")
     param = label_smoothing if method == "ls" else None
     loss = METHODS[method].objective(param, target=d.y_train, section=section)
@@ -640,15 +644,7 @@ def erasure_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (eta, a), group in stats.group(select(records, method="teacher"), ("noise_rate", "param")).items():
         row: dict[str, Any] = {"noise_rate": eta, "label_smoothing": a}
-        for k in (
-            "accuracy",
-            "nll",
-            "ece",
-            "within_class_cosine",
-            "prob_spread",
-            "wrong_mass",
-            "wrong_entropy",
-        ):
+        for k in TEACHER_KEYS:
             row[k] = stats.estimate(r.get(k) for r in group)
         rows.append(row)
     return rows

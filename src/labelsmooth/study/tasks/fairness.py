@@ -28,7 +28,7 @@ normalised score closing the gap.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -314,16 +314,6 @@ def run_one(section: FairnessSection, method: str, param: Any, seed: int) -> dic
 
 
 # --------------------------------------------------------------------------- verdict
-@dataclass(frozen=True)
-class Comparison:
-    """A method against hard targets on one metric: the paired difference over seeds."""
-
-    method: str
-    key: str
-    diff: Estimate
-    method_mean: Estimate = field(default_factory=lambda: Estimate(float("nan"), float("nan"), 0))
-
-
 def _flat(records: list[dict]) -> list[dict]:
     out = []
     for r in records:

@@ -17,11 +17,10 @@ The losses are :func:`labelsmooth.discriminator_loss` and the non-saturating
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,6 +42,7 @@ from labelsmooth.study.tasks._common import (
     flatten,
     interval_note,
     one_thread,
+    section_from_mapping,
     spread,
 )
 from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
@@ -125,17 +125,7 @@ class GanSection:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> GanSection:
         """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
-        known = [f.name for f in fields(cls)]
-        kwargs: dict[str, Any] = {}
-        for key, value in mapping.items():
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                what = "to be a key of the gan section" + (
-                    f" (did you mean `gan.{hint[0]}`?)" if hint else ""
-                )
-                raise ValueError(expected(f"gan.{key}", what, key))
-            kwargs[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**kwargs).validate()
+        return section_from_mapping(cls, "gan", mapping)
 
 
 def default_grid(
@@ -398,11 +388,7 @@ def summarize(records: list[dict]) -> list[str]:
         base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
         lines.append(f"{ds}:")
         for (m, p), rs in groups.items():
-            s = (
-                f"  {method_label(m, p)}: modes covered {spread(rs, 'modes')}, high-quality fraction "
-                f"{spread(rs, 'high_quality')}, energy distance {spread(rs, 'energy_distance')}, "
-                f"mean D(real) {spread(rs, 'd_real')}"
-            )
+            s = "  " + _method_spread(m, p, rs)
             if base and m != "none":
                 dm, de = diff(rs, base, "modes"), diff(rs, base, "energy_distance")
                 s += (
@@ -417,6 +403,15 @@ def summarize(records: list[dict]) -> list[str]:
                 f"(paired difference in {c['key']} {c['estimate'].fmt(digits=4)}, n = {c['estimate'].n})."
             )
     return lines
+
+
+def _method_spread(method: str, param: float | None, records: list[dict]) -> str:
+    """One method's distribution over seeds: modes, high-quality fraction, energy distance, mean D(real)."""
+    return (
+        f"{method_label(method, param)}: modes covered {spread(records, 'modes')}, high-quality fraction "
+        f"{spread(records, 'high_quality')}, energy distance {spread(records, 'energy_distance')}, "
+        f"mean D(real) {spread(records, 'd_real')}"
+    )
 
 
 # ------------------------------------------------------------------ the engine task
@@ -443,11 +438,7 @@ def verdict(records: list[dict]) -> list[Verdict]:
         s: list[str] = []
         detected: list[str] = []
         for (m, p), rs in groups.items():
-            line = (
-                f"{method_label(m, p)}: modes covered {spread(rs, 'modes')}, high-quality fraction "
-                f"{spread(rs, 'high_quality')}, energy distance {spread(rs, 'energy_distance')}, "
-                f"mean D(real) {spread(rs, 'd_real')}"
-            )
+            line = _method_spread(m, p, rs)
             if base and m != "none":
                 parts = []
                 for key, name, up, down in _COMPARED:

@@ -278,7 +278,7 @@ def run_one(
     if method in ("gls", "relax") and param is None:
         raise ValueError(expected("param", f"(r or a) for method {method!r}", None))
     check_scalar_range("noise_rate", noise_rate, 0.0, 1.0, hi_open=True)
-    d = _digits.prepare(seed, section.val_fraction, section.test_fraction, noise_rate)
+    d = _digits.digits_split(seed, section.val_fraction, section.test_fraction, noise_rate)
     k = d.num_classes
     model = _digits.mlp(k, section.width, section.depth, seed, "noise")
     y = d.y_train

@@ -41,6 +41,7 @@ from labelsmooth import preference_loss, theory
 from labelsmooth._validation import expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
+from labelsmooth.study.tasks._common import one_thread
 from labelsmooth.study.tasks._preference_verdict import _rate, summarize, verdict
 from labelsmooth.study.tasks._rl import (
     by_label,
@@ -51,7 +52,6 @@ from labelsmooth.study.tasks._rl import (
     mean_of,
     method_grid,
     prefix_errors,
-    single_thread,
 )
 from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 
@@ -291,7 +291,7 @@ def run_one(
     check_flip_rate("flip_rate", flip_rate)
     check_int("seed", seed, 0)
     e = 0.0 if method == "dpo" or param is None else float(param)
-    with single_thread():
+    with one_thread():
         data = make_data(section, seed, flip_rate)
         r, w, l = data["rewards"], data["chosen"], data["rejected"]
         k, beta = section.arms, section.beta

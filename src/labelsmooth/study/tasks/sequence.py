@@ -23,7 +23,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,11 +34,12 @@ from labelsmooth.kernels import linear_cross_entropy
 from labelsmooth.losses import confidence_penalty
 from labelsmooth.metrics import (
     accuracy,
-    calibration_bins,
     expected_calibration_error,
     negative_log_likelihood,
     smooth_calibration_error,
 )
+from labelsmooth.study import measure
+from labelsmooth.study._deprecation import warn_renamed
 from labelsmooth.study.methods import Method
 from labelsmooth.study.stats import estimate
 from labelsmooth.study.tasks import register
@@ -54,18 +55,10 @@ from labelsmooth.study.tasks._common import (
     direction,
     flatten,
     one_thread,
+    section_from_mapping,
     spread,
 )
-from labelsmooth.study.tasks.base import (
-    Context,
-    Figure,
-    Metric,
-    NeededRun,
-    RunRecord,
-    RunSpec,
-    Task,
-    Verdict,
-)
+from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
 from labelsmooth.study.tasks.sequence_data import (
     IGNORE,
     CausalTransformer,
@@ -173,19 +166,7 @@ class SequenceSection:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> SequenceSection:
         """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
-        import difflib
-
-        known = [f.name for f in fields(cls)]
-        kwargs: dict[str, Any] = {}
-        for key, value in mapping.items():
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                what = "to be a key of the sequence section" + (
-                    f" (did you mean `sequence.{hint[0]}`?)" if hint else ""
-                )
-                raise ValueError(expected(f"sequence.{key}", what, key))
-            kwargs[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**kwargs).validate()
+        return section_from_mapping(cls, "sequence", mapping)
 
 
 def default_grid(
@@ -260,7 +241,7 @@ SEQUENCE_METHODS: dict[str, Method] = {
     "hard": Method("hard", None, _hard_objective, label=_label_hard,
                    description="one-hot next-token targets (linear_cross_entropy)"),
     "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing,
-                        alpha=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
+                        label_smoothing=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
                         check=_check_smoothing,
                         description="linear_cross_entropy with label_smoothing = a"),
     "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective, label=_label_penalty,
@@ -336,17 +317,6 @@ def _scored_logits(
     return torch.cat(zs).double(), torch.cat(ys)
 
 
-def _bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, list[float]]:
-    """Reliability numbers in the layout :func:`labelsmooth.study.figures.reliability` pools over seeds."""
-    b = calibration_bins(z, y, n_bins=n_bins, from_logits=True)
-    return {
-        "edges": [float(v) for v in b.edges],
-        "counts": [int(v) for v in b.counts],
-        "sum_confidence": [float(v) for v in b.sum_confidence],
-        "sum_correct": [float(v) for v in b.sum_correct],
-    }
-
-
 def run_one(
     section: SequenceSection,
     method: str,
@@ -415,8 +385,8 @@ def run_one(
             "train_loss": curve[-1],
         }
         arrays = {
-            "reliability": _bins(zt, yt, n_bins),
-            "reliability_ts": _bins(zs, yt, n_bins),
+            "reliability": measure.reliability_bins(zt, yt, n_bins),
+            "reliability_ts": measure.reliability_bins(zs, yt, n_bins),
             "fingerprint": data.fingerprint,
         }
     return {
@@ -440,14 +410,20 @@ def _baseline(groups: dict[tuple[str, Any], list[dict]], method: str) -> list[di
     return next((rs for (m, _), rs in groups.items() if m == method), None)
 
 
-def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, Any]]:
+def claims(
+    records: list[dict], *, label_smoothing: float = 0.1, claim_alpha: float | None = None
+) -> list[dict[str, Any]]:
     """The published claims checked on a grid's records, one dict per (dataset, claim).
 
     ``records``: dicts with ``dataset`` (optional), ``method``, ``param``, ``seed`` and the metrics (flat
-    or under ``metrics``). Each claim compares smoothing at ``claim_alpha`` (or the nearest grid value)
-    with ``hard`` by a paired difference over seeds: ``{"dataset", "claim", "source", "key", "alpha",
+    or under ``metrics``). Each claim compares smoothing at ``label_smoothing`` (or the nearest grid value;
+    ``claim_alpha`` is its deprecated spelling, one release) with ``hard`` by a paired difference over
+    seeds: ``{"dataset", "claim", "source", "key", "alpha" (the factor compared),
     "estimate": Estimate, "status": "reproduced" | "contradicted" | "not detectable" | "not enough seeds"}``.
     """
+    if claim_alpha is not None:
+        warn_renamed("claims(claim_alpha=...)", "claims(label_smoothing=...)")
+        label_smoothing = claim_alpha
     flat = flatten(records)
     out = []
     for ds in _datasets(flat):
@@ -456,7 +432,7 @@ def claims(records: list[dict], *, claim_alpha: float = 0.1) -> list[dict[str, A
         alphas = sorted(p for m, p in groups if m == "smoothing")
         if not hard or not alphas:
             continue
-        a = min(alphas, key=lambda v: abs(v - claim_alpha))
+        a = min(alphas, key=lambda v: abs(v - label_smoothing))
         ls = groups[("smoothing", a)]
         acc_key = "exact_match" if any(r.get("exact_match") is not None for r in ls) else "accuracy"
         for claim, source, key, sign in (
@@ -532,12 +508,18 @@ def _ece_explanation(hard: list[dict]) -> str:
     return f" The hard-target models are overconfident here (fitted T = {t.fmt(digits=2)} > 1)."
 
 
-def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
+def verdict(
+    records: list[dict], *, label_smoothing: float = 0.1, claim_alpha: float | None = None
+) -> list[Verdict]:
     """One :class:`Verdict` per dataset: what smoothing did to perplexity, accuracy and calibration
     against hard targets (paired 95% t-intervals over seeds), each against the published direction.
 
     ``outcome`` lists the three directions measured at the claim's a (e.g. ``"perplexity up, accuracy
-    within noise, ECE up"``); ``numbers`` holds the claims (:func:`claims`)."""
+    within noise, ECE up"``); ``numbers`` holds the claims (:func:`claims` at ``label_smoothing``;
+    ``claim_alpha`` is its deprecated spelling, one release)."""
+    if claim_alpha is not None:
+        warn_renamed("verdict(claim_alpha=...)", "verdict(label_smoothing=...)")
+        label_smoothing = claim_alpha
     flat = flatten(records)
     out: list[Verdict] = []
     for ds in _datasets(flat):
@@ -554,7 +536,9 @@ def verdict(records: list[dict], *, claim_alpha: float = 0.1) -> list[Verdict]:
             f"{spread(hard, 'ts_ece')})."
         ]
         cl = {
-            c["key"]: c for c in claims(recs, claim_alpha=claim_alpha) if c["claim"].startswith("smoothing")
+            c["key"]: c
+            for c in claims(recs, label_smoothing=label_smoothing)
+            if c["claim"].startswith("smoothing")
         }
         words = []
         if cl:
@@ -714,7 +698,7 @@ class SequenceTask(Task):
                     f"{ds}: reliability of the top-label next-token confidence, hard targets and each "
                     "smoothing a, before and after temperature scaling (test split, bins pooled over seeds). "
                     "Points above the diagonal: underconfident.",
-                    fig.reliability(panels, f"{ds}: reliability before / after temperature scaling"),
+                    fig.reliability_png(panels, f"{ds}: reliability before / after temperature scaling"),
                 ))  # fmt: skip
         return out
 

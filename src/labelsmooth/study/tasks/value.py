@@ -42,6 +42,7 @@ from labelsmooth import Support, histogram_mean, hl_gauss_loss, two_hot_loss
 from labelsmooth._validation import check_choice, expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
+from labelsmooth.study.tasks._common import one_thread
 from labelsmooth.study.tasks._rl import (
     by_label,
     check_float,
@@ -51,7 +52,6 @@ from labelsmooth.study.tasks._rl import (
     mean_of,
     method_grid,
     prefix_errors,
-    single_thread,
 )
 from labelsmooth.study.tasks._value_verdict import summarize, verdict
 from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
@@ -378,7 +378,7 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
     section.validate()
     _check_method(method, param)
     check_int("seed", seed, 0)
-    with single_thread():
+    with one_thread():
         data = make_data(section, seed)
         support = section.support()
         torch.manual_seed(seed)
