@@ -50,15 +50,35 @@ def renamed_keywords(**old_to_new: str) -> Callable[[F], F]:
                     raise TypeError(
                         f"Expected `{new}` or its deprecated spelling `{old}` in {where}, got both."
                     )
-                warnings.warn(
-                    f"`{old}` is deprecated in {where}: use `{new}` "
-                    "(the old spelling goes in the next release).",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
+                warn_renamed(old, new, where=where, stacklevel=3)
                 kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def warn_renamed(old: str, new: str, *, where: str | None = None, stacklevel: int = 3) -> None:
+    """Warn that ``old`` is spelled ``new`` now: the one deprecation message of the library.
+
+    A :class:`DeprecationWarning` pointing, by default, at the caller's caller (the code that used the
+    old spelling). :func:`renamed_keywords` uses it for keywords; renamed attributes, functions and
+    properties call it directly.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_renamed("Method.alpha", "Method.label_smoothing", stacklevel=1)
+    >>> print(w[0].category.__name__)
+    DeprecationWarning
+    >>> print(w[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    `Method.alpha` is deprecated: use `Method.label_smoothing`
+    (the old spelling goes in the next release).
+    """
+    place = f" in {where}" if where else ""
+    warnings.warn(
+        f"`{old}` is deprecated{place}: use `{new}` (the old spelling goes in the next release).",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )

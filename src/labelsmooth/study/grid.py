@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from labelsmooth.study._deprecation import warn_renamed
+from labelsmooth._deprecation import warn_renamed
 from labelsmooth.study.config import StudyConfig
 from labelsmooth.study.identity import config_hash
 from labelsmooth.study.methods import Method as MethodEntry

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import InitVar, dataclass
 from typing import Any
 
+from labelsmooth._deprecation import warn_renamed
 from labelsmooth._validation import expected
-from labelsmooth.study._deprecation import warn_renamed
 
 
 def _no_smoothing_axis(param: Any) -> float | None:

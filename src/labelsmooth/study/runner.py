@@ -117,7 +117,7 @@ def prepare_context(
 
 def prepare(*args: Any, **kwargs: Any) -> Prepared:
     """Deprecated spelling of :func:`prepare_context` (kept for one release)."""
-    from labelsmooth.study._deprecation import warn_renamed
+    from labelsmooth._deprecation import warn_renamed
 
     warn_renamed("labelsmooth.study.runner.prepare", "prepare_context")
     return prepare_context(*args, **kwargs)

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from labelsmooth.study._deprecation import warn_renamed
+from labelsmooth._deprecation import warn_renamed
 from labelsmooth.study.stats import Estimate, estimate, group, holm, paired, t_pvalue
 
 SETTING_KEYS = ("dataset", "noise_kind", "noise_rate")

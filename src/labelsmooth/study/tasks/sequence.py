@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from labelsmooth._deprecation import warn_renamed
 from labelsmooth._validation import expected
 from labelsmooth.calibration import TemperatureScaler
 from labelsmooth.kernels import linear_cross_entropy
@@ -39,7 +40,6 @@ from labelsmooth.metrics import (
     smooth_calibration_error,
 )
 from labelsmooth.study import measure
-from labelsmooth.study._deprecation import warn_renamed
 from labelsmooth.study.methods import Method
 from labelsmooth.study.stats import estimate
 from labelsmooth.study.tasks import register
