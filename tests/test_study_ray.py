@@ -76,11 +76,11 @@ def _numbers(run):
     return ({k: v for k, v in run.metrics.items() if k not in TIMING}, run.curves, run.arrays, run.status)
 
 
-TINY = {
+TINY = {  # 4 runs: enough for two at a time
     "seeds": 1, "noise": {"rates": [0.0, 0.3]}, "train": {"epochs": 4, "eval_every": 2},
     "model": {"width": 16, "depth": 1},
     "methods": {"label_smoothing": [0.1], "prior": [], "negative": [], "confidence_penalty": [], "focal": []},
-}  # fmt: skip  4 runs: enough for two at a time
+}  # fmt: skip
 
 
 def test_ray_stores_the_local_numbers_bit_for_bit_for_any_cluster_size(cluster, tmp_path):
