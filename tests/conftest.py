@@ -1,5 +1,65 @@
+"""Suite-wide settings: one intra-op thread, and the scheduling of a parallel run (``pytest -n N``).
+
+Under ``--dist loadgroup`` (pyproject's addopts) pytest-xdist sends the tests of one ``xdist_group`` to one
+worker. Two additions make that hold here:
+
+* a test that uses a module-scoped fixture of its own module (a study trained once for the module, a
+  built site) joins the group of that module, so a parallel run builds the fixture once, not once per
+  worker that happens to run one of its tests;
+* pytest >= 9 keeps a node's id in ``Node._id`` (a structured ``NodeId``), so the ``@group`` suffix that
+  pytest-xdist 3.8 writes to ``item._nodeid`` is lost and every group would be split across workers; the
+  suffix is written where this pytest reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
 import torch
 
 # The tests use small tensors, for which intra-op threads cost more than they give (and stall badly on a
 # loaded 2-core machine). Tests that need threads set them themselves.
 torch.set_num_threads(1)
+
+
+def _group(item: pytest.Item) -> str | None:
+    """The item's xdist group: its ``xdist_group`` mark, else its module's path when it uses a fixture
+    that its module defines with ``scope="module"``."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None:
+        return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    info = getattr(item, "_fixtureinfo", None)
+    module = item.getparent(pytest.Module)
+    if info is None or module is None:
+        return None
+    for defs in info.name2fixturedefs.values():
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module.nodeid:
+            return module.nodeid
+    return None
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest >= 9: a structured NodeId, parsed back from the string
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Generator[None]:
+    groups = {}
+    for item in items:
+        name = _group(item)
+        if name is not None:
+            groups[item] = name
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(name))
+    result = yield  # pytest-xdist's worker hook suffixes the ids here (or tries to)
+    if config.getoption("loadgroup", False):  # set on xdist workers under --dist loadgroup
+        for item, name in groups.items():
+            if not item.nodeid.rfind("@") > item.nodeid.rfind("]"):  # no suffix yet, as xdist splits ids
+                _set_nodeid(item, f"{item.nodeid}@{name}")
+    return result

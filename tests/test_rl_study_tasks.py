@@ -100,7 +100,7 @@ def test_one_and_two_workers_store_the_same_numbers(tmp_path, task):
 
 def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     out = tmp_path / "k"
-    cfg = _cfg("value", seeds=3, steps=300, eval_every=100)
+    cfg = _cfg("value", seeds=3, steps=100, eval_every=50)
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
     proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
     stored: set[str] = set()

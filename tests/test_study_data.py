@@ -156,3 +156,29 @@ def test_image_folder_of_png_with_pillow(tmp_path):
             )
     ds = load("images", DataConfig(datasets=("images",), path=str(tmp_path)))
     assert ds.X.shape == (6, 3, 5, 5) and 0.0 <= ds.X.min() and ds.X.max() <= 1.0
+
+
+def test_digits_are_read_without_importing_sklearn_and_equal_its_loader(monkeypatch, tmp_path):
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    import labelsmooth.study.data as data
+
+    want_X, want_y = sklearn_digits(return_X_y=True)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # importing it would raise
+    X, y = data._digits_arrays()
+    assert np.array_equal(X, want_X) and X.dtype == want_X.dtype
+    assert np.array_equal(y, want_y) and y.dtype == want_y.dtype
+    monkeypatch.undo()
+    # another scikit-learn layout (no digits.csv.gz where it is read): scikit-learn's loader
+    spec = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    X, y = data._digits_arrays()
+    assert np.array_equal(X, want_X) and np.array_equal(y, want_y)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no scikit-learn
+    with pytest.raises(ImportError, match=r"labelsmooth\[study\]"):
+        data.load_digits()

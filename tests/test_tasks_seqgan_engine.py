@@ -102,7 +102,7 @@ def test_one_and_two_workers_store_the_same_numbers(tmp_path):
 
 def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     out = tmp_path / "k"
-    cfg = _cfg("gan", seeds=3, steps=150)
+    cfg = _cfg("gan", seeds=3, steps=50)
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
     proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
     stored: set[str] = set()

@@ -85,12 +85,28 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
 
 def load_digits() -> Dataset:
     """scikit-learn's bundled 8x8 digits: 1797 images, 10 classes, pixel values scaled to [0, 1]."""
-    try:
-        from sklearn.datasets import load_digits as _load
-    except ImportError:  # pragma: no cover - environment dependent
-        raise ImportError("The digits dataset needs scikit-learn: pip install 'labelsmooth[study]'") from None
-    X, y = _load(return_X_y=True)
+    X, y = _digits_arrays()
     return from_arrays((X / 16.0).reshape(-1, 1, 8, 8), y, "digits")
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The digits as ``sklearn.datasets.load_digits(return_X_y=True)`` returns them, read from the file it
+    reads (``sklearn/datasets/data/digits.csv.gz``) without importing scikit-learn, whose import costs
+    about a second of CPU in every process that loads the digits (as much as torch's); scikit-learn's
+    own loader where that file is not found."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without running it
+    if spec is None:
+        raise ImportError("The digits dataset needs scikit-learn: pip install 'labelsmooth[study]'")
+    for folder in spec.submodule_search_locations or ():
+        path = Path(folder, "datasets", "data", "digits.csv.gz")
+        if path.is_file():
+            data = np.loadtxt(path, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int)
+    from sklearn.datasets import load_digits as _load
+
+    return _load(return_X_y=True)
 
 
 def make_synthetic(cfg: DataConfig, seed: int = 0) -> Dataset:
