@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import expected
+from . import _bf16
 from ..losses import prepare_cross_entropy_args
 from ..losses.cross_entropy import _compute_dtype, _reduce
 
@@ -434,6 +435,7 @@ def stream_loss_grad(
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
+    half = _bf16.coefficients(p) if _bf16.wanted(z) else None  # compiled half blocks (kernels/_bf16.py)
 
     def scratch(name: str) -> torch.Tensor:
         buf = getattr(local, name, None)
@@ -446,6 +448,14 @@ def stream_loss_grad(
         with torch.no_grad():
             pb = p.rows(s, e)
             st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
+            if half is not None and e - s >= 2:
+                out = _bf16.run_block(z[s:e], grad[s:e] if grad is not None else None, half, s, e)
+                if out is not None:
+                    losses[s:e] = out[0]
+                    if st is not None:
+                        st[0].copy_(out[1])
+                        st[1].copy_(out[2])
+                    return
             tb = scratch("tb")[: e - s] if p.softcap is not None else None
             if cdt == z.dtype and grad is not None:
                 losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)
@@ -460,7 +470,8 @@ def stream_loss_grad(
                 grad[s:e].copy_(b)
 
     starts = range(0, M, rows)
-    if z.device.type != "cpu" or len(starts) < 2 or torch.get_num_threads() < 2:
+    inline = len(starts) < 2 or torch.get_num_threads() < 2
+    if z.device.type != "cpu" or (inline and half is None):  # compiled blocks run single-threaded workers
         for s in starts:
             work(s, min(M, s + rows))
     else:
