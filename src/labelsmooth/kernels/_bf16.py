@@ -12,14 +12,12 @@ in registers; every sum is a float32 cascade sum. Per row, with ``m`` the maximu
 
 .. math::
 
-    g_k = \\mathrm{sgn}(C)\\,\\exp\\big((z_k - m) - (L - \\log|C|)\\big) - B\\,uw_k \\quad (k \\ne y),
-    \\qquad g_y = C\\,e^{z_y - m} / S - B\\,uw_y - T,
+    g_k = C\\,e^{z_k - m} / S - B\\,uw_k \\quad (k \\ne y), \\qquad g_y = C\\,e^{z_y - m} / S - B\\,uw_y - T,
 
 the second formed in float32 and written over the first before rounding, so that confident rows keep their
-target gradient (``p_y - (1 - a)`` cancels). ``exp(z - m - k)`` equals ``C exp(z - m) / S``; it is written this
-way so that the gradient pass recomputes the ``exp`` instead of storing the block's ``exp(z - m)`` in float32
-(measured: recomputing is faster). With soft-capping, ``z`` above is ``c tanh(z / c)`` and the gradient is
-multiplied by ``1 - tanh(z / c)^2``.
+target gradient (``p_y - (1 - a)`` cancels). The gradient loop recomputes ``exp(z - m)`` rather than storing
+the block's float32 ``exp(z - m)`` from the sum loop (measured: recomputing is faster). With soft-capping,
+``z`` above is ``c tanh(z / c)`` and the gradient is multiplied by ``1 - tanh(z / c)^2``.
 
 When it is used: CPU tensors of dtype bfloat16 or float16 with at least :data:`MIN_ELEMENTS` logits, blocks of
 two rows or more. ``LABELSMOOTH_HALF_COMPILE`` in the environment selects: ``auto`` (the default: as just
@@ -101,8 +99,8 @@ class Coefficients:
 
     def rows(self, s: int, e: int) -> tuple:
         uw = self.uw[s:e] if self.uw is not None and self.uw.dim() == 2 else self.uw
-        per_row = (self.safe, self.valid, self.C0, self.B, self.T, self.A1, self.A3, self.cc, self.Zc, self.Zl)
-        return (*(t[s:e] for t in per_row), uw, self.cap)
+        rows = (self.safe, self.valid, self.C0, self.B, self.T, self.A1, self.A3, self.cc, self.Zc, self.Zl)
+        return (*(t[s:e] for t in rows), uw, self.cap)
 
 
 def coefficients(p) -> Coefficients:
@@ -138,10 +136,12 @@ def coefficients(p) -> Coefficients:
     )
 
 
-def _block(zb, gb, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap):
+def _block(zb, gb, in_place, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap):
     """The block maths (traced by dynamo, compiled by inductor); see the module docstring.
 
-    ``zb`` (r, V) half; ``gb`` (r, V) half or ``None`` (loss only; may be ``zb``); the rest (r,) float32
+    ``zb`` (r, V) half; ``gb`` (r, V) half, or ``None``: loss only, or with ``in_place`` the gradient goes
+    into ``zb`` (passing ``zb`` twice would make AOT autograd treat the two views of one storage as aliased
+    inputs and copy their whole base, the N x V logits, at every call); the rest (r,) float32
     except ``safe`` (int64), ``valid`` (bool), ``uw`` (``None``, (V,) or (r, V)) and ``cap`` (0-d or
     ``None``). Returns the per-row loss (0 on ignored rows), ``lse`` and whether ``z_y`` is the row max.
     """
@@ -168,10 +168,13 @@ def _block(zb, gb, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap):
     loss = torch.where(v1, loss, 0.0)
     C = C0.unsqueeze(1) + Zc.unsqueeze(1) * lse
     B1 = B.unsqueeze(1)
+    if in_place:
+        gb = zb
     if gb is not None:
-        k = L - torch.log(C.abs())
         off = B1 * (1.0 / V) if uw is None else B1 * (uw if uw.dim() == 2 else uw.unsqueeze(0))
-        g = torch.sign(C) * torch.exp((zf - m) - k) - off
+        # A second exp(zf - m), not the tensor summed above: inductor then recomputes it in the gradient
+        # loop instead of storing the block's float32 exp (recomputing is faster).
+        g = torch.exp(zf - m) * (C / S) - off
         if cap is not None:
             g = g * (1 - t * t)
         uwy = (1.0 / V) if uw is None else (uw.gather(1, idx) if uw.dim() == 2 else uw[safe].unsqueeze(1))
@@ -204,15 +207,17 @@ def run_block(zb: torch.Tensor, gb: torch.Tensor | None, k: Coefficients, s: int
             torch._dynamo.maybe_mark_dynamic(t, 0)
     if args[10] is not None and args[10].dim() == 2:
         torch._dynamo.maybe_mark_dynamic(args[10], 0)
-    alias = gb is not None and gb.data_ptr() == zb.data_ptr()
-    key = (zb.dtype, gb is None, alias, None if args[10] is None else args[10].dim(), args[11] is None)
+    in_place = gb is not None and gb.data_ptr() == zb.data_ptr()
+    if in_place:
+        gb = None
+    key = (zb.dtype, gb is None, in_place, None if args[10] is None else args[10].dim(), args[11] is None)
     try:
         if key in _READY:
-            return _compiled()(zb, gb, *args)
+            return _compiled()(zb, gb, in_place, *args)
         with _LOCK:
             if _FAILED:
                 return None
-            out = _compiled()(zb, gb, *args)
+            out = _compiled()(zb, gb, in_place, *args)
             _READY.add(key)
             return out
     except Exception as exc:  # any failure of the compiler stack: fall back, say so once

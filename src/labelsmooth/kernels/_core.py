@@ -43,9 +43,9 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import expected
-from . import _bf16
 from ..losses import prepare_cross_entropy_args
 from ..losses.cross_entropy import _compute_dtype, _reduce
+from . import _bf16
 
 
 @dataclass
