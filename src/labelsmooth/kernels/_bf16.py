@@ -75,32 +75,30 @@ def wanted(z: torch.Tensor) -> bool:
     return m == "1" or (m == "auto" and z.numel() >= MIN_ELEMENTS)
 
 
+# Columns of Coefficients.table.
+COLUMNS = ("C0", "B", "T", "A1", "A3", "cc", "Zc", "Zl")
+
+
 @dataclass
 class Coefficients:
-    """Per-row constants of the whole problem, (M,) float32, computed once per call.
+    """Per-row constants of the whole problem, computed once per call.
 
-    ``C0 = r ((1-a) w_y + a c)``, ``B = r a``, ``T = r (1-a) w_y``, ``A1 = (1-a) w_y``, ``A3 = a`` (0 when
-    not smoothing), ``cc = c`` (``sum_k uw_k``), ``Zc = 2 lambda r``, ``Zl = lambda`` (the z-loss weight);
-    ``uw`` as in :class:`labelsmooth.kernels._core.RowParams` but never ``None`` when it is (M, V).
+    ``table`` (M, 8) float32 holds, per row, ``C0 = r ((1-a) w_y + a c)``, ``B = r a``, ``T = r (1-a) w_y``,
+    ``A1 = (1-a) w_y``, ``A3 = a`` (0 when not smoothing or ignored), ``cc = c`` (``sum_k uw_k``),
+    ``Zc = 2 lambda r`` and ``Zl = lambda`` (the z-loss weight), in the order of :data:`COLUMNS` (one
+    tensor, so that a block's call slices and guards one input rather than eight). ``uw`` is as in
+    :class:`labelsmooth.kernels._core.RowParams` (float32), ``cap`` the soft-capping ``c`` (0-d) or None.
     """
 
     safe: torch.Tensor
     valid: torch.Tensor
-    C0: torch.Tensor
-    B: torch.Tensor
-    T: torch.Tensor
-    A1: torch.Tensor
-    A3: torch.Tensor
-    cc: torch.Tensor
-    Zc: torch.Tensor
-    Zl: torch.Tensor
+    table: torch.Tensor
     uw: torch.Tensor | None
     cap: torch.Tensor | None
 
     def rows(self, s: int, e: int) -> tuple:
         uw = self.uw[s:e] if self.uw is not None and self.uw.dim() == 2 else self.uw
-        rows = (self.safe, self.valid, self.C0, self.B, self.T, self.A1, self.A3, self.cc, self.Zc, self.Zl)
-        return (*(t[s:e] for t in rows), uw, self.cap)
+        return self.safe[s:e], self.valid[s:e], self.table[s:e], uw, self.cap
 
 
 def coefficients(p) -> Coefficients:
@@ -110,41 +108,41 @@ def coefficients(p) -> Coefficients:
 
     def col(x) -> torch.Tensor:
         if isinstance(x, torch.Tensor):
-            return x.to(f32).expand(M).contiguous() if x.dim() == 0 else x.to(f32)
+            return x.to(f32).expand(M) if x.dim() == 0 else x.to(f32)
         return torch.full((M,), float(x), dtype=f32)
 
     a, wy, r = col(p.alpha), p.wy.to(f32), p.scale.to(f32)
     cc = col(p.c)
     if not p.smooth:
         a = torch.zeros(M, dtype=f32)
-    valid = p.valid
     one_minus = (1 - a) * wy
-    cap = torch.tensor(float(p.softcap), dtype=f32) if p.softcap is not None else None
-    return Coefficients(
-        safe=p.safe,
-        valid=valid,
-        C0=r * (one_minus + a * cc),
-        B=r * a,
-        T=r * one_minus,
-        A1=one_minus,
-        A3=torch.where(valid, a, 0.0),
-        cc=cc,
-        Zc=r * (2 * p.z_loss),
-        Zl=torch.full((M,), float(p.z_loss), dtype=f32),
-        uw=p.uw.to(f32) if p.uw is not None else None,
-        cap=cap,
+    table = torch.stack(
+        [
+            r * (one_minus + a * cc),
+            r * a,
+            r * one_minus,
+            one_minus,
+            torch.where(p.valid, a, 0.0),
+            cc,
+            r * (2 * p.z_loss),
+            torch.full((M,), float(p.z_loss), dtype=f32),
+        ],
+        1,
     )
+    cap = torch.tensor(float(p.softcap), dtype=f32) if p.softcap is not None else None
+    return Coefficients(p.safe, p.valid, table, p.uw.to(f32) if p.uw is not None else None, cap)
 
 
-def _block(zb, gb, in_place, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap):
+def _block(zb, gb, in_place, safe, valid, table, uw, cap):
     """The block maths (traced by dynamo, compiled by inductor); see the module docstring.
 
     ``zb`` (r, V) half; ``gb`` (r, V) half, or ``None``: loss only, or with ``in_place`` the gradient goes
     into ``zb`` (passing ``zb`` twice would make AOT autograd treat the two views of one storage as aliased
-    inputs and copy their whole base, the N x V logits, at every call); the rest (r,) float32
-    except ``safe`` (int64), ``valid`` (bool), ``uw`` (``None``, (V,) or (r, V)) and ``cap`` (0-d or
-    ``None``). Returns the per-row loss (0 on ignored rows), ``lse`` and whether ``z_y`` is the row max.
+    inputs and copy their whole base, the N x V logits, at every call); ``safe`` (r,) int64, ``valid`` (r,)
+    bool, ``table`` (r, 8) float32 (:class:`Coefficients`), ``uw`` ``None``, (V,) or (r, V) float32, ``cap``
+    0-d or ``None``. Returns the per-row loss (0 on ignored rows), ``lse`` and whether ``z_y`` is the row max.
     """
+    C0, B1, T1, A1, A3, c1, Zc, Zl = table.unsqueeze(2).unbind(1)  # (r, 1) each
     V = zb.shape[1]
     idx = safe.unsqueeze(1)
     raw = zb.float()
@@ -161,13 +159,10 @@ def _block(zb, gb, in_place, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap)
     zy = cap * torch.tanh(zy_raw / cap) if cap is not None else zy_raw
     L = S.log()
     lse = m + L
-    c1 = cc.unsqueeze(1)
     v1 = valid.unsqueeze(1)
-    loss = A1.unsqueeze(1) * (L - (zy - m)) + A3.unsqueeze(1) * (c1 * L - (zu - c1 * m))
-    loss = loss + Zl.unsqueeze(1) * lse * lse
+    loss = A1 * (L - (zy - m)) + A3 * (c1 * L - (zu - c1 * m)) + Zl * lse * lse
     loss = torch.where(v1, loss, 0.0)
-    C = C0.unsqueeze(1) + Zc.unsqueeze(1) * lse
-    B1 = B.unsqueeze(1)
+    C = C0 + Zc * lse
     if in_place:
         gb = zb
     if gb is not None:
@@ -178,7 +173,7 @@ def _block(zb, gb, in_place, safe, valid, C0, B, T, A1, A3, cc, Zc, Zl, uw, cap)
         if cap is not None:
             g = g * (1 - t * t)
         uwy = (1.0 / V) if uw is None else (uw.gather(1, idx) if uw.dim() == 2 else uw[safe].unsqueeze(1))
-        gy = C * torch.exp(zy - m) / S - B1 * uwy - T.unsqueeze(1)
+        gy = C * torch.exp(zy - m) / S - B1 * uwy - T1
         if cap is not None:
             ty = torch.tanh(zy_raw / cap)
             gy = gy * (1 - ty * ty)
@@ -202,22 +197,34 @@ def run_block(zb: torch.Tensor, gb: torch.Tensor | None, k: Coefficients, s: int
     """
     global _FAILED
     args = k.rows(s, e)
-    for t in (zb, gb, *args[:10]):
-        if t is not None:
-            torch._dynamo.maybe_mark_dynamic(t, 0)
-    if args[10] is not None and args[10].dim() == 2:
-        torch._dynamo.maybe_mark_dynamic(args[10], 0)
     in_place = gb is not None and gb.data_ptr() == zb.data_ptr()
     if in_place:
         gb = None
-    key = (zb.dtype, gb is None, in_place, None if args[10] is None else args[10].dim(), args[11] is None)
+    key = (
+        zb.dtype,
+        zb.shape[1],
+        gb is None,
+        in_place,
+        None if args[3] is None else args[3].dim(),
+        args[4] is None,
+    )
+    if key not in _READY:  # the first call of a variant: the row dimension is dynamic
+        for t in (zb, gb, *args[:3]):
+            if t is not None:
+                torch._dynamo.maybe_mark_dynamic(t, 0)
+        if args[3] is not None and args[3].dim() == 2:
+            torch._dynamo.maybe_mark_dynamic(args[3], 0)
+    fn = _compiled()
+    if key in _READY:
+        try:
+            return fn(zb, gb, in_place, *args)
+        except Exception:  # e.g. a recompilation racing another thread's: retried under the lock
+            pass
     try:
-        if key in _READY:
-            return _compiled()(zb, gb, in_place, *args)
         with _LOCK:
             if _FAILED:
                 return None
-            out = _compiled()(zb, gb, in_place, *args)
+            out = fn(zb, gb, in_place, *args)
             _READY.add(key)
             return out
     except Exception as exc:  # any failure of the compiler stack: fall back, say so once

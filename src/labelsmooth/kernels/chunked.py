@@ -176,8 +176,9 @@ def fused_cross_entropy(
     through one block function compiled by ``torch.compile`` (inductor's C++; compiled at the first
     call of a process, seconds) instead of the eager float32-buffer pass: ``LABELSMOOTH_HALF_COMPILE=0``
     in the environment turns it off, ``=1`` uses it at every size, and a failed compilation falls back
-    to the eager pass with a ``RuntimeWarning`` (see docs/kernels.md, "Half precision"). On Linux the gradient buffer (when 32 MiB or more) is
-    mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see docs/kernels.md).
+    to the eager pass with a ``RuntimeWarning`` (see docs/kernels.md, "Half precision"). On Linux the gradient
+    buffer (when 32 MiB or more) is mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see
+    docs/kernels.md).
     CUDA tensors use a Triton kernel (one launch, one program per row) when Triton is importable.
 
     Parameters
