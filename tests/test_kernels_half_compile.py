@@ -48,8 +48,10 @@ def _problem(n=40, v=V, seed=0, scale=3.0, dtype=torch.bfloat16):
 
 
 def _grad_err(got: torch.Tensor, ref: torch.Tensor) -> float:
-    """Max |got - ref| in units of bf16 rounding of ref (2^-8 relative), with an absolute floor."""
-    tol = ref.abs() * 2.0**-8 + 1e-12
+    """Max |got - ref| in units of one rounding to ``got.dtype`` (2^-8 relative for bf16, 2^-11 for fp16;
+    below the smallest normal number, the spacing of subnormals)."""
+    fi = torch.finfo(got.dtype)
+    tol = ref.abs() * fi.eps / 2 + fi.smallest_normal * fi.eps
     return float(((got.double() - ref).abs() / tol).max())
 
 
@@ -94,12 +96,14 @@ def _kwargs(name: str, n: int, g: torch.Generator) -> dict:
     if name == "per_sample":
         return {"label_smoothing": torch.rand(n, generator=g)}
     if name == "options":
+        return {"label_smoothing": 0.1, "z_loss": 0.05}
+    if name == "softcap":  # stays on the eager pass (kernels/_bf16.py::wanted)
         return {"label_smoothing": 0.1, "softcap": 2.5, "z_loss": 0.05}
     return {"label_smoothing": 0.0}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["weight", "prior_rows", "per_sample", "options", "no_smoothing"])
+@pytest.mark.parametrize("name", ["weight", "prior_rows", "per_sample", "options", "softcap", "no_smoothing"])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_compiled_block_options_match_float64(compiled, name, reduction):
     z, y, g = _problem(seed=1)
@@ -114,7 +118,7 @@ def test_compiled_block_options_match_float64(compiled, name, reduction):
     ours = z.clone().requires_grad_()
     loss, aux = fused_cross_entropy(ours, y, reduction=reduction, return_aux=True, **kw)
     loss.sum().backward()
-    assert compiled
+    assert bool(compiled) == ("softcap" not in kw)
     tol = 1e-2 * r.detach().abs().max().item()
     torch.testing.assert_close(loss.double(), r.detach(), rtol=0, atol=tol)
     assert _grad_err(ours.grad, ref.grad) <= 1.0

@@ -435,7 +435,7 @@ def stream_loss_grad(
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
-    half = _bf16.coefficients(p) if _bf16.wanted(z) else None  # compiled half blocks (kernels/_bf16.py)
+    half = _bf16.coefficients(p) if _bf16.wanted(z, p) else None  # compiled half blocks (kernels/_bf16.py)
 
     def scratch(name: str) -> torch.Tensor:
         buf = getattr(local, name, None)
