@@ -121,7 +121,8 @@ def test_compiled_block_options_match_float64(compiled, name, reduction):
     assert bool(compiled) == ("softcap" not in kw)
     tol = 1e-2 * r.detach().abs().max().item()
     torch.testing.assert_close(loss.double(), r.detach(), rtol=0, atol=tol)
-    assert _grad_err(ours.grad, ref.grad) <= 1.0
+    # 1 - tanh(z / c)^2 in float32 cancels: with soft-capping the eager pass too is up to ~2 roundings off.
+    assert _grad_err(ours.grad, ref.grad) <= (2.0 if "softcap" in kw else 1.0)
     z64 = z.double()
     if "softcap" in kw:
         z64 = kw["softcap"] * torch.tanh(z64 / kw["softcap"])
