@@ -9,7 +9,9 @@ than wall time. Memory is not measured here.
 
 Methods: ``copy`` (``dst.copy_(z)``, the bandwidth yardstick), ``compile`` (``torch.compile`` of
 ``F.cross_entropy(label_smoothing=0.1)``, forward + backward), ``fused``, ``fused_inplace`` (logits
-refilled outside the timing) and ``fused_opts`` (``softcap=30, z_loss=1e-4``).
+refilled outside the timing) and ``fused_opts`` (``softcap=30, z_loss=1e-4``); ``fused_eager`` and
+``fused_inplace_eager`` are ``fused`` / ``fused_inplace`` with ``LABELSMOOTH_HALF_COMPILE=0`` around the call
+(half inputs take the eager float32-buffer block pass instead of the compiled block of ``kernels/_bf16.py``).
 
 Usage::
 
@@ -21,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -63,6 +66,23 @@ def _shape(shape: str, args: argparse.Namespace) -> None:
             ).backward(),
         ),
     }
+
+    def eager_half(step):
+        def run():
+            old = os.environ.get("LABELSMOOTH_HALF_COMPILE")
+            os.environ["LABELSMOOTH_HALF_COMPILE"] = "0"
+            try:
+                step()
+            finally:
+                if old is None:
+                    del os.environ["LABELSMOOTH_HALF_COMPILE"]
+                else:
+                    os.environ["LABELSMOOTH_HALF_COMPILE"] = old
+
+        return run
+
+    steps["fused_eager"] = (None, eager_half(steps["fused"][1]))
+    steps["fused_inplace_eager"] = (refill, eager_half(steps["fused_inplace"][1]))
     if args.alt_block_bytes:
         alt = args.alt_block_bytes
         steps["fused_alt"] = (

@@ -12,6 +12,7 @@ import torch
 
 from .._numerics import compute_dtype
 from .._parallel import map_blocks
+from . import _bf16
 from ._core import RowParams, block_loss_grad
 
 # Bytes of compute-dtype logits per row block (and, for half inputs, of each worker's float32 buffer).
@@ -49,6 +50,7 @@ def stream_loss_grad(
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
+    half = _bf16.coefficients(p) if _bf16.wanted(z, p) else None  # compiled half blocks (kernels/_bf16.py)
 
     def scratch(name: str) -> torch.Tensor:
         buf = getattr(local, name, None)
@@ -61,6 +63,14 @@ def stream_loss_grad(
         with torch.no_grad():
             pb = p.rows(s, e)
             st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
+            if half is not None and e - s >= 2:
+                out = _bf16.run_block(z[s:e], grad[s:e] if grad is not None else None, half, s, e)
+                if out is not None:
+                    losses[s:e] = out[0]
+                    if st is not None:
+                        st[0].copy_(out[1])
+                        st[1].copy_(out[2])
+                    return
             tb = scratch("tb")[: e - s] if p.softcap is not None else None
             if cdt == z.dtype and grad is not None:
                 losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)

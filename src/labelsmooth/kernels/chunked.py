@@ -133,8 +133,13 @@ def fused_cross_entropy(
     gradient in place. Only the gradient (the input's dtype, already scaled for ``"mean"``) is saved
     for backward, which multiplies it by ``grad_output`` (per row for ``"none"``) in place. Half inputs
     are computed in float32 per block and the target's ``-(1-a) w_y`` is folded in float32 before
-    rounding, so confident rows keep their bits. On Linux the gradient buffer (when 32 MiB or more) is
-    mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see docs/kernels.md).
+    rounding, so confident rows keep their bits. On the CPU, half inputs of at least 2^24 logits go
+    through one block function compiled by ``torch.compile`` (inductor's C++; compiled at the first
+    call of a process, seconds) instead of the eager float32-buffer pass: ``LABELSMOOTH_HALF_COMPILE=0``
+    in the environment turns it off, ``=1`` uses it at every size, and a failed compilation falls back
+    to the eager pass with a ``RuntimeWarning`` (see docs/kernels.md, "Half precision"). On Linux the gradient
+    buffer (when 32 MiB or more) is mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see
+    docs/kernels.md).
     CUDA tensors use a Triton kernel (one launch, one program per row) when Triton is importable.
 
     Parameters
@@ -201,8 +206,9 @@ def fused_cross_entropy(
     ValueError
         Everything :func:`labelsmooth.cross_entropy` rejects (shapes, labels out of range, smoothing
         outside [0, 1], a prior that is not a distribution, unknown reduction, ``softcap <= 0``,
-        ``z_loss < 0``, a bad ``num_items_in_batch``), an unknown ``backend``, and ``backend="triton"``
-        with CPU tensors (outside ``TRITON_INTERPRET=1``).
+        ``z_loss < 0``, a bad ``num_items_in_batch``), an unknown ``backend``, ``backend="triton"``
+        with CPU tensors (outside ``TRITON_INTERPRET=1``), and half-precision CPU logits while
+        ``LABELSMOOTH_HALF_COMPILE`` is set to anything but ``auto``, ``0`` or ``1``.
 
     Examples
     --------
