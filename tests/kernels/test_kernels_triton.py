@@ -66,7 +66,7 @@ def _results(group: str, tmp_path_factory) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.exists():
             env = dict(os.environ, TRITON_INTERPRET="1")
-            tests_dir = os.path.dirname(os.path.abspath(__file__))
+            tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: reference.py
             env["PYTHONPATH"] = tests_dir + os.pathsep + env.get("PYTHONPATH", "")
             proc = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), group, str(out)], env=env, capture_output=True,

@@ -1,6 +1,6 @@
 """The RL task cores (value, preference): sections, determinism, errors, a tiny grid and its verdict.
 
-The engine side (config, CLI, resume, workers, verdict logic) is in tests/test_rl_study_tasks.py."""
+The engine side (config, CLI, resume, workers, verdict logic) is in tests/study/test_rl_study_tasks.py."""
 
 import math
 import subprocess

@@ -23,7 +23,7 @@ from labelsmooth.study.tasks import TASKS, Method, RunSpec, get_method, get_task
 from labelsmooth.study.tasks.base import order_plan
 from study_fixtures import PYTHON, subprocess_env, tiny
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "study_v1"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "study_v1"
 VOLATILE = {"wall_time", "run_hash", "library_version"}
 
 

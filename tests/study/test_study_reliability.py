@@ -94,5 +94,5 @@ def test_report_tables_scroll_in_their_box_and_images_carry_their_caption():
 def test_docs_quote_the_measured_smece_relplot_difference():
     from pathlib import Path
 
-    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "calibration.md").read_text().split())
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "calibration.md").read_text().split())
     assert "agree within 3·10⁻⁴ (largest at N = 200: 2.9·10⁻⁴" in text and "within 2.5·10⁻⁴" not in text

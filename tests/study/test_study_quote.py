@@ -17,7 +17,7 @@ from labelsmooth.study import run
 from labelsmooth.study.quote import FILES, FIXTURE, marked_block, quote, replace_block
 from labelsmooth.study.verdict import judge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDS = json.loads((ROOT / FIXTURE).read_text(encoding="utf-8"))
 
 

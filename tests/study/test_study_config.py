@@ -229,7 +229,7 @@ def test_resolved_workers(monkeypatch):
 def test_the_sample_config_lists_every_key_with_its_default():
     from pathlib import Path
 
-    sample = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
+    sample = Path(__file__).resolve().parents[2] / "examples" / "study.toml"
     assert load_config(sample) == StudyConfig()
     text = sample.read_text()
     for section, fields in StudyConfig().to_dict().items():

@@ -10,8 +10,8 @@ import pytest
 from labelsmooth import exercises
 from labelsmooth.exercises import WrongAnswer
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "docs" / "exercises").glob("[0-9]*.py"))
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "docs" / "exercises").glob("[0-9]*.py"))
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.mark.parametrize("name", exercises.names())

@@ -35,7 +35,7 @@ else:
     ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.xdist_group("ray")
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: the toy task modules
 SRC = TESTS.parent / "src"
 TIMING = {"wall_time"}  # the only metric that may differ between two executions of a run
 
