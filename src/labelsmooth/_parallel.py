@@ -29,6 +29,11 @@ _WORKER = threading.local()
 
 
 def _init_worker() -> None:
+    # ATen initialises a thread's intra-op thread count lazily, at its first get_num_threads(), from the
+    # process-wide value last passed to set_num_threads() by any thread. Without this first call a worker
+    # whose first op ran after the caller had set, say, 2 threads would run every op with 2 OpenMP threads
+    # (tests/test_parallel.py caught it: workers reported 2).
+    torch.get_num_threads()
     torch.set_num_threads(1)
     _WORKER.active = True
 

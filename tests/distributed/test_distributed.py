@@ -50,7 +50,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         init_method=f"tcp://127.0.0.1:{port}",
         rank=rank,
         world_size=3,
-        timeout=datetime.timedelta(seconds=60),
+        timeout=datetime.timedelta(seconds=TIMEOUT_S),  # rank 2 waits while ranks 0 and 1 run the world-2 suite
     )
     singles = [dist.new_group([r]) for r in range(3)]  # every process creates every group, in one order
     pair = dist.new_group([0, 1])
