@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+from test_study_verdict import _records
+
 from labelsmooth.cli import summary_table
 from labelsmooth.study.figures import needs_log_scale
 from labelsmooth.study.report import ReportData, render_html, render_markdown
 from labelsmooth.study.tasks import get_task
 from labelsmooth.study.train import divergence
 from labelsmooth.study.verdict import judge
-from test_study_verdict import _records
 
 
 def test_divergence_is_non_finite_exploded_or_temperature_at_bound():
