@@ -55,9 +55,9 @@ def test_b_label_noise_smoothing_improves_accuracy_and_nll(results):
     hard = _m(results, 0.3, "hard")
     (verdict,) = [v for v in judge(list(results)) if v.noise_rate == 0.3]
     assert verdict.outcome == "helps", verdict.text
-    chosen = _m(results, 0.3, "ls", verdict.alpha)
+    chosen = _m(results, 0.3, "ls", verdict.label_smoothing)
     d_nll = paired(chosen, hard, "nll")
-    assert d_nll.significant and d_nll.mean < 0, (verdict.alpha, d_nll)
+    assert d_nll.significant and d_nll.mean < 0, (verdict.label_smoothing, d_nll)
     d_acc_03 = paired(_m(results, 0.3, "ls", 0.3), hard, "accuracy")
     assert d_acc_03.significant and d_acc_03.mean > 0, d_acc_03
     d_nll_01 = paired(_m(results, 0.3, "ls", 0.1), hard, "nll")
