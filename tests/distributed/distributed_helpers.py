@@ -82,9 +82,10 @@ def _close(a, b, what, rtol=1e-10, atol=1e-12):
 
 
 def _check_shard_loss(
-    rank, world, *, sizes, z, y, kw_ref, kw_ours, reduction, tol=(1e-10, 1e-12), grad_tol=None
+    rank, world, *, sizes, z, y, kw_ref, kw_ours=None, reduction, tol=(1e-10, 1e-12), grad_tol=None
 ):
-    """Loss and gradient of the shard against labelsmooth.cross_entropy on the full logits."""
+    """Loss and gradient of the shard against labelsmooth.cross_entropy on the full logits; the shard's
+    keyword arguments ``kw_ours`` are ``kw_ref`` unless given."""
     s, e = _bounds(sizes, rank)
     zr = z.clone().requires_grad_()
     ref = cross_entropy(zr, y, reduction=reduction, **kw_ref)
@@ -95,7 +96,7 @@ def _check_shard_loss(
     )
     (ref * go).sum().backward() if go is not None else ref.backward()
     shard = z[:, s:e].clone().requires_grad_()
-    ours = _ce(shard, y, reduction=reduction, **kw_ours)
+    ours = _ce(shard, y, reduction=reduction, **(kw_ref if kw_ours is None else kw_ours))
     (ours * go).sum().backward() if go is not None else ours.backward()
     rtol, atol = tol
     _close(ours, ref, "loss", rtol, atol)
