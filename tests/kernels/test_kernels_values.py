@@ -1,6 +1,7 @@
 """Fast paths equal the reference: labelsmooth.kernels.fused_cross_entropy / linear_cross_entropy against
 float64 references, PyTorch and a naive loop, in float32 and half precision, gradchecks, the fused linear
-variant and torch.compile. Edge cases are in test_kernels_edge_cases.py, bad input in test_kernels_errors.py."""
+variant and torch.compile. Edge cases are in test_kernels_edge_cases.py, bad input in
+test_kernels_errors.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from kernel_problems import (
     REDUCTIONS,
@@ -27,7 +27,7 @@ from kernel_problems import (
 from labelsmooth.kernels import _core, fused_cross_entropy, linear_cross_entropy
 from labelsmooth.kernels.chunked import _apply
 from labelsmooth.losses import cross_entropy
-from reference import cross_entropy_dense64, cross_entropy_loop
+from reference import cross_entropy_dense64, cross_entropy_loop, seeded_property
 
 
 # ---------------------------------------------------------------- agreement with the references
@@ -82,13 +82,8 @@ def test_matches_naive_loop():
         torch.testing.assert_close(got, cross_entropy_loop(z64, y, 0.25, w, reduction=red, prior=u))
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    n=st.integers(1, 9),
-    v=st.integers(2, 40),
-    a=st.floats(0.0, 1.0),
-    seed=st.integers(0, 10_000),
-    block=st.integers(1, 5),
+@seeded_property(
+    25, n=st.integers(1, 9), v=st.integers(2, 40), a=st.floats(0.0, 1.0), block=st.integers(1, 5)
 )
 def test_property_blocks_do_not_change_the_result(n, v, a, seed, block):
     """Any row-block size (here 1..5 rows per block) gives the reference's loss and gradient."""

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from metrics_data import _calibrated, _data
 
 from labelsmooth import metrics as M
-from reference import bin_counts_loop, classwise_ece_loop, ece_loop
+from reference import bin_counts_loop, classwise_ece_loop, ece_loop, seeded_property
 
 
 # --------------------------------------------------------------------------- golden values
@@ -217,15 +216,10 @@ def test_quantile_bins_have_equal_mass_and_keep_ties_together():
 
 
 # --------------------------------------------------------------------------- properties
-@settings(max_examples=40, deadline=None)
-@given(
-    n=st.integers(1, 40),
-    k=st.integers(2, 5),
-    n_bins=st.integers(1, 20),
-    seed=st.integers(0, 10_000),
-    scale=st.sampled_from([0.1, 1.0, 5.0, 50.0]),
-    rc=st.booleans(),
-)
+@seeded_property(
+    40, n=st.integers(1, 40), k=st.integers(2, 5), n_bins=st.integers(1, 20),
+    scale=st.sampled_from([0.1, 1.0, 5.0, 50.0]), rc=st.booleans(),
+)  # fmt: skip
 def test_property_ece_matches_loop_and_norm_order(n, k, n_bins, seed, scale, rc):
     _, p, y = _data(n=n, k=k, seed=seed, scale=scale)
     ece = M.expected_calibration_error(p, y, n_bins=n_bins, right_closed=rc, from_logits=False)
