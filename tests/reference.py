@@ -458,3 +458,18 @@ def cross_entropy_options64(
     w = weight.double() if weight is not None else torch.ones(k, dtype=torch.float64)
     safe = torch.where(target != ignore_index, target, torch.zeros_like(target))
     return loss.sum() / (w[safe] * valid).sum()
+
+
+def seeded_property(max_examples: int, **strategies):
+    """The decorator of a seeded property test: ``@settings(max_examples=..., deadline=None)`` over
+    ``@given(**strategies, seed=st.integers(0, 10_000))``. No deadline, because a loaded machine makes any
+    one example slow; ``seed`` (for a ``torch.Generator``) is drawn unless ``strategies`` gives its own."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    strategies.setdefault("seed", st.integers(0, 10_000))
+
+    def decorate(test):
+        return settings(max_examples=max_examples, deadline=None)(given(**strategies)(test))
+
+    return decorate

@@ -23,6 +23,24 @@ TINY_FLAGS = [
 ]  # fmt: skip
 
 
+def study_command(out, *flags: str) -> list[str]:
+    """``python -m labelsmooth study --out OUT FLAGS...`` as the argument list of a real subprocess."""
+    return [PYTHON, "-m", "labelsmooth", "study", "--out", str(out), *flags]
+
+
+def stored_runs(db) -> int:
+    """The rows of the study database's ``runs`` table; 0 while it is missing or locked (opened read-only, so
+    polling it never creates it)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 @pytest.fixture(scope="module")
 def cli_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "study"
@@ -116,45 +134,20 @@ def test_report_and_export_of_a_missing_folder(tmp_path):
         assert res.exit_code != 0 and "RUN_DIR" in res.output
 
 
-def _count(db):
-    try:
-        con = sqlite3.connect(db, timeout=1)
-        try:
-            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_resume_after_sigkill(tmp_path):
     out = tmp_path / "killed"
-    args = [
-        PYTHON,
-        "-m",
-        "labelsmooth",
-        "study",
-        "--out",
-        str(out),
-        "--quiet",
-        "--no-report",
-        *TINY_FLAGS,
-        "--seeds",
-        "4",
-        "--epochs",
-        "40",
-        "--noise",
-        "0",
-    ]  # fmt: skip  8 runs
+    args = study_command(
+        out, "--quiet", "--no-report", *TINY_FLAGS, "--seeds", "4", "--epochs", "40", "--noise", "0"
+    )  # 8 runs
     proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = out / "study.sqlite"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None and (not db.exists() or _count(db) < 1):
+    while time.monotonic() < deadline and proc.poll() is None and (not db.exists() or stored_runs(db) < 1):
         time.sleep(0.02)
     assert proc.poll() is None, "the study finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = _count(db)
+    done_before = stored_runs(db)
     assert 1 <= done_before < 8
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

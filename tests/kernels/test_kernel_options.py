@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_problems import _problem, _rel
 
 from labelsmooth import cross_entropy
 from labelsmooth.kernels import (
@@ -26,19 +27,6 @@ OPTIONS = {
     "both": {"softcap": 2.5, "z_loss": 0.05},
     "num_items": {"softcap": 4.0, "z_loss": 1e-2, "num_items_in_batch": 13},
 }
-
-
-def _rel(a, b):
-    a, b = a.double(), b.double()
-    return float(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item())
-
-
-def _problem(n=7, v=37, seed=0, scale=3.0):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, v, generator=g, dtype=torch.float64) * scale
-    y = torch.randint(0, v, (n,), generator=g)
-    y[1] = -100
-    return z, y, g
 
 
 def _semantics(name, n, v, g):
@@ -75,7 +63,7 @@ def _opts_for(reduction, opts):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("fn", ["cross_entropy", "fused", "fused_inplace"])
 def test_logits_paths_match_float64_reference(option, semantics, reduction, fn, v=37):
-    z64, y, g = _problem(v=v)
+    z64, y, g = _problem(n=7, v=v)
     kw = _semantics(semantics, 7, v, g)
     opts = _opts_for(reduction, OPTIONS[option])
     go = torch.rand(7, generator=g, dtype=torch.float64) if reduction == "none" else torch.tensor(0.7)
@@ -201,7 +189,7 @@ def test_half_precision_with_options(dtype, fn):
 
 
 def test_bf16_confident_rows_keep_their_target_gradient_under_options():
-    """The confident-row check of test_kernels with z_loss (softcap 50 leaves these logits nearly linear)."""
+    """The confident-row check of test_kernels_values with z_loss (softcap 50 leaves these logits nearly linear)."""
     g = torch.Generator().manual_seed(7)
     v, rows = 32000, []
     for q in (0.9, 0.99, 0.999):
@@ -349,7 +337,7 @@ def test_micro_batches_with_the_global_count_equal_one_big_batch(fn, weighted):
 
 
 def test_num_items_as_int_float_and_tensor_agree():
-    z64, y, _ = _problem()
+    z64, y, _ = _problem(n=7, v=37)
     ref = cross_entropy_options64(z64, y, 0.1, num_items=11)
     for n in (11, 11.0, torch.tensor(11), torch.tensor([11.0])):
         for f in (cross_entropy, fused_cross_entropy):

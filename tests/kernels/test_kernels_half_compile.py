@@ -57,7 +57,7 @@ def _grad_err(got: torch.Tensor, ref: torch.Tensor) -> float:
 
 def _confident_rows(v: int, alpha: float, g: torch.Generator) -> torch.Tensor:
     rows = []
-    for q in (0.9, 0.99, 0.999):  # target softmax q (as in test_kernels.py)
+    for q in (0.9, 0.99, 0.999):  # target softmax q (as in test_kernels_values.py)
         r = (torch.randn(v, generator=g, dtype=torch.float64) * 0.5).to(torch.bfloat16).double()
         r[3] = -torch.inf
         r[3] = math.log(q / (1 - q)) + torch.logsumexp(r, 0)

@@ -14,21 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from study_fixtures import PYTHON, subprocess_env
-from test_cli import TINY_FLAGS
+from study_fixtures import subprocess_env
+from test_cli import TINY_FLAGS, stored_runs, study_command
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-
-
-def _count(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _children(pid: int) -> set[int]:
@@ -54,29 +43,14 @@ def _alive(pid: int) -> bool:
 
 def _start(out: Path) -> tuple[subprocess.Popen, set[int]]:
     """A two-worker study, returned once its first run is stored, with the PIDs of its children."""
-    args = [
-        PYTHON,
-        "-m",
-        "labelsmooth",
-        "study",
-        "--out",
-        str(out),
-        "--no-report",
-        *TINY_FLAGS,
-        "--workers",
-        "2",
-        "--seeds",
-        "20",
-        "--epochs",
-        "30",
-        "--noise",
-        "0",
-    ]  # fmt: skip  40 runs
+    args = study_command(
+        out, "--no-report", *TINY_FLAGS, "--workers", "2", "--seeds", "20", "--epochs", "30", "--noise", "0"
+    )  # 40 runs
     proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
     db = out / "study.sqlite"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and _count(db) < 1:
+    while time.monotonic() < deadline and proc.poll() is None and stored_runs(db) < 1:
         time.sleep(0.05)
     assert proc.poll() is None, "the study finished before it could be stopped"
     kids = _children(proc.pid)
@@ -103,7 +77,7 @@ def test_a_signal_keeps_finished_runs_drops_the_rest_and_says_how_to_resume(tmp_
     assert f"Interrupted ({sig.name})" in err and "Rerun the same command to resume" in err
     assert "Traceback" not in err and "leaked" not in err, err
     assert _gone(kids) == set()
-    stored = _count(tmp_path / "s" / "study.sqlite")
+    stored = stored_runs(tmp_path / "s" / "study.sqlite")
     assert 1 <= stored < 40
     con = sqlite3.connect(tmp_path / "s" / "study.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

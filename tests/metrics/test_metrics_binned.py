@@ -1,4 +1,5 @@
-"""Binned calibration errors, scores and logit geometry: golden values, references, properties, bad input."""
+"""Binned calibration errors: golden values, the naive loop, torchmetrics and scikit-learn, quantile bins,
+properties and the classwise error."""
 
 from __future__ import annotations
 
@@ -7,29 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
 from hypothesis import strategies as st
+from metrics_data import _calibrated, _data
 
 from labelsmooth import metrics as M
-from metrics_fixtures import calibrated_logits, random_logits
-from reference import (
-    bin_counts_loop,
-    classwise_ece_loop,
-    ece_loop,
-    logit_gap_loop,
-    nll_brier_entropy_loop,
-)
-
-
-def _data(n=500, k=5, seed=0, scale=2.0, dtype=torch.float32):
-    z, y = random_logits(n, k, seed, scale)
-    return z.to(dtype), torch.softmax(z, 1).to(dtype), y
-
-
-def _calibrated(n=20000, k=4, seed=0):
-    """Labels drawn from the model's own softmax: perfectly calibrated in expectation."""
-    z, y = calibrated_logits(n, k, seed)
-    return z, torch.softmax(z, 1), y
+from reference import bin_counts_loop, classwise_ece_loop, ece_loop, seeded_property
 
 
 # --------------------------------------------------------------------------- golden values
@@ -233,15 +216,10 @@ def test_quantile_bins_have_equal_mass_and_keep_ties_together():
 
 
 # --------------------------------------------------------------------------- properties
-@settings(max_examples=40, deadline=None)
-@given(
-    n=st.integers(1, 40),
-    k=st.integers(2, 5),
-    n_bins=st.integers(1, 20),
-    seed=st.integers(0, 10_000),
-    scale=st.sampled_from([0.1, 1.0, 5.0, 50.0]),
-    rc=st.booleans(),
-)
+@seeded_property(
+    40, n=st.integers(1, 40), k=st.integers(2, 5), n_bins=st.integers(1, 20),
+    scale=st.sampled_from([0.1, 1.0, 5.0, 50.0]), rc=st.booleans(),
+)  # fmt: skip
 def test_property_ece_matches_loop_and_norm_order(n, k, n_bins, seed, scale, rc):
     _, p, y = _data(n=n, k=k, seed=seed, scale=scale)
     ece = M.expected_calibration_error(p, y, n_bins=n_bins, right_closed=rc, from_logits=False)
@@ -278,256 +256,3 @@ def test_classwise_golden_with_zero_probabilities():
     assert M.classwise_calibration_error(p, torch.tensor([0, 1]), n_bins=2, from_logits=False) == 0.0
     # swap the labels: every bin off by 1 -> (1 + 1 + 1 + 1) / (N K) = 1
     assert M.classwise_calibration_error(p, torch.tensor([1, 0]), n_bins=2, from_logits=False) == 1.0
-
-
-# --------------------------------------------------------------------------- scores
-def test_scores_equal_loops_and_logits_agree_with_probabilities():
-    z, _, y = _data(n=200, k=4, seed=9, dtype=torch.float64)
-    p = torch.softmax(z, 1)
-    nll, brier, ent = nll_brier_entropy_loop(p, y)
-    for x, fl in ((p, False), (z, True)):
-        assert M.negative_log_likelihood(x, y, from_logits=fl) == pytest.approx(nll, rel=1e-12)
-        assert M.brier_score(x, y, from_logits=fl) == pytest.approx(brier, rel=1e-12)
-        assert M.predictive_entropy(x, y, from_logits=fl) == pytest.approx(ent, rel=1e-12)
-        assert M.accuracy(x, y, from_logits=fl) == pytest.approx(float((p.argmax(1) == y).double().mean()))
-        conf = float(p.max(1).values.mean())
-        assert M.mean_confidence(x, y, from_logits=fl) == pytest.approx(conf, rel=1e-12)
-        assert M.calibration_gap(x, y, from_logits=fl) == pytest.approx(conf - M.accuracy(p, y, from_logits=False), rel=1e-12)
-
-
-def test_scores_golden_values():
-    p = torch.tensor([[0.5, 0.5], [0.8, 0.2]])
-    y = torch.tensor([0, 0])
-    assert M.negative_log_likelihood(p, y, from_logits=False) == pytest.approx(-(math.log(0.5) + math.log(0.8)) / 2)
-    assert M.brier_score(p, y, from_logits=False) == pytest.approx((0.25 + 0.25 + 0.04 + 0.04) / 2, abs=1e-7)
-    assert M.predictive_entropy(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), from_logits=False) == 0.0
-    assert M.negative_log_likelihood(torch.tensor([[1.0, 0.0]]), torch.tensor([1]), from_logits=False) == math.inf
-    # logits never saturate: finite NLL where float32 probabilities would give inf
-    assert math.isfinite(
-        M.negative_log_likelihood(torch.tensor([[200.0, 0.0]]), torch.tensor([1]), from_logits=True)
-    )
-
-
-def test_calibration_summary_keys_and_values():
-    z, _, y = _data(n=300, k=5, seed=12)
-    s = M.calibration_summary(z, y, from_logits=True, n_bins=10)
-    assert tuple(s) == M.SUMMARY_KEYS
-    assert set(s) == {
-        "accuracy", "nll", "brier", "ece", "rms_ce", "mce", "smece",
-        "classwise_ece", "mean_confidence", "calibration_gap", "entropy",
-    }  # fmt: skip
-    kw = {"from_logits": True}
-    assert s["accuracy"] == M.accuracy(z, y, **kw)
-    assert s["nll"] == pytest.approx(M.negative_log_likelihood(z, y, **kw), rel=1e-14)
-    assert s["brier"] == pytest.approx(M.brier_score(z, y, **kw), rel=1e-14)
-    assert s["ece"] == pytest.approx(M.expected_calibration_error(z, y, n_bins=10, **kw), rel=1e-12)
-    assert s["rms_ce"] == pytest.approx(
-        M.expected_calibration_error(z, y, n_bins=10, norm="l2", **kw), rel=1e-12
-    )
-    assert s["mce"] == pytest.approx(
-        M.expected_calibration_error(z, y, n_bins=10, norm="max", **kw), rel=1e-12
-    )
-    assert s["smece"] == pytest.approx(M.smooth_calibration_error(z, y, **kw), rel=1e-12)
-    assert s["classwise_ece"] == pytest.approx(
-        M.classwise_calibration_error(z, y, n_bins=10, **kw), rel=1e-12
-    )
-    assert s["mean_confidence"] == pytest.approx(M.mean_confidence(z, y, **kw), rel=1e-14)
-    assert s["calibration_gap"] == pytest.approx(M.calibration_gap(z, y, **kw), rel=1e-12)
-    assert s["entropy"] == pytest.approx(M.predictive_entropy(z, y, **kw), rel=1e-14)
-    assert all(isinstance(v, float) for v in s.values())
-
-
-# --------------------------------------------------------------------------- logit geometry
-def test_logit_gap_and_top2_gap():
-    z, _, y = _data(n=100, k=5, seed=13, dtype=torch.float64)
-    np.testing.assert_allclose(M.logit_gap(z, y).numpy(), logit_gap_loop(z, y), rtol=0, atol=1e-12)
-    top = torch.sort(z, 1, descending=True).values
-    torch.testing.assert_close(M.top2_gap(z), top[:, 0] - top[:, 1])
-    assert M.logit_gap(z, y).dtype == torch.float64
-    correct = z.argmax(1) == y
-    assert bool((M.logit_gap(z, y)[correct] > 0).all())
-    assert bool((M.logit_gap(z, y)[~correct] <= 0).all())
-
-
-def test_logit_gap_summary_against_theory():
-    from labelsmooth.theory import optimal_logit_gap
-
-    k, a = 10, 0.1
-    gap = optimal_logit_gap(a, k)
-    z = torch.zeros(8, k, dtype=torch.float64)
-    y = torch.arange(8)
-    z[torch.arange(8), y] = gap  # exactly at the smoothed optimum
-    s = M.logit_gap_summary(z, y, label_smoothing=a)
-    assert s.optimal_gap == pytest.approx(math.log(1 + k * (1 - a) / a))
-    assert s.relative_deviation == pytest.approx(0.0, abs=1e-12)
-    assert (
-        s.mean == pytest.approx(gap)
-        and s.median == pytest.approx(gap)
-        and s.std == pytest.approx(0, abs=1e-12)
-    )
-    assert set(s.quantiles) == {0.05, 0.25, 0.5, 0.75, 0.95}
-    s0 = M.logit_gap_summary(z, y, label_smoothing=0.0)
-    assert s0.optimal_gap == math.inf and math.isnan(s0.relative_deviation)
-    plain = M.logit_gap_summary(z, y)
-    assert plain.optimal_gap is None and plain.relative_deviation is None and plain.n == 8
-
-
-# --------------------------------------------------------------------------- bad input
-P = torch.tensor([[0.7, 0.3], [0.4, 0.6]])
-Y = torch.tensor([0, 1])
-SCALAR_METRICS = [
-    M.expected_calibration_error,
-    M.classwise_calibration_error,
-    M.smooth_calibration_error,
-    M.negative_log_likelihood,
-    M.brier_score,
-    M.accuracy,
-    M.mean_confidence,
-    M.calibration_gap,
-    M.predictive_entropy,
-    M.calibration_bins,
-]
-
-BAD_DATA = [
-    # (input, target, exception, fragment of the message)
-    (torch.tensor([[0.7, 0.2], [0.4, 0.6]]), Y, ValueError, "rows to sum to 1"),
-    (torch.tensor([[1.2, -0.2], [0.4, 0.6]]), Y, ValueError, "in [0, 1]"),
-    (torch.tensor([[float("nan"), 0.3], [0.4, 0.6]]), Y, ValueError, "finite"),
-    (torch.tensor([[float("inf"), 0.3], [0.4, 0.6]]), Y, ValueError, "finite"),
-    (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), ValueError, "at least one sample"),
-    (torch.tensor([[1.0], [1.0]]), Y, ValueError, "at least 2 classes"),
-    (torch.tensor([0.7, 0.3]), Y, ValueError, "shape (N, K)"),
-    (P, torch.tensor([0, 2]), ValueError, "class indices in [0, 2)"),
-    (P, torch.tensor([-1, 0]), ValueError, "class indices in [0, 2)"),
-    (P, torch.tensor([0, 1, 1]), ValueError, "length 2"),
-    (P, torch.tensor([[0], [1]]), ValueError, "shape (N,)"),
-    (torch.tensor([[1, 0], [0, 1]]), Y, TypeError, "floating-point"),
-    (P, torch.tensor([0.0, 1.0]), TypeError, "integer class indices"),
-    (np.array([["a", "b"]], dtype=object), Y, TypeError, "numeric array"),
-    (["a", "b"], Y, TypeError, "torch.Tensor or a numpy array"),
-]
-
-
-@pytest.mark.parametrize("fn", SCALAR_METRICS, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("bad", BAD_DATA, ids=lambda b: b[3])
-def test_bad_data_raises_naming_the_argument(fn, bad):
-    x, t, exc, fragment = bad
-    with pytest.raises(exc, match=r"Expected `(input|target)`") as info:
-        fn(x, t, from_logits=False)
-    assert fragment in str(info.value)
-
-
-@pytest.mark.parametrize("fn", [*SCALAR_METRICS, M.calibration_summary], ids=lambda f: f.__name__)
-def test_from_logits_is_required_and_keyword_only(fn):
-    """No default: a wrong one silently computes a wrong number. Leaving it out is a TypeError naming it."""
-    with pytest.raises(TypeError, match="from_logits"):
-        fn(P, Y)
-    with pytest.raises(TypeError):
-        fn(P, Y, False)  # keyword-only
-    assert fn(P, Y, from_logits=False) is not None
-
-
-def test_logits_are_not_checked_as_probabilities_but_must_be_finite():
-    z = torch.tensor([[5.0, -3.0], [0.2, 0.1]])
-    assert M.expected_calibration_error(z, Y, from_logits=True) >= 0.0
-    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] \(pass from_logits=True for logits\)"):
-        M.expected_calibration_error(z, Y, from_logits=False)
-    with pytest.raises(ValueError, match="Expected `input` to be finite"):
-        M.expected_calibration_error(torch.tensor([[math.inf, 0.0], [0.0, 0.0]]), Y, from_logits=True)
-    with pytest.raises(ValueError, match="Expected `logits` to be finite"):
-        M.logit_gap(torch.tensor([[math.nan, 0.0], [0.0, 0.0]]), Y)
-    with pytest.raises(ValueError, match="Expected `logits` to hold at least 2 classes"):
-        M.top2_gap(torch.zeros(3, 1))
-
-
-@pytest.mark.parametrize(
-    "kwargs,exc,fragment",
-    [
-        ({"n_bins": 0}, ValueError, "Expected `n_bins` >= 1, got 0."),
-        ({"n_bins": -3}, ValueError, "Expected `n_bins` >= 1, got -3."),
-        ({"n_bins": 2.5}, TypeError, "Expected `n_bins` to be an int"),
-        ({"n_bins": True}, TypeError, "Expected `n_bins` to be an int"),
-        (
-            {"strategy": "equal"},
-            ValueError,
-            "Expected `strategy` to be one of 'uniform', 'quantile', got 'equal'.",
-        ),
-        ({"norm": "l3"}, ValueError, "Expected `norm` to be one of 'l1', 'l2', 'max', got 'l3'."),
-        ({"from_logits": "yes"}, TypeError, "Expected `from_logits` to be a bool"),
-        ({"right_closed": 1}, TypeError, "Expected `right_closed` to be a bool"),
-    ],
-)
-def test_bad_arguments_raise(kwargs, exc, fragment):
-    with pytest.raises(exc) as info:
-        M.expected_calibration_error(P, Y, **{"from_logits": False, **kwargs})
-    assert fragment in str(info.value)
-
-
-def test_bad_arguments_of_other_functions():
-    with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
-        M.classwise_calibration_error(P, Y, n_bins=0, from_logits=False)
-    with pytest.raises(ValueError, match="Expected `n_bins` >= 1"):
-        M.calibration_summary(P, Y, from_logits=False, n_bins=0)
-    with pytest.raises(ValueError, match="Expected `strategy`"):
-        M.calibration_bins(P, Y, strategy="kmeans", from_logits=False)
-    with pytest.raises(ValueError, match="Expected `norm`"):
-        M.calibration_bins(P, Y, from_logits=False).calibration_error("l0")
-    with pytest.raises(ValueError, match=r"Expected `label_smoothing` in \[0, 1\], got 1.5."):
-        M.logit_gap_summary(P, Y, label_smoothing=1.5)
-    with pytest.raises(TypeError, match="Expected `label_smoothing` to be a float"):
-        M.logit_gap_summary(P, Y, label_smoothing="0.1")
-
-
-# ---------------------------------------------------------------- half-precision probabilities
-HALF_FUNCTIONS = [
-    "expected_calibration_error",
-    "negative_log_likelihood",
-    "brier_score",
-    "accuracy",
-    "smooth_calibration_error",
-    "classwise_calibration_error",
-    "calibration_gap",
-    "mean_confidence",
-    "predictive_entropy",
-]
-
-
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_probabilities_accepted_and_exact(dtype):
-    """Half-precision rows pass the sum check within the dtype's epsilon and give the float64 result.
-
-    Rows of dyadic probabilities are exact in every dtype, so bf16/fp16 input must give exactly what
-    float64 input of the same values gives (no computation in the half dtype). A real bf16 softmax,
-    whose rows sum to 1 only within ~3e-3, is accepted too.
-    """
-    g = torch.Generator().manual_seed(0)
-    base = torch.tensor(
-        [[0.5, 0.25, 0.125, 0.125], [0.75, 0.125, 0.0625, 0.0625], [0.25] * 4, [0.375, 0.375, 0.125, 0.125]]
-    )
-    p = base[torch.randint(0, 4, (400,), generator=g)][:, torch.randperm(4, generator=g)]
-    y = torch.randint(0, 4, (400,), generator=g)
-    for name in HALF_FUNCTIONS:
-        fn = getattr(M, name)
-        assert float(fn(p.to(dtype), y, from_logits=False)) == float(fn(p.double(), y, from_logits=False)), name
-    z = torch.randn(2000, 1000, generator=g) * 3
-    q = torch.softmax(z, 1).to(dtype)
-    assert (q.double().sum(1) - 1).abs().max() > 1e-4  # the float32 tolerance would refuse it
-    yq = torch.randint(0, 1000, (2000,), generator=g)
-    ece = M.expected_calibration_error(q, yq, from_logits=False)
-    assert abs(ece - M.expected_calibration_error(z, yq, from_logits=True)) < 1e-2
-
-
-def test_float16_subnormal_probabilities_accepted():
-    """A uniform float16 row over 50000 classes (2e-5 each, subnormal) sums to 1.0014: still a distribution."""
-    p = torch.softmax(torch.zeros(4, 50000), 1).half()
-    assert (p.double().sum(1) - 1).abs().max() > torch.finfo(torch.float16).eps
-    assert M.accuracy(p, torch.zeros(4, dtype=torch.long), from_logits=False) == 1.0  # ties resolved to the first index
-
-
-def test_half_probabilities_still_checked():
-    p = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.27]], dtype=torch.bfloat16)  # second row: 1.02
-    with pytest.raises(ValueError, match=r"within 0\.0078125"):
-        M.expected_calibration_error(p, torch.tensor([0, 1]), from_logits=False)
-    p32 = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.251]])  # 1.001: fine in bf16, not in float32
-    with pytest.raises(ValueError, match=r"within 0\.0001 "):
-        M.expected_calibration_error(p32, torch.tensor([0, 1]), from_logits=False)
