@@ -147,24 +147,32 @@ _COMMON = (
     ("aurc_msp", "AURC (MSP)", ".4f", "lower", False),
     ("aurc_norm", "AURC (norm)", ".4f", "lower", False),
 )
+_GAPS = (
+    ("accuracy_gap", "acc gap", ".3f", "lower", False),
+    ("ece_gap", "ECE gap", ".3f", "lower", False),
+    ("ts_ece_gap", "ECE gap (TS)", ".3f", "lower", True),
+)
+
+
+def _rows(prefix: str, where: str, rows: tuple) -> tuple:
+    """``rows`` of one problem: keys ``<prefix>_<key>``, headers ``<where> <header>``."""
+    return tuple((f"{prefix}_{k}", f"{where} {h}", f, b, t) for k, h, f, b, t in rows)
+
+
 METRICS: tuple[tuple[str, str, str, str | None, bool], ...] = (
-    *((f"syn_{k}", f"groups {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    *_rows("syn", "groups", _COMMON),
     ("syn_worst_group_accuracy", "groups worst-group acc", ".3f", "higher", False),
     ("syn_minority_accuracy", "groups minority acc", ".3f", "higher", False),
     ("syn_majority_accuracy", "groups majority acc", ".3f", "higher", False),
-    ("syn_accuracy_gap", "groups acc gap", ".3f", "lower", False),
-    ("syn_ece_gap", "groups ECE gap", ".3f", "lower", False),
-    ("syn_ts_ece_gap", "groups ECE gap (TS)", ".3f", "lower", True),
+    *_rows("syn", "groups", _GAPS),
     ("syn_minority_gap", "groups minority conf-acc", "+.3f", None, False),
     ("syn_dp_difference", "groups DP diff", ".3f", "lower", False),
     ("syn_eo_difference", "groups EO diff", ".3f", "lower", False),
-    *((f"lt_{k}", f"tail {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    *_rows("lt", "tail", _COMMON),
     ("lt_worst_class_accuracy", "tail worst-class acc", ".3f", "higher", False),
     ("lt_tail_accuracy", "tail-half acc", ".3f", "higher", False),
     ("lt_head_accuracy", "head-half acc", ".3f", "higher", False),
-    ("lt_accuracy_gap", "tail acc gap", ".3f", "lower", False),
-    ("lt_ece_gap", "tail ECE gap", ".3f", "lower", False),
-    ("lt_ts_ece_gap", "tail ECE gap (TS)", ".3f", "lower", True),
+    *_rows("lt", "tail", _GAPS),
     ("wall_time", "time (s)", ".1f", None, False),
 )
 """One row per stored metric: ``(key, header, format, better, after_temperature_scaling)``."""
