@@ -1,6 +1,8 @@
-"""Pieces every task core shares: checks of section fields, one-thread determinism, the paired-interval
-sentences of a verdict, and :class:`DatasetGridTask`, the engine side of a task whose grid is datasets x
-methods x seeds (``gan``, ``sequence``). Only that class knows about the engine (run specs and records).
+"""Pieces every task core shares: checks of section fields and the section base classes
+(:class:`TaskSection`; :class:`SeededSection` for fairness and privacy, :class:`DigitsTrainingSection` for
+distill and noise), one-thread determinism, the paired-interval sentences of a verdict, and
+:class:`DatasetGridTask`, the engine side of a task whose grid is datasets x methods x seeds (``gan``,
+``sequence``). Only that class knows about the engine (run specs and records).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import difflib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from labelsmooth._validation import check_number, expected
+from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
 from labelsmooth.study.stats import Estimate, estimate, group, paired
+from labelsmooth.study.tasks._fit import seed_tuple
 from labelsmooth.study.tasks.base import Context, Figure, NeededRun, RunRecord, RunSpec, Task
 
 S = TypeVar("S")
@@ -83,6 +87,49 @@ class TaskSection:
     def from_mapping(cls: type[S], mapping: Mapping[str, Any]) -> S:
         """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
         return section_from_mapping(cls, cls.section_name, mapping)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SeededSection(TaskSection):
+    """A section that carries its own ``seeds`` (fairness, privacy): a list of ints (a count given in the
+    TOML becomes ``range(count)``), checked by :meth:`check_seeds`."""
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
+
+    def check_seeds(self) -> None:
+        """ValueError naming ``<section_name>.seeds`` unless the seeds are a non-empty list of ints."""
+        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
+            what = "to be a non-empty list of ints"
+            raise ValueError(expected(f"{self.section_name}.seeds", what, self.seeds))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DigitsTrainingSection(TaskSection):
+    """The optimisation and split fields shared by the digits tasks (distill, noise), checked by
+    :meth:`check_training`: Adam's ``lr`` and ``weight_decay``, ``batch_size`` (0 = full batch), and the
+    validation and test fractions."""
+
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+
+    def check_training(self) -> None:
+        """ValueError/TypeError naming ``<section_name>.<key>`` for a bad training or split field."""
+        name = self.section_name
+        what = "to be an int >= 0 (0 = full batch)"
+        check_number(f"{name}.batch_size", self.batch_size, lo=0, integer=True, what=what)
+        check_scalar_range(f"{name}.lr", self.lr, 0.0, math.inf, lo_open=True, hi_open=True)
+        check_scalar_range(f"{name}.weight_decay", self.weight_decay, 0.0, math.inf, hi_open=True)
+        check_scalar_range(f"{name}.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
+        check_scalar_range(f"{name}.test_fraction", self.test_fraction, 0.0, 0.5, lo_open=True)
 
 
 def check_grid(name: str, values: Any, lo: float, hi: float, *, hi_open: bool = False) -> tuple[float, ...]:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
+from labelsmooth._validation import check_number, check_scalar_range, expected
 from labelsmooth.metrics import (
     calibration_summary,
     demographic_parity_difference,
@@ -47,20 +47,22 @@ from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.noise import apply_noise
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-from labelsmooth.study.tasks._fit import fit, logits, loss_of, seed_tuple, seeded
+from labelsmooth.study.tasks._common import SeededSection
+from labelsmooth.study.tasks._fit import fit, logits, loss_of, seeded
 
 NAME = "fairness"
 PROBLEMS = ("groups", "long_tail")
 
 
 @dataclass(frozen=True)
-class FairnessSection:
+class FairnessSection(SeededSection):
     """The ``[fairness]`` section of a study config: data, model, training, method grid.
 
     Defaults run the grid (5 methods x 5 seeds, both problems in every run) in about a minute on 2 cores.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    section_name = "fairness"
+
     problems: tuple[str, ...] = ("groups", "long_tail")
     smoothing: tuple[float, ...] = (0.05, 0.1, 0.2)
     classwise: tuple[float, float] = (0.0, 0.2)
@@ -82,12 +84,8 @@ class FairnessSection:
     n_bins: int = 15
     curve_points: int = 50
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
-
     def validate(self) -> FairnessSection:
-        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
-            raise ValueError(expected("fairness.seeds", "to be a non-empty list of ints", self.seeds))
+        self.check_seeds()
         if not self.problems or any(p not in PROBLEMS for p in self.problems):
             raise ValueError(
                 expected("fairness.problems", "to hold one or both of " + ", ".join(PROBLEMS), self.problems)
@@ -115,9 +113,6 @@ class FairnessSection:
                 )
             )
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def methods(section: FairnessSection) -> list[tuple[str, Any]]:
