@@ -19,10 +19,6 @@ from labelsmooth.study.stats import Estimate, estimate, paired
 from labelsmooth.study.tasks.base import Context, NeededRun, RunRecord, RunSpec, Task
 
 
-def check_int(name: str, value: Any, lo: int) -> None:
-    check_number(name, value, lo=lo, integer=True)
-
-
 def check_float(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_open: bool = True) -> None:
     check_number(name, value, lo=lo, hi=hi, lo_open=lo_open, finite=True)
 

@@ -41,13 +41,12 @@ from labelsmooth import preference_loss, theory
 from labelsmooth._validation import expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import one_thread
+from labelsmooth.study.tasks._common import check_int, one_thread
 from labelsmooth.study.tasks._preference_verdict import _rate, summarize, verdict
 from labelsmooth.study.tasks._rl import (
     MethodTableTask,
     by_label,
     check_float,
-    check_int,
     errorbar_figure,
     label,
     mean_of,

@@ -42,12 +42,11 @@ from labelsmooth import Support, histogram_mean, hl_gauss_loss, two_hot_loss
 from labelsmooth._validation import check_choice, expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import one_thread
+from labelsmooth.study.tasks._common import check_int, one_thread
 from labelsmooth.study.tasks._rl import (
     MethodTableTask,
     by_label,
     check_float,
-    check_int,
     errorbar_figure,
     label,
     mean_of,
