@@ -105,6 +105,12 @@ class SeededSection(TaskSection):
             what = "to be a non-empty list of ints"
             raise ValueError(expected(f"{self.section_name}.seeds", what, self.seeds))
 
+    def check_ints(self, names: Iterable[str], lo: int) -> None:
+        """TypeError/ValueError naming ``<section_name>.<name>`` unless each field is an int >= ``lo``."""
+        for name in names:
+            what = f"to be an int >= {lo}"
+            check_number(f"{self.section_name}.{name}", getattr(self, name), lo=lo, integer=True, what=what)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

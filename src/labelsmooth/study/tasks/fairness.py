@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected
+from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.metrics import (
     calibration_summary,
     demographic_parity_difference,
@@ -103,9 +103,7 @@ class FairnessSection(SeededSection):
         check_scalar_range("fairness.imbalance_ratio", self.imbalance_ratio, 1.0, 1000.0)
         check_scalar_range("fairness.lr", self.lr, 0.0, 10.0, lo_open=True)
         check_scalar_range("fairness.weight_decay", self.weight_decay, 0.0, 10.0)
-        for name in ("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"):
-            v = getattr(self, name)
-            check_number(f"fairness.{name}", v, lo=1, integer=True, what="to be an int >= 1")
+        self.check_ints(("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"), 1)
         if self.n_samples * self.minority_fraction < 100:
             raise ValueError(
                 expected(

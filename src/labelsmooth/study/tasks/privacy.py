@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected
+from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.privacy import membership_inference
 from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
@@ -98,13 +98,10 @@ class PrivacySection(SeededSection):
         check_scalar_range("privacy.lr", self.lr, 0.0, 10.0, lo_open=True)
         check_scalar_range("privacy.coef_bound", self.coef_bound, 0.0, 100.0, lo_open=True)
         check_scalar_range("privacy.inversion_lr", self.inversion_lr, 0.0, 100.0, lo_open=True)
-        for name in ("width", "depth", "epochs", "pca_components", "inversion_restarts", "inversion_steps",
-                     "eval_epochs"):  # fmt: skip
-            v = getattr(self, name)
-            check_number(f"privacy.{name}", v, lo=1, integer=True, what="to be an int >= 1")
-        for name in ("warmup_epochs", "ramp_epochs"):
-            v = getattr(self, name)
-            check_number(f"privacy.{name}", v, lo=0, integer=True, what="to be an int >= 0")
+        counts = ("width", "depth", "epochs", "pca_components", "inversion_restarts", "inversion_steps",
+                  "eval_epochs")  # fmt: skip
+        self.check_ints(counts, 1)
+        self.check_ints(("warmup_epochs", "ramp_epochs"), 0)
         if self.warmup_epochs + self.ramp_epochs >= self.epochs:
             raise ValueError(
                 expected("privacy.warmup_epochs + ramp_epochs", f"< epochs = {self.epochs}",
