@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -36,3 +39,41 @@ def subprocess_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+VOLATILE = {"wall_time", "run_hash", "library_version"}
+"""Result fields that differ between two runs of the same spec."""
+
+
+def stored_numbers(results, axes: tuple[str, ...]) -> dict:
+    """Each result keyed by its values of ``axes``, without the :data:`VOLATILE` fields: equal for two
+    studies that computed the same numbers."""
+    return {tuple(r.get(a) for a in axes): {k: v for k, v in r.items() if k not in VOLATILE} for r in results}
+
+
+def task_record(dataset: str, method: str, param, seed: int, **metrics) -> dict:
+    """A hand-made record of a per-dataset task (gan, sequence) in the nested form its verdict reads."""
+    return {"dataset": dataset, "method": method, "param": param, "seed": seed, "metrics": metrics}
+
+
+def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0) -> set[str]:
+    """Run ``python -c code`` (a study writing to ``out``), SIGKILL it as soon as its store holds a finished
+    run (or after ``timeout`` seconds), and return the hashes of the runs it stored."""
+    from labelsmooth.study.store import DB_NAME, Store
+
+    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
+    stored: set[str] = set()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stored:
+            time.sleep(0.05)
+            if (out / DB_NAME).is_file():
+                try:
+                    with Store.open(out, create=False, readonly=True) as store:
+                        stored = store.done_hashes()
+                except Exception:  # the writer is creating the schema
+                    continue
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    with Store.open(out, create=False, readonly=True) as store:
+        return store.done_hashes()

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -17,14 +14,12 @@ from click.testing import CliRunner
 from labelsmooth.cli import main
 from labelsmooth.study import run
 from labelsmooth.study.runner import plan, prepare_context
-from labelsmooth.study.store import DB_NAME, Store
 from labelsmooth.study.tasks import BUILTIN, get_task, preference, value
-from study_fixtures import PYTHON, subprocess_env
+from study_fixtures import sigkill_once_a_run_is_stored, stored_numbers
 
 TINY_VALUE = {"n_train": 64, "n_test": 32, "steps": 6, "eval_every": 3, "hidden": 8, "bins": 12}
 TINY_PREF = {"arms": 5, "pairs": 20, "steps": 40, "eval_every": 10, "flip_rates": [0.0, 0.4],
              "methods": {"dpo": True, "cdpo": [0.2], "rdpo": [0.4]}}  # fmt: skip
-VOLATILE = {"wall_time", "run_hash", "library_version"}
 
 
 def _cfg(task: str, seeds: int = 2, **section) -> dict:
@@ -33,8 +28,7 @@ def _cfg(task: str, seeds: int = 2, **section) -> dict:
 
 
 def _numbers(results) -> dict:
-    axes = ("data", "e_true", "method", "param", "seed")
-    return {tuple(r.get(a) for a in axes): {k: v for k, v in r.items() if k not in VOLATILE} for r in results}
+    return stored_numbers(results, ("data", "e_true", "method", "param", "seed"))
 
 
 # ------------------------------------------------------------------------------------------- registry, CLI
@@ -102,23 +96,7 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     out = tmp_path / "k"
     cfg = _cfg("value", seeds=3, steps=100, eval_every=50)
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
-    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
-    stored: set[str] = set()
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not stored:
-            time.sleep(0.05)
-            if (out / DB_NAME).is_file():
-                try:
-                    with Store.open(out, create=False, readonly=True) as store:
-                        stored = store.done_hashes()
-                except Exception:  # the writer is creating the schema
-                    continue
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
-    with Store.open(out, create=False, readonly=True) as store:
-        stored = store.done_hashes()
+    stored = sigkill_once_a_run_is_stored(code, out)
     assert 1 <= len(stored) < 15
     trained = []
     res = run(cfg, out=out, workers=1, on_run=trained.append, report=False)

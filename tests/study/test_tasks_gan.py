@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from labelsmooth.study.tasks import gan
+from study_fixtures import task_record
 
 TINY = gan.GanSection(steps=6, batch_size=16, hidden=8, latent_dim=2, n_eval=40)
 
@@ -99,8 +101,7 @@ def test_from_mapping_and_bad_methods():
         gan.run_one(TINY, "none", None, 0, dataset="spiral")
 
 
-def _rec(method, param, seed, **m):
-    return {"dataset": "ring", "method": method, "param": param, "seed": seed, "metrics": m}
+_rec = functools.partial(task_record, "ring")
 
 
 def test_summarize_says_when_nothing_is_detectable():

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -18,16 +15,14 @@ from labelsmooth.study import run
 from labelsmooth.study.config import from_mapping
 from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.stats import Estimate
-from labelsmooth.study.store import DB_NAME, Store
 from labelsmooth.study.tasks import BUILTIN, gan, get_task, sequence
 from labelsmooth.study.tasks import _common as common
-from study_fixtures import PYTHON, subprocess_env
+from study_fixtures import sigkill_once_a_run_is_stored, stored_numbers
 
 TINY_SEQ = {"datasets": ["reverse"], "label_smoothing": [0.1], "penalty": [], "d_model": 8, "n_layers": 1,
             "n_heads": 2, "steps": 3, "batch_size": 4, "n_train": 24, "n_eval": 8, "max_len": 4}  # fmt: skip
 TINY_GAN = {"datasets": ["ring"], "one_sided": [0.1], "two_sided": [0.2], "hidden": 8, "steps": 4,
             "batch_size": 16, "n_eval": 40}  # fmt: skip
-VOLATILE = {"wall_time", "run_hash", "library_version"}
 
 
 def _cfg(task: str, seeds: int = 2, **section) -> dict:
@@ -35,8 +30,7 @@ def _cfg(task: str, seeds: int = 2, **section) -> dict:
 
 
 def _numbers(results) -> dict:
-    axes = ("dataset", "method", "param", "seed")
-    return {tuple(r.get(a) for a in axes): {k: v for k, v in r.items() if k not in VOLATILE} for r in results}
+    return stored_numbers(results, ("dataset", "method", "param", "seed"))
 
 
 # ------------------------------------------------------------------------------------------- registry, CLI
@@ -104,23 +98,7 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     out = tmp_path / "k"
     cfg = _cfg("gan", seeds=3, steps=50)
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
-    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
-    stored: set[str] = set()
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not stored:
-            time.sleep(0.05)
-            if (out / DB_NAME).is_file():
-                try:
-                    with Store.open(out, create=False, readonly=True) as store:
-                        stored = store.done_hashes()
-                except Exception:  # the writer is creating the schema
-                    continue
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
-    with Store.open(out, create=False, readonly=True) as store:
-        stored = store.done_hashes()
+    stored = sigkill_once_a_run_is_stored(code, out)
     assert 1 <= len(stored) < 9
     trained = []
     res = run(cfg, out=out, workers=1, on_run=trained.append, report=False)

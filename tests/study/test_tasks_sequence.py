@@ -4,6 +4,7 @@ and the verdict's wording on hand-made records."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from labelsmooth.study.tasks.sequence_data import (
     reverse_data,
     stdlib_corpus,
 )
+from study_fixtures import task_record
 
 TINY = seq.SequenceSection(
     d_model=16, n_layers=1, n_heads=2, steps=4, batch_size=4, context=16, corpus_bytes=20_000,
@@ -152,8 +154,7 @@ def test_run_one_rejects_unknown_methods_and_params():
         seq.run_one(TINY, "hard", None, 0, dataset="wiki")
 
 
-def _rec(method, param, seed, **m):
-    return {"dataset": "stdlib", "method": method, "param": param, "seed": seed, "metrics": m}
+_rec = functools.partial(task_record, "stdlib")
 
 
 def test_summarize_and_claims_on_hand_made_records():

@@ -15,7 +15,7 @@ from labelsmooth.targets import convert_smoothing
 from labelsmooth.theory import cdpo_optimal_margin
 
 from ._practice import _call
-from ._registry import Exercise, WrongAnswer, as_float, register
+from ._registry import Exercise, WrongAnswer, as_float, diagnose, register
 
 # ---------------------------------------------------------------- 11: distillation
 KD_STUDENT = [[1.0, 0.5, -0.5, 0.0]]
@@ -45,14 +45,13 @@ def _verify_kd_ratio(answer: Any) -> str:
             f"{want:.4f}, close to (4/8)^2 = 0.25: without the T^2 factor the soft-target gradient shrinks "
             "like 1/T^2, so Hinton et al. multiply the loss by T^2 to keep its scale when T changes."
         )
-    if abs(got - 0.5) <= 2e-3:
-        raise WrongAnswer(
-            "The gradient is divided by T once by the chain rule and once more by the softmax's "
-            "linearisation at high T: it shrinks like 1/T^2, not 1/T."
-        )
-    if abs(got - 1.0) <= 2e-3:
-        raise WrongAnswer("A ratio of about 1 is what the T^2-scaled loss gives; measure the unscaled KL.")
-    raise WrongAnswer(f"{got:.4g} is not the ratio |grad at T = 8| / |grad at T = 4| of the unscaled KL.")
+    slips = (
+        (0.5, "The gradient is divided by T once by the chain rule and once more by the softmax's "
+              "linearisation at high T: it shrinks like 1/T^2, not 1/T."),
+        (1.0, "A ratio of about 1 is what the T^2-scaled loss gives; measure the unscaled KL."),
+    )  # fmt: skip
+    diagnose(got, slips, f"{got:.4g} is not the ratio |grad at T = 8| / |grad at T = 4| of the unscaled KL.",
+             tol=2e-3)  # fmt: skip
 
 
 register(
@@ -79,11 +78,11 @@ def _verify_tfkd(answer: Any) -> str:
             "The virtual teacher is a smoothed target in the off-target convention: a' = 1 - a = 0.1, i.e. "
             f"label_smoothing = a' K/(K - 1) = {want:.6f} in the uniform one."
         )
-    if abs(got - 0.1) <= 1e-9:
-        raise WrongAnswer("0.1 is the off-target a' = 1 - a; convert it to the uniform convention (ex. 9).")
-    if abs(got - 0.9) <= 1e-9:
-        raise WrongAnswer("0.9 is the teacher's mass on the label, not the smoothing.")
-    raise WrongAnswer(f"{got:.6g} does not reproduce the virtual teacher's target for K = 10.")
+    slips = (
+        (0.1, "0.1 is the off-target a' = 1 - a; convert it to the uniform convention (ex. 9)."),
+        (0.9, "0.9 is the teacher's mass on the label, not the smoothing."),
+    )
+    diagnose(got, slips, f"{got:.6g} does not reproduce the virtual teacher's target for K = 10.", tol=1e-9)
 
 
 register(

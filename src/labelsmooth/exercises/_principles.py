@@ -13,7 +13,7 @@ import torch
 from labelsmooth import theory
 from labelsmooth.targets import convert_smoothing, smooth_labels
 
-from ._registry import Exercise, WrongAnswer, as_float, as_floats, close, register
+from ._registry import Exercise, WrongAnswer, as_float, as_floats, close, diagnose, register
 
 
 def _fmt(v: list[float]) -> str:
@@ -261,15 +261,14 @@ def _verify_gap(answer: Any) -> str:
     want = theory.optimal_logit_gap(0.1, 10)
     if abs(got - want) <= 1e-3:
         return "log(1 + K(1 - a)/a) = log 91 = 4.511: a finite gap, so finite logits and bounded confidence."
-    if abs(got - math.log(10 * 0.9 / 0.1)) <= 1e-3:
-        raise WrongAnswer(
-            "log(K(1 - a)/a) drops the 1: the true class gets 1 - a + a/K, so the ratio is 1 + K(1 - a)/a."
-        )
-    if abs(got - math.log(0.9 * 9 / 0.1)) <= 1e-3:
-        raise WrongAnswer("That is the gap of the off-target convention, log((1 - a)(K - 1)/a).")
+    slips = (
+        (math.log(10 * 0.9 / 0.1),
+         "log(K(1 - a)/a) drops the 1: the true class gets 1 - a + a/K, so the ratio is 1 + K(1 - a)/a."),
+        (math.log(0.9 * 9 / 0.1), "That is the gap of the off-target convention, log((1 - a)(K - 1)/a)."),
+    )  # fmt: skip
     if abs(got - 91) <= 1e-2:
         raise WrongAnswer("91 is the ratio q_y / q_k = exp(gap); the gap is its logarithm.")
-    raise WrongAnswer(f"{got:.4g} is not the gap at the optimum for K = 10, a = 0.1.")
+    diagnose(got, slips, f"{got:.4g} is not the gap at the optimum for K = 10, a = 0.1.", tol=1e-3)
 
 
 register(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from labelsmooth._validation import check_number, expected, is_number
 
@@ -125,6 +125,15 @@ def as_float(answer: Any, what: str) -> float:
     if not is_number(answer):
         raise WrongAnswer(f"Expected {what} as a number, got {type(answer).__name__}.")
     return float(answer)
+
+
+def diagnose(got: float, slips: Sequence[tuple[float, str]], otherwise: str, *, tol: float) -> NoReturn:
+    """Raise :class:`WrongAnswer` with the message of the first known slip whose value is within ``tol`` of
+    ``got``, else with ``otherwise``: the diagnosis of a wrong number answer."""
+    for value, message in slips:
+        if abs(got - value) <= tol:
+            raise WrongAnswer(message)
+    raise WrongAnswer(otherwise)
 
 
 def close(a: Sequence[float], b: Sequence[float], tol: float) -> bool:

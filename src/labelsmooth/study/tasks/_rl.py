@@ -8,17 +8,15 @@ engine's flat record (``{"method", "param", "seed", "label", <metrics>...}``; th
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from labelsmooth._validation import check_bool, check_number, expected
 from labelsmooth.study.methods import Method, get_method
 from labelsmooth.study.stats import Estimate, estimate, paired
-
-
-def check_int(name: str, value: Any, lo: int) -> None:
-    check_number(name, value, lo=lo, integer=True)
+from labelsmooth.study.tasks.base import Context, NeededRun, RunRecord, RunSpec, Task
 
 
 def check_float(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_open: bool = True) -> None:
@@ -28,6 +26,20 @@ def check_float(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_op
 def label(method: str, param: float | None) -> str:
     """``"mse"``, ``"dpo"`` (no parameter, or DPO's e = 0), else ``"method(param)"``."""
     return method if param is None or method == "dpo" else f"{method}({param:g})"
+
+
+def rl_method(
+    name: str,
+    param_name: str | None,
+    objective: Any,
+    description: str,
+    *,
+    check: Any = None,
+    default: tuple = (),
+) -> Method:
+    """A registry entry of an RL task: :class:`Method` labelled by :func:`label` (``"cdpo(0.1)"``)."""
+    return Method(name, param_name, objective, label=functools.partial(label, name), check=check,
+                  default=default, description=description)  # fmt: skip
 
 
 def _flat(r: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,6 +117,58 @@ def prefix_errors(task: str, fn: Any, *args: Any) -> Any:
         if msg.startswith("Expected `") and not msg.startswith(f"Expected `{task}."):
             msg = msg.replace("Expected `", f"Expected `{task}.", 1)
         raise type(exc)(msg) from None
+
+
+# ------------------------------------------------------------------------------------------- the task
+class MethodTableTask(Task):
+    """The engine side of an RL task: a section with a ``methods`` table (:func:`method_grid`) and a
+    ``run_fields()`` method (the hashed fields), one run per setting x seed x (method, param).
+
+    A subclass sets ``run_one`` (``(section, method, param, seed, **setting) -> dict``), ``model_note``
+    (why :meth:`load` refuses ``model_fn``) and implements :meth:`settings`; errors of the section's
+    ``validate()`` name the task's section (:func:`prefix_errors`).
+    """
+
+    model_note: ClassVar[str] = ""
+    run_one: ClassVar[Any]
+
+    def validate(self, section: Any) -> None:
+        prefix_errors(self.name, section.validate)
+
+    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> Any:
+        super().load(cfg, data=data, model_fn=model_fn)
+        if model_fn is not None:
+            what = f"to be None (task {self.name!r} {self.model_note})"
+            raise TypeError(expected("model_fn", what, model_fn))
+        return None
+
+    def settings(self, section: Any) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
+        """``(axes, run)`` per setting: the setting's axes, and those of them in each run's hashed ``run``
+        entry (an axis fixed by the section, such as value's ``data``, is hashed with the section)."""
+        raise NotImplementedError
+
+    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
+        sec = cfg.section
+        fixed = sec.run_fields()
+        grid = method_grid(self.name, sec.methods, self.methods)
+        return [
+            RunSpec(
+                {**axes, "method": m, "param": p, "seed": s},
+                {"task": self.name, "section": fixed, "run": {**run, "method": m, "param": p, "seed": s}},
+            )
+            for axes, run in self.settings(sec)
+            for s in cfg.seeds
+            for m, p in grid
+        ]
+
+    def run_options(self, axes: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of ``run_one`` taken from a run's setting axes (default: none)."""
+        return {}
+
+    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
+        a = spec.axes
+        out = type(self).run_one(ctx.section, a["method"], a["param"], a["seed"], **self.run_options(a))
+        return RunRecord.of(out)
 
 
 # ------------------------------------------------------------------------------------------- figures

@@ -255,6 +255,10 @@ class _SettingRuns:
     def first(self, key: tuple | None) -> StoredRun | None:
         return next((r for r in self.runs(key) if r.spec["seed"] == self.first_seed), None)
 
+    def figure(self, name: str, caption: str, render: Any, panels: list) -> Figure | None:
+        """``Figure`` ``<name>_<slug>`` of ``render(panels, where)``, or None without panels."""
+        return Figure(f"{name}_{self.slug}", caption, render(panels, self.where)) if panels else None
+
     def pair(self) -> list[tuple[str, StoredRun]]:
         """(label, first-seed run) for hard targets and the chosen a, where present."""
         out = []
@@ -274,16 +278,15 @@ def _reliability_figure(s: _SettingRuns) -> Figure | None:
         bins = [r.arrays[key] for r in runs if r.arrays.get(key)]
         if bins:
             panels.append((label, bins))
-    if not panels:
-        return None
-    return Figure(
-        f"reliability_{s.slug}",
+    return s.figure(
+        "reliability",
         f"{s.where}: reliability diagrams of hard targets, the chosen a, and the chosen a after temperature "
         "scaling (test split, bins pooled over seeds). Points below the diagonal: overconfident; above: "
         "underconfident. The ECE in the legend is that of the pooled bins (all seeds' test points in one "
         "diagram); the tables' ECE is the mean of the per-seed ECEs, usually larger, since each seed's "
         "ECE also carries its own binning noise.",
-        figures.reliability_png(panels, s.where),
+        figures.reliability_png,
+        panels,
     )
 
 
@@ -303,38 +306,35 @@ def _logit_gap_figure(s: _SettingRuns) -> Figure | None:
                     k,
                 )
             )
-    if not panels:
-        return None
-    return Figure(
-        f"logit_gap_{s.slug}",
+    return s.figure(
+        "logit_gap",
         f"{s.where}: training logit gaps (seed {s.first_seed}); solid lines mark log(1 + K(1 - a)/a), the "
         "gap at the optimum of the smoothed loss, dashed lines the mean gap. Hard targets have no finite "
         "optimum.",
-        figures.logit_gaps_png(panels, s.where),
+        figures.logit_gaps_png,
+        panels,
     )
 
 
 def _projection_figure(s: _SettingRuns) -> Figure | None:
     panels = [(label, run.arrays["projection"]) for label, run in s.pair() if run.arrays.get("projection")]
-    if not panels:
-        return None
-    return Figure(
-        f"projection_{s.slug}",
+    return s.figure(
+        "projection",
         f"{s.where}: penultimate-layer activations of three classes (test split, seed {s.first_seed}) "
         "projected on the plane through their last-layer templates (Müller et al., 2019). Smoothing pulls "
         "each class into a tighter cluster at equal distance from the others.",
-        figures.projection_png(panels, s.where),
+        figures.projection_png,
+        panels,
     )
 
 
 def _curves_figure(s: _SettingRuns) -> Figure | None:
     panels = [(label, run.curves) for label, run in s.pair() if run.curves.get("epoch")]
-    if not panels:
-        return None
-    return Figure(
-        f"curves_{s.slug}",
+    return s.figure(
+        "curves",
         f"{s.where}: per-epoch validation NLL and accuracy (seed {s.first_seed}).",
-        figures.curves(panels, s.where),
+        figures.curves,
+        panels,
     )
 
 

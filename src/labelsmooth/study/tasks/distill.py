@@ -38,10 +38,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected
+from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.losses import cross_entropy, distillation_loss, teacher_free_loss
 from labelsmooth.study import stats
 from labelsmooth.study.tasks import _digits, register
+from labelsmooth.study.tasks._common import DigitsTrainingSection
 from labelsmooth.study.tasks._digits import BASE_METRICS, Claim, held, pts, select
 from labelsmooth.study.tasks.base import Context, Figure, Method, Metric, NeededRun, RunRecord, RunSpec, Task
 
@@ -188,12 +189,14 @@ TEACHER_KEYS = ("accuracy", "nll", "ece", "within_class_cosine", "prob_spread", 
 
 
 @dataclass(frozen=True)
-class DistillSection:
+class DistillSection(DigitsTrainingSection):
     """The ``[distill]`` config section (the seeds and ``n_bins`` are the study's top-level keys).
 
     Default grid: 3 teachers x 2 noise rates x 5 seeds = 30 teacher runs, 4 temperatures per teacher = 120
     students, (hard + 2 smoothed + Tf-KD) x 2 x 5 = 40 baselines: 190 runs.
     """
+
+    section_name = "distill"
 
     teacher_smoothing: tuple[float, ...] = (0.0, 0.1, 0.3)
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
@@ -210,11 +213,6 @@ class DistillSection:
     student_depth: int = 1
     teacher_epochs: int = 60
     student_epochs: int = 60
-    lr: float = 1e-3
-    batch_size: int = 128
-    weight_decay: float = 0.0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
 
     def validate(self) -> DistillSection:
         """Check every value; raise ValueError naming the key (``distill.<key>``). Returns self."""
@@ -252,12 +250,7 @@ class DistillSection:
             "student_epochs",
         ):
             _digits.check_positive_int(f"distill.{key}", getattr(self, key))
-        what = "to be an int >= 0 (0 = full batch)"
-        check_number("distill.batch_size", self.batch_size, lo=0, integer=True, what=what)
-        check_scalar_range("distill.lr", self.lr, 0.0, float("inf"), lo_open=True, hi_open=True)
-        check_scalar_range("distill.weight_decay", self.weight_decay, 0.0, float("inf"), hi_open=True)
-        check_scalar_range("distill.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
-        check_scalar_range("distill.test_fraction", self.test_fraction, 0.0, 0.5, lo_open=True)
+        self.check_training()
         return self
 
 

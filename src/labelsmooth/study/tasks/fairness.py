@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
+from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.metrics import (
     calibration_summary,
     demographic_parity_difference,
@@ -47,20 +47,22 @@ from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.noise import apply_noise
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-from labelsmooth.study.tasks._fit import fit, logits, loss_of, seed_tuple, seeded
+from labelsmooth.study.tasks._common import SeededSection
+from labelsmooth.study.tasks._fit import fit, logits, loss_of, seeded
 
 NAME = "fairness"
 PROBLEMS = ("groups", "long_tail")
 
 
 @dataclass(frozen=True)
-class FairnessSection:
+class FairnessSection(SeededSection):
     """The ``[fairness]`` section of a study config: data, model, training, method grid.
 
     Defaults run the grid (5 methods x 5 seeds, both problems in every run) in about a minute on 2 cores.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    section_name = "fairness"
+
     problems: tuple[str, ...] = ("groups", "long_tail")
     smoothing: tuple[float, ...] = (0.05, 0.1, 0.2)
     classwise: tuple[float, float] = (0.0, 0.2)
@@ -82,12 +84,8 @@ class FairnessSection:
     n_bins: int = 15
     curve_points: int = 50
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
-
     def validate(self) -> FairnessSection:
-        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
-            raise ValueError(expected("fairness.seeds", "to be a non-empty list of ints", self.seeds))
+        self.check_seeds()
         if not self.problems or any(p not in PROBLEMS for p in self.problems):
             raise ValueError(
                 expected("fairness.problems", "to hold one or both of " + ", ".join(PROBLEMS), self.problems)
@@ -105,9 +103,7 @@ class FairnessSection:
         check_scalar_range("fairness.imbalance_ratio", self.imbalance_ratio, 1.0, 1000.0)
         check_scalar_range("fairness.lr", self.lr, 0.0, 10.0, lo_open=True)
         check_scalar_range("fairness.weight_decay", self.weight_decay, 0.0, 10.0)
-        for name in ("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"):
-            v = getattr(self, name)
-            check_number(f"fairness.{name}", v, lo=1, integer=True, what="to be an int >= 1")
+        self.check_ints(("n_samples", "n_features", "width", "depth", "epochs", "n_bins", "curve_points"), 1)
         if self.n_samples * self.minority_fraction < 100:
             raise ValueError(
                 expected(
@@ -115,9 +111,6 @@ class FairnessSection:
                 )
             )
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def methods(section: FairnessSection) -> list[tuple[str, Any]]:
@@ -147,24 +140,32 @@ _COMMON = (
     ("aurc_msp", "AURC (MSP)", ".4f", "lower", False),
     ("aurc_norm", "AURC (norm)", ".4f", "lower", False),
 )
+_GAPS = (
+    ("accuracy_gap", "acc gap", ".3f", "lower", False),
+    ("ece_gap", "ECE gap", ".3f", "lower", False),
+    ("ts_ece_gap", "ECE gap (TS)", ".3f", "lower", True),
+)
+
+
+def _rows(prefix: str, where: str, rows: tuple) -> tuple:
+    """``rows`` of one problem: keys ``<prefix>_<key>``, headers ``<where> <header>``."""
+    return tuple((f"{prefix}_{k}", f"{where} {h}", f, b, t) for k, h, f, b, t in rows)
+
+
 METRICS: tuple[tuple[str, str, str, str | None, bool], ...] = (
-    *((f"syn_{k}", f"groups {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    *_rows("syn", "groups", _COMMON),
     ("syn_worst_group_accuracy", "groups worst-group acc", ".3f", "higher", False),
     ("syn_minority_accuracy", "groups minority acc", ".3f", "higher", False),
     ("syn_majority_accuracy", "groups majority acc", ".3f", "higher", False),
-    ("syn_accuracy_gap", "groups acc gap", ".3f", "lower", False),
-    ("syn_ece_gap", "groups ECE gap", ".3f", "lower", False),
-    ("syn_ts_ece_gap", "groups ECE gap (TS)", ".3f", "lower", True),
+    *_rows("syn", "groups", _GAPS),
     ("syn_minority_gap", "groups minority conf-acc", "+.3f", None, False),
     ("syn_dp_difference", "groups DP diff", ".3f", "lower", False),
     ("syn_eo_difference", "groups EO diff", ".3f", "lower", False),
-    *((f"lt_{k}", f"tail {h}", f, b, t) for k, h, f, b, t in _COMMON),
+    *_rows("lt", "tail", _COMMON),
     ("lt_worst_class_accuracy", "tail worst-class acc", ".3f", "higher", False),
     ("lt_tail_accuracy", "tail-half acc", ".3f", "higher", False),
     ("lt_head_accuracy", "head-half acc", ".3f", "higher", False),
-    ("lt_accuracy_gap", "tail acc gap", ".3f", "lower", False),
-    ("lt_ece_gap", "tail ECE gap", ".3f", "lower", False),
-    ("lt_ts_ece_gap", "tail ECE gap (TS)", ".3f", "lower", True),
+    *_rows("lt", "tail", _GAPS),
     ("wall_time", "time (s)", ".1f", None, False),
 )
 """One row per stored metric: ``(key, header, format, better, after_temperature_scaling)``."""

@@ -16,7 +16,6 @@ The losses are :func:`labelsmooth.discriminator_loss` and the non-saturating
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -31,21 +30,26 @@ from labelsmooth.losses.gan import discriminator_loss, generator_loss
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks._common import (
-    by_method,
+    DatasetGridTask,
+    TaskSection,
+    baseline,
+    by_dataset,
     check_float,
     check_grid,
     check_int,
+    check_method_param,
     check_names,
     claim_status,
+    dataset_grid,
     diff,
     direction,
     flatten,
     interval_note,
     one_thread,
-    section_from_mapping,
+    slug,
     spread,
 )
-from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
+from labelsmooth.study.tasks.base import Figure, Metric, Verdict
 
 __all__ = [
     "DATASETS",
@@ -88,12 +92,14 @@ interest here)."""
 
 
 @dataclass(frozen=True)
-class GanSection:
+class GanSection(TaskSection):
     """The ``[gan]`` config section. Every field has a default; :meth:`validate` names bad keys.
 
     Grid: ``datasets`` x methods (``none``; ``one_sided`` at each of ``one_sided``; ``two_sided`` at each of
     ``two_sided``, all as ``label_smoothing`` values) x the study's ``seeds`` (default 4 for this task).
     """
+
+    section_name = "gan"
 
     datasets: tuple[str, ...] = DATASETS
     one_sided: tuple[float, ...] = (0.1, 0.2)  # real targets 0.9, 0.8
@@ -122,30 +128,19 @@ class GanSection:
         check_float("gan.mode_min", self.mode_min, 0.0, 1.0)
         return self
 
-    @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> GanSection:
-        """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
-        return section_from_mapping(cls, "gan", mapping)
-
 
 def default_grid(
     section: GanSection, seeds: Sequence[int] = (0, 1, 2, 3)
 ) -> list[tuple[str, str, float | None, int]]:
     """Every run of the grid as ``(dataset, method, param, seed)``; ``param`` is None for ``none``."""
-    methods: list[tuple[str, float | None]] = [("none", None)]
-    methods += [("one_sided", a) for a in section.one_sided]
-    methods += [("two_sided", a) for a in section.two_sided]
-    return [(d, m, p, s) for d in section.datasets for m, p in methods for s in seeds]
+    methods = (("none", (None,)), ("one_sided", section.one_sided), ("two_sided", section.two_sided))
+    return dataset_grid(section.datasets, methods, seeds)
 
 
 def targets_of(method: str, param: float | None) -> tuple[float, float]:
     """The discriminator's (real, fake) targets of a method, e.g. ``("two_sided", 0.2) -> (0.9, 0.1)``."""
-    if method not in METHODS:
-        raise ValueError(expected("method", "to be one of " + ", ".join(map(repr, METHODS)), method))
-    if method == "none":
+    if not check_method_param(method, param, METHODS, "none"):
         return 1.0, 0.0
-    if param is None:
-        raise ValueError(expected("param", f"to be a number for method {method!r}", param))
     a = check_float("param", param, 0.0, 1.0)
     return (1.0 - a, 0.0) if method == "one_sided" else (1.0 - a / 2, a / 2)
 
@@ -169,26 +164,17 @@ def _check_a(dotted: str, param: Any) -> None:
     check_float(dotted, param, 0.0, 1.0)
 
 
-def _label_none(param: Any) -> str:
-    return method_label("none", None)
-
-
-def _label_one(param: float) -> str:
-    return method_label("one_sided", param)
-
-
-def _label_two(param: float) -> str:
-    return method_label("two_sided", param)
-
-
 GAN_METHODS: dict[str, Method] = {
     "none": Method("none", None, functools.partial(_discriminator_objective, method="none"),
-                   label=_label_none, description="discriminator targets 1 (real) / 0 (fake)"),
+                   label=functools.partial(method_label, "none"),
+                   description="discriminator targets 1 (real) / 0 (fake)"),
     "one_sided": Method("one_sided", "a", functools.partial(_discriminator_objective, method="one_sided"),
-                        label=_label_one, config_key="one_sided", default=(0.1, 0.2), check=_check_a,
+                        label=functools.partial(method_label, "one_sided"), config_key="one_sided",
+                        default=(0.1, 0.2), check=_check_a,
                         description="real target 1 - a, fake 0 (Salimans et al. 2016)"),
     "two_sided": Method("two_sided", "a", functools.partial(_discriminator_objective, method="two_sided"),
-                        label=_label_two, config_key="two_sided", default=(0.2,), check=_check_a,
+                        label=functools.partial(method_label, "two_sided"), config_key="two_sided",
+                        default=(0.2,), check=_check_a,
                         description="real 1 - a/2, fake a/2 (a = 0.2: 0.9 / 0.1)"),
 }  # fmt: skip
 """The task's method registry: ``objective(param)`` is the discriminator loss ``(d_real, d_fake) -> loss``
@@ -325,14 +311,6 @@ def run_one(
 
 
 # ------------------------------------------------------------------ verdict
-def _datasets(records: list[dict]) -> list[Any]:
-    seen: list[Any] = []
-    for r in records:
-        if r.get("dataset") not in seen:
-            seen.append(r.get("dataset"))
-    return seen
-
-
 TWO_SIDED_CLAIM = "two-sided smoothing (0.9/0.1) is worse than one-sided (0.9/0)"
 
 
@@ -344,11 +322,9 @@ def claims(records: list[dict]) -> list[dict[str, Any]]:
       when its interval contains 0, which is also consistent with "does no harm");
     * two-sided (0.9/0.1) is worse than one-sided (0.9/0): more energy distance (paired two - one > 0).
     """
-    flat = flatten(records)
     out = []
-    for ds in _datasets(flat):
-        groups = by_method([r for r in flat if r.get("dataset") == ds])
-        base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
+    for ds, _, groups in by_dataset(flatten(records)):
+        base = baseline(groups, "none")
         one = next(
             (
                 rs
@@ -381,11 +357,9 @@ def claims(records: list[dict]) -> list[dict[str, Any]]:
 def summarize(records: list[dict]) -> list[str]:
     """The verdict in words: per dataset, each method's distribution over seeds, its paired difference from
     no smoothing, and the claims; says plainly when no difference is detectable."""
-    flat = flatten(records)
     lines: list[str] = []
-    for ds in _datasets(flat):
-        groups = by_method([r for r in flat if r.get("dataset") == ds])
-        base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
+    for ds, recs, groups in by_dataset(flatten(records)):
+        base = baseline(groups, "none")
         lines.append(f"{ds}:")
         for (m, p), rs in groups.items():
             s = "  " + _method_spread(m, p, rs)
@@ -397,7 +371,7 @@ def summarize(records: list[dict]) -> list[str]:
                     f"({direction(de, up='worse', down='better')})"
                 )
             lines.append(s + ".")
-        for c in claims([r for r in flat if r.get("dataset") == ds]):
+        for c in claims(recs):
             lines.append(
                 f"  Claim '{c['claim']}' ({c['source']}): {c['status']} "
                 f"(paired difference in {c['key']} {c['estimate'].fmt(digits=4)}, n = {c['estimate'].n})."
@@ -429,12 +403,9 @@ def verdict(records: list[dict]) -> list[Verdict]:
     no smoothing (95% t-intervals; a zero-spread interval is called degenerate and judged by a sign test),
     and Salimans et al.'s two claims. ``outcome`` is ``"no detectable difference"`` unless some paired
     difference from no smoothing, in modes, high-quality fraction or energy distance, is detectable."""
-    flat = flatten(records)
     out: list[Verdict] = []
-    for ds in _datasets(flat):
-        recs = [r for r in flat if r.get("dataset") == ds]
-        groups = by_method(recs)
-        base = next((rs for (m, _), rs in groups.items() if m == "none"), None)
+    for ds, recs, groups in by_dataset(flatten(records)):
+        base = baseline(groups, "none")
         s: list[str] = []
         detected: list[str] = []
         for (m, p), rs in groups.items():
@@ -466,7 +437,7 @@ def verdict(records: list[dict]) -> list[Verdict]:
     return out
 
 
-class GanTask(Task):
+class GanTask(DatasetGridTask):
     """The ``gan`` task on the study engine: datasets x methods x seeds of :func:`run_one`."""
 
     name = "gan"
@@ -478,7 +449,6 @@ class GanTask(Task):
     config_cls = GanSection
     metrics = METRICS
     methods: Mapping[str, Method] = GAN_METHODS
-    setting_axes = ("dataset",)
     default_seeds = (0, 1, 2, 3)
     """Seeds when the config sets none (the study's ``seeds`` key overrides it)."""
     report_note = (
@@ -488,69 +458,45 @@ class GanTask(Task):
         "of zero width (the same difference on every seed, common for modes covered) is degenerate and is "
         "judged by a sign test instead. Measured on 2500 generated samples per run."
     )
-
-    def validate(self, section: GanSection) -> None:
-        section.validate()
-
-    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> None:
-        if data is not None:
-            raise TypeError(expected("data", "to be None (task 'gan' samples its own mixtures)", data))
-        if model_fn is not None:
-            raise TypeError(expected("model_fn", "to be None (task 'gan' builds its own MLPs)", model_fn))
-        return None
-
-    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
-        sec = cfg.section
-        base = {k: v for k, v in dataclasses.asdict(sec).items() if k not in _GRID_KEYS}
-        return [
-            RunSpec({"dataset": d, "method": m, "param": p, "seed": s},
-                    {"task": self.name, "section": base,
-                     "run": {"dataset": d, "method": m, "param": p, "seed": s}})
-            for d, m, p, s in default_grid(sec, cfg.seeds)
-        ]  # fmt: skip
-
-    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
-        a = spec.axes
-        return RunRecord.of(run_one(ctx.section, a["method"], a["param"], a["seed"], dataset=a["dataset"]))
+    grid_keys = _GRID_KEYS
+    data_note = "samples its own mixtures"
+    model_note = "builds its own MLPs"
+    describe_widths = (6, 22)
+    run_one = run_one
+    default_grid = default_grid
+    method_label = method_label
 
     def verdict(self, records: list[dict[str, Any]]) -> list[Verdict]:
         return verdict(records)
 
-    def figures(self, runs: list[Any], records: list[dict[str, Any]], verdicts: list[Any]) -> list[Figure]:
+    def dataset_figures(
+        self, dataset: Any, records: list[dict], groups: dict[tuple[str, Any], list[dict]], by_hash: dict
+    ) -> list[Figure]:
         from labelsmooth.study.tasks.task_figures import gan_samples, metric_by_method
 
-        by_hash = {r.run_hash: r for r in runs}
-        out = []
-        for ds in _datasets(records):
-            recs = [r for r in records if r.get("dataset") == ds]
-            groups = by_method(recs)
-            first = min(r["seed"] for r in recs)
-            panels = []
-            for (m, p), rs in groups.items():
-                run = next((by_hash.get(r["run_hash"]) for r in rs if r["seed"] == first), None)
-                if run is not None and run.arrays.get("samples"):
-                    panels.append((method_label(m, p), run.arrays))
-            slug = "".join(c if c.isalnum() else "_" for c in str(ds))
-            if panels:
-                out.append(Figure(
-                    f"samples_{slug}",
-                    f"{ds}: 500 generated samples (blue) over real ones (grey) and the mixture centres (x), "
-                    f"one panel per method, seed {first}.",
-                    gan_samples(panels, f"{ds}: samples per method (seed {first})"),
-                ))  # fmt: skip
-            labelled = [(method_label(m, p), rs) for (m, p), rs in groups.items()]
+        ds, out = dataset, []
+        first = min(r["seed"] for r in records)
+        panels = []
+        for (m, p), rs in groups.items():
+            run = next((by_hash.get(r["run_hash"]) for r in rs if r["seed"] == first), None)
+            if run is not None and run.arrays.get("samples"):
+                panels.append((method_label(m, p), run.arrays))
+        if panels:
             out.append(Figure(
-                f"metrics_{slug}",
-                f"{ds}: modes covered, high-quality fraction and energy distance per method (mean and 95% "
-                "t-interval over seeds).",
-                metric_by_method(labelled, [("modes", "modes covered"), ("high_quality", "high-quality"),
-                                            ("energy_distance", "energy distance")], f"{ds}: per method"),
+                f"samples_{slug(ds)}",
+                f"{ds}: 500 generated samples (blue) over real ones (grey) and the mixture centres (x), "
+                f"one panel per method, seed {first}.",
+                gan_samples(panels, f"{ds}: samples per method (seed {first})"),
             ))  # fmt: skip
+        out.append(Figure(
+            f"metrics_{slug(ds)}",
+            f"{ds}: modes covered, high-quality fraction and energy distance per method (mean and 95% "
+            "t-interval over seeds).",
+            metric_by_method(self.labelled(groups), [("modes", "modes covered"),
+                             ("high_quality", "high-quality"), ("energy_distance", "energy distance")],
+                             f"{ds}: per method"),
+        ))  # fmt: skip
         return out
-
-    def describe(self, spec: RunSpec) -> str:
-        a = spec.axes
-        return f"{a['dataset']:6s} {method_label(a['method'], a['param']):22s} seed {a['seed']:<3d}"
 
 
 TASK = register(GanTask())

@@ -51,6 +51,7 @@ from labelsmooth.losses import (
 from labelsmooth.study import stats
 from labelsmooth.study.noise import memorised_fraction
 from labelsmooth.study.tasks import _digits, register
+from labelsmooth.study.tasks._common import DigitsTrainingSection
 from labelsmooth.study.tasks._digits import BASE_METRICS, VERDICT, Claim, held, pts, select
 from labelsmooth.study.tasks.base import Context, Figure, Method, Metric, NeededRun, RunRecord, RunSpec, Task
 
@@ -187,9 +188,11 @@ METRICS: tuple[Metric, ...] = (
 
 
 @dataclass(frozen=True)
-class NoiseSection:
+class NoiseSection(DigitsTrainingSection):
     """The ``[noise]`` config section of the ``noise`` task (the seeds and ``n_bins`` are the study's
     top-level keys). Default grid: 4 noise rates x (7 r + ols + relax + forward) x 5 seeds = 200 runs."""
+
+    section_name = "noise"
 
     noise_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6)
     smoothing: tuple[float, ...] = (0.6, 0.4, 0.2, 0.0, -0.2, -0.4, -1.0)
@@ -202,11 +205,6 @@ class NoiseSection:
     ols_alpha: float = 0.5
     width: int = 128
     depth: int = 2
-    lr: float = 1e-3
-    batch_size: int = 128
-    weight_decay: float = 0.0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
 
     def validate(self) -> NoiseSection:
         """Check every value; raise ValueError naming the key (``noise.<key>``). Returns self."""
@@ -225,14 +223,9 @@ class NoiseSection:
         w = self.warmup_epochs
         what = f"an int in [0, epochs = {self.epochs})"
         check_number("noise.warmup_epochs", w, lo=0, hi=self.epochs, hi_open=True, integer=True, what=what)
-        what = "to be an int >= 0 (0 = full batch)"
-        check_number("noise.batch_size", self.batch_size, lo=0, integer=True, what=what)
         check_scalar_range("noise.ols_label_smoothing", self.ols_label_smoothing, 0.0, 1.0)
         check_scalar_range("noise.ols_alpha", self.ols_alpha, 0.0, 1.0)
-        check_scalar_range("noise.lr", self.lr, 0.0, math.inf, lo_open=True, hi_open=True)
-        check_scalar_range("noise.weight_decay", self.weight_decay, 0.0, math.inf, hi_open=True)
-        check_scalar_range("noise.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
-        check_scalar_range("noise.test_fraction", self.test_fraction, 0.0, 0.5, lo_open=True)
+        self.check_training()
         return self
 
 

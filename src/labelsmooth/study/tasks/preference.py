@@ -41,19 +41,19 @@ from labelsmooth import preference_loss, theory
 from labelsmooth._validation import expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import one_thread
+from labelsmooth.study.tasks._common import check_int, one_thread
 from labelsmooth.study.tasks._preference_verdict import _rate, summarize, verdict
 from labelsmooth.study.tasks._rl import (
+    MethodTableTask,
     by_label,
     check_float,
-    check_int,
     errorbar_figure,
     label,
     mean_of,
     method_grid,
-    prefix_errors,
+    rl_method,
 )
-from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
+from labelsmooth.study.tasks.base import Figure, Metric, RunSpec, Verdict
 
 __all__ = [
     "E_GRID",
@@ -186,45 +186,13 @@ def _check_e(dotted: str, param: Any) -> None:
         raise ValueError(expected(dotted, "in (0, 0.5)", param))
 
 
-def _label_dpo(param: Any) -> str:
-    return "dpo"
-
-
-def _label_cdpo(param: Any) -> str:
-    return label("cdpo", param)
-
-
-def _label_rdpo(param: Any) -> str:
-    return label("rdpo", param)
-
-
 PREFERENCE_METHODS: dict[str, Method] = {
-    "dpo": Method(
-        "dpo",
-        None,
-        _dpo_objective,
-        label=_label_dpo,
-        description="-log sigmoid(beta h) (Rafailov et al. 2023)",
-    ),
-    "cdpo": Method(
-        "cdpo",
-        "e",
-        _cdpo_objective,
-        label=_label_cdpo,
-        check=_check_e,
-        default=E_GRID,
-        description="conservative DPO: the preference label smoothed by e (Mitchell 2023)",
-    ),
-    "rdpo": Method(
-        "rdpo",
-        "e",
-        _rdpo_objective,
-        label=_label_rdpo,
-        check=_check_e,
-        default=E_GRID,
-        description="robust DPO, unbiased under flips at rate e (Chowdhury et al. 2024)",
-    ),
-}
+    "dpo": rl_method("dpo", None, _dpo_objective, "-log sigmoid(beta h) (Rafailov et al. 2023)"),
+    "cdpo": rl_method("cdpo", "e", _cdpo_objective, check=_check_e, default=E_GRID,
+                      description="conservative DPO: the preference label smoothed by e (Mitchell 2023)"),
+    "rdpo": rl_method("rdpo", "e", _rdpo_objective, check=_check_e, default=E_GRID,
+                      description="robust DPO, unbiased under flips at rate e (Chowdhury et al. 2024)"),
+}  # fmt: skip
 """The preference task's methods (looked up before the shared registry)."""
 
 
@@ -352,7 +320,7 @@ def run_one(
 # --- the engine task ---
 
 
-class PreferenceTask(Task):
+class PreferenceTask(MethodTableTask):
     """``labelsmooth study --task preference``: the section ``[preference]`` (:class:`PreferenceSection`),
     one run per true flip rate x (method, param) x seed, a verdict per flip rate and claim, and figures."""
 
@@ -374,6 +342,8 @@ class PreferenceTask(Task):
         "seed fixes the true rewards, the compared pairs and the flips). beta*h is the mean implied "
         "margin over the training pairs; cDPO's per-pair optimum is beta*h = log((1-e)/e)."
     )
+    model_note = "has no model"
+    run_one = run_one
 
     def setting_header(self) -> list[str]:
         return ["e_true"]
@@ -381,35 +351,11 @@ class PreferenceTask(Task):
     def setting_cells(self, key: tuple) -> list[str]:
         return [f"{key[0]:g}"]
 
-    def validate(self, section: Any) -> None:
-        prefix_errors("preference", section.validate)
+    def settings(self, section: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [({"e_true": float(e)}, {"e_true": float(e)}) for e in section.flip_rates]
 
-    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> None:
-        super().load(cfg, data=data, model_fn=model_fn)
-        if model_fn is not None:
-            raise TypeError(expected("model_fn", "to be None (task 'preference' has no model)", model_fn))
-
-    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
-        sec = cfg.section
-        fixed = sec.run_fields()
-        grid = method_grid(self.name, sec.methods, self.methods)
-        return [
-            RunSpec(
-                {"e_true": float(e), "method": m, "param": p, "seed": s},
-                {
-                    "task": self.name,
-                    "section": fixed,
-                    "run": {"e_true": float(e), "method": m, "param": p, "seed": s},
-                },
-            )
-            for e in sec.flip_rates
-            for s in cfg.seeds
-            for m, p in grid
-        ]
-
-    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
-        a = spec.axes
-        return RunRecord.of(run_one(ctx.section, a["method"], a["param"], a["seed"], flip_rate=a["e_true"]))
+    def run_options(self, axes: Mapping[str, Any]) -> dict[str, Any]:
+        return {"flip_rate": axes["e_true"]}
 
     def describe(self, spec: RunSpec) -> str:
         a = spec.axes

@@ -38,13 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelsmooth._validation import check_number, check_scalar_range, expected, is_number
+from labelsmooth._validation import check_scalar_range, expected
 from labelsmooth.privacy import membership_inference
 from labelsmooth.study.data import load_digits, split
 from labelsmooth.study.models import MLP
 from labelsmooth.study.objectives import SmoothingSchedule
 from labelsmooth.study.stats import Estimate, estimate, group, paired
-from labelsmooth.study.tasks._fit import fit, logits, loss_of, seed_tuple, seeded
+from labelsmooth.study.tasks._common import SeededSection
+from labelsmooth.study.tasks._fit import fit, logits, loss_of, seeded
 
 NAME = "privacy"
 SCORE_KEYS = {"loss": "loss", "confidence": "conf", "entropy": "entropy",
@@ -52,11 +53,12 @@ SCORE_KEYS = {"loss": "loss", "confidence": "conf", "entropy": "entropy",
 
 
 @dataclass(frozen=True)
-class PrivacySection:
+class PrivacySection(SeededSection):
     """The ``[privacy]`` section of a study config. Defaults: 6 methods x 5 seeds in about a minute on
     2 cores."""
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    section_name = "privacy"
+
     smoothing: tuple[float, ...] = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.3)
     public_fraction: float = 0.4
     member_fraction: float = 0.3
@@ -73,12 +75,8 @@ class PrivacySection:
     inversion_lr: float = 0.05
     eval_epochs: int = 200
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", seed_tuple(self.seeds))
-
     def validate(self) -> PrivacySection:
-        if not self.seeds or not all(is_number(s, integer=True) for s in self.seeds):
-            raise ValueError(expected("privacy.seeds", "to be a non-empty list of ints", self.seeds))
+        self.check_seeds()
         if not self.smoothing:
             raise ValueError(expected("privacy.smoothing", "to hold at least one factor", self.smoothing))
         for a in self.smoothing:
@@ -100,13 +98,10 @@ class PrivacySection:
         check_scalar_range("privacy.lr", self.lr, 0.0, 10.0, lo_open=True)
         check_scalar_range("privacy.coef_bound", self.coef_bound, 0.0, 100.0, lo_open=True)
         check_scalar_range("privacy.inversion_lr", self.inversion_lr, 0.0, 100.0, lo_open=True)
-        for name in ("width", "depth", "epochs", "pca_components", "inversion_restarts", "inversion_steps",
-                     "eval_epochs"):  # fmt: skip
-            v = getattr(self, name)
-            check_number(f"privacy.{name}", v, lo=1, integer=True, what="to be an int >= 1")
-        for name in ("warmup_epochs", "ramp_epochs"):
-            v = getattr(self, name)
-            check_number(f"privacy.{name}", v, lo=0, integer=True, what="to be an int >= 0")
+        counts = ("width", "depth", "epochs", "pca_components", "inversion_restarts", "inversion_steps",
+                  "eval_epochs")  # fmt: skip
+        self.check_ints(counts, 1)
+        self.check_ints(("warmup_epochs", "ramp_epochs"), 0)
         if self.warmup_epochs + self.ramp_epochs >= self.epochs:
             raise ValueError(
                 expected("privacy.warmup_epochs + ramp_epochs", f"< epochs = {self.epochs}",
@@ -115,9 +110,6 @@ class PrivacySection:
         if self.pca_components > 64:
             raise ValueError(expected("privacy.pca_components", "<= 64 (8x8 digits)", self.pca_components))
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def methods(section: PrivacySection) -> list[tuple[str, Any]]:

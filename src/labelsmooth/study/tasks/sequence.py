@@ -18,7 +18,6 @@ the logits are built (``hidden @ head.weight.T``) and :func:`labelsmooth.confide
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
@@ -44,21 +43,26 @@ from labelsmooth.study.methods import Method
 from labelsmooth.study.stats import estimate
 from labelsmooth.study.tasks import register
 from labelsmooth.study.tasks._common import (
-    by_method,
+    DatasetGridTask,
+    TaskSection,
+    baseline,
+    by_dataset,
     check_float,
     check_grid,
     check_int,
+    check_method_param,
     check_names,
     claim_status,
+    dataset_grid,
     degenerate,
     diff,
     direction,
     flatten,
     one_thread,
-    section_from_mapping,
+    slug,
     spread,
 )
-from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
+from labelsmooth.study.tasks.base import Context, Figure, Metric, Verdict
 from labelsmooth.study.tasks.sequence_data import (
     IGNORE,
     CausalTransformer,
@@ -112,13 +116,15 @@ engine's scaled mechanism. Accuracy and exact match are not scaled (temperature 
 
 
 @dataclass(frozen=True)
-class SequenceSection:
+class SequenceSection(TaskSection):
     """The ``[sequence]`` config section. Every field has a default; :meth:`validate` names bad keys.
 
     Grid: ``datasets`` x methods (``hard``; ``smoothing`` at each ``label_smoothing``; ``confidence_penalty``
     at each ``penalty``) x the study's ``seeds`` (default 3 for this task). The number of calibration bins
     is the study's top-level ``n_bins``.
     """
+
+    section_name = "sequence"
 
     datasets: tuple[str, ...] = DATASETS
     label_smoothing: tuple[float, ...] = (0.1, 0.2)
@@ -163,20 +169,14 @@ class SequenceSection:
         check_float("sequence.target_noise", self.target_noise, 0.0, 1.0)
         return self
 
-    @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> SequenceSection:
-        """Build from a TOML-like mapping (lists become tuples); unknown keys are an error."""
-        return section_from_mapping(cls, "sequence", mapping)
-
 
 def default_grid(
     section: SequenceSection, seeds: Sequence[int] = (0, 1, 2)
 ) -> list[tuple[str, str, float | None, int]]:
     """Every run of the grid as ``(dataset, method, param, seed)``; ``param`` is None for ``hard``."""
-    methods: list[tuple[str, float | None]] = [("hard", None)]
-    methods += [("smoothing", a) for a in section.label_smoothing]
-    methods += [("confidence_penalty", b) for b in section.penalty]
-    return [(d, m, p, s) for d in section.datasets for m, p in methods for s in seeds]
+    methods = (("hard", (None,)), ("smoothing", section.label_smoothing),
+               ("confidence_penalty", section.penalty))  # fmt: skip
+    return dataset_grid(section.datasets, methods, seeds)
 
 
 def method_label(method: str, param: float | None) -> str:
@@ -213,18 +213,6 @@ def _penalty_objective(param: float, **context: Any) -> Callable[..., torch.Tens
     return functools.partial(_penalised_ce, beta=float(param))
 
 
-def _label_hard(param: Any) -> str:
-    return method_label("hard", None)
-
-
-def _label_smoothing(param: float) -> str:
-    return method_label("smoothing", param)
-
-
-def _label_penalty(param: float) -> str:
-    return method_label("confidence_penalty", param)
-
-
 def _alpha_smoothing(param: float) -> float:
     return float(param)
 
@@ -238,13 +226,15 @@ def _check_penalty(dotted: str, param: Any) -> None:
 
 
 SEQUENCE_METHODS: dict[str, Method] = {
-    "hard": Method("hard", None, _hard_objective, label=_label_hard,
+    "hard": Method("hard", None, _hard_objective, label=functools.partial(method_label, "hard"),
                    description="one-hot next-token targets (linear_cross_entropy)"),
-    "smoothing": Method("smoothing", "a", _smoothing_objective, label=_label_smoothing,
+    "smoothing": Method("smoothing", "a", _smoothing_objective,
+                        label=functools.partial(method_label, "smoothing"),
                         label_smoothing=_alpha_smoothing, config_key="label_smoothing", default=(0.1, 0.2),
                         check=_check_smoothing,
                         description="linear_cross_entropy with label_smoothing = a"),
-    "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective, label=_label_penalty,
+    "confidence_penalty": Method("confidence_penalty", "beta", _penalty_objective,
+                                 label=functools.partial(method_label, "confidence_penalty"),
                                  config_key="penalty", default=(0.1,), check=_check_penalty,
                                  description="CE - beta H(q) (Pereyra et al. 2017) on the built logits"),
 }  # fmt: skip
@@ -271,12 +261,8 @@ def build_model(section: SequenceSection, data: TokenData) -> CausalTransformer:
 
 
 def _check_method(method: str, param: float | None) -> float:
-    if method not in METHODS:
-        raise ValueError(expected("method", "to be one of " + ", ".join(map(repr, METHODS)), method))
-    if method == "hard":
+    if not check_method_param(method, param, METHODS, "hard"):
         return 0.0
-    if param is None:
-        raise ValueError(expected("param", f"to be a number for method {method!r}", param))
     hi = 1.0 if method == "smoothing" else math.inf
     return check_float("param", param, 0.0, hi, hi_open=method == "smoothing")
 
@@ -397,19 +383,6 @@ def run_one(
 
 
 # ------------------------------------------------------------------ verdict
-def _datasets(records: list[dict]) -> list[Any]:
-    seen: list[Any] = []
-    for r in records:
-        if r.get("dataset") not in seen:
-            seen.append(r.get("dataset"))
-    return seen
-
-
-def _baseline(groups: dict[tuple[str, Any], list[dict]], method: str) -> list[dict] | None:
-    """The baseline's records, found by method name whatever its stored parameter (None or 0)."""
-    return next((rs for (m, _), rs in groups.items() if m == method), None)
-
-
 def claims(
     records: list[dict], *, label_smoothing: float = 0.1, claim_alpha: float | None = None
 ) -> list[dict[str, Any]]:
@@ -424,11 +397,9 @@ def claims(
     if claim_alpha is not None:
         warn_renamed("claims(claim_alpha=...)", "claims(label_smoothing=...)")
         label_smoothing = claim_alpha
-    flat = flatten(records)
     out = []
-    for ds in _datasets(flat):
-        groups = by_method([r for r in flat if r.get("dataset") == ds])
-        hard = _baseline(groups, "hard")
+    for ds, _, groups in by_dataset(flatten(records)):
+        hard = baseline(groups, "hard")
         alphas = sorted(p for m, p in groups if m == "smoothing")
         if not hard or not alphas:
             continue
@@ -451,11 +422,9 @@ def claims(
 def summarize(records: list[dict]) -> list[str]:
     """The verdict in words, one paragraph per dataset: each method against ``hard`` (paired 95% intervals
     over seeds), then the published claims with their status. Reports what was measured, nothing tuned."""
-    flat = flatten(records)
     lines: list[str] = []
-    for ds in _datasets(flat):
-        groups = by_method([r for r in flat if r.get("dataset") == ds])
-        hard = _baseline(groups, "hard")
+    for ds, recs, groups in by_dataset(flatten(records)):
+        hard = baseline(groups, "hard")
         if not hard:
             lines.append(f"{ds}: no hard-target runs, nothing to compare with.")
             continue
@@ -480,7 +449,7 @@ def summarize(records: list[dict]) -> list[str]:
                 dx = diff(rs, hard, "exact_match")
                 s += f", exact match {dx.fmt(100, 1)} points ({direction(dx, up='better', down='worse')})"
             lines.append(s + ".")
-        for c in claims([r for r in flat if r.get("dataset") == ds]):
+        for c in claims(recs):
             lines.append(
                 f"  Claim '{c['claim']}' ({c['source']}), a = {c['alpha']:g}: {c['status']} "
                 f"(difference in {c['key']} {c['estimate'].fmt(digits=4)}, n = {c['estimate'].n})."
@@ -520,12 +489,9 @@ def verdict(
     if claim_alpha is not None:
         warn_renamed("verdict(claim_alpha=...)", "verdict(label_smoothing=...)")
         label_smoothing = claim_alpha
-    flat = flatten(records)
     out: list[Verdict] = []
-    for ds in _datasets(flat):
-        recs = [r for r in flat if r.get("dataset") == ds]
-        groups = by_method(recs)
-        hard = _baseline(groups, "hard")
+    for ds, recs, groups in by_dataset(flatten(records)):
+        hard = baseline(groups, "hard")
         if not hard:
             out.append(Verdict(str(ds), "no baseline", ["No hard-target runs: nothing to compare with."]))
             continue
@@ -606,7 +572,7 @@ def _word(e: Any) -> str:
     return "up" if e.mean > 0 else "down"
 
 
-class SequenceTask(Task):
+class SequenceTask(DatasetGridTask):
     """The ``sequence`` task on the study engine: datasets x methods x seeds of :func:`run_one`."""
 
     name = "sequence"
@@ -618,7 +584,6 @@ class SequenceTask(Task):
     config_cls = SequenceSection
     metrics = METRICS
     methods: Mapping[str, Method] = SEQUENCE_METHODS
-    setting_axes = ("dataset",)
     default_seeds = (0, 1, 2)
     """Seeds when the config sets none (the study's ``seeds`` key overrides it)."""
     report_note = (
@@ -626,85 +591,64 @@ class SequenceTask(Task):
         "(same initial weights and batches; on reverse the same noisy training answers). Metrics are on the "
         "test split; temperature scaling is fitted on the validation split."
     )
+    grid_keys = _GRID_KEYS
+    data_note = "brings its own data"
+    model_note = "builds its own CausalTransformer"
+    describe_widths = (8, 28)
+    run_one = run_one
+    default_grid = default_grid
+    method_label = method_label
 
-    def validate(self, section: SequenceSection) -> None:
-        section.validate()
-
-    def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> dict[str, str]:
+    def load_datasets(self, cfg: Any) -> dict[str, str]:
         """The datasets' fingerprints (the stdlib corpus is read now: a missing file fails before anything
         is written)."""
-        if data is not None:
-            raise TypeError(expected("data", "to be None (task 'sequence' brings its own data)", data))
-        if model_fn is not None:
-            raise TypeError(
-                expected(
-                    "model_fn", "to be None (task 'sequence' builds its own CausalTransformer)", model_fn
-                )
-            )
         sec = cfg.section
         return {
             ds: build_data(sec, ds, 0).fingerprint if ds == "stdlib" else "synthetic" for ds in sec.datasets
         }
 
-    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
-        sec = cfg.section
-        base = {k: v for k, v in dataclasses.asdict(sec).items() if k not in _GRID_KEYS}
-        return [
-            RunSpec({"dataset": d, "method": m, "param": p, "seed": s},
-                    {"task": self.name, "section": base, "n_bins": cfg.n_bins, "data": datasets[d],
-                     "run": {"dataset": d, "method": m, "param": p, "seed": s}})
-            for d, m, p, s in default_grid(sec, cfg.seeds)
-        ]  # fmt: skip
+    def run_config(self, cfg: Any, datasets: Any, dataset: str) -> dict[str, Any]:
+        return {"n_bins": cfg.n_bins, "data": datasets[dataset]}
 
-    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
-        a = spec.axes
-        out = run_one(ctx.section, a["method"], a["param"], a["seed"], dataset=a["dataset"],
-                      n_bins=ctx.config.n_bins)  # fmt: skip
-        return RunRecord.of(out)
+    def run_options(self, ctx: Context) -> dict[str, Any]:
+        return {"n_bins": ctx.config.n_bins}
 
     def verdict(self, records: list[dict[str, Any]]) -> list[Verdict]:
         return verdict(records)
 
-    def figures(self, runs: list[Any], records: list[dict[str, Any]], verdicts: list[Any]) -> list[Figure]:
+    def dataset_figures(
+        self, dataset: Any, records: list[dict], groups: dict[tuple[str, Any], list[dict]], by_hash: dict
+    ) -> list[Figure]:
         from labelsmooth.study import figures as fig
         from labelsmooth.study.tasks.task_figures import metric_by_method
 
-        by_hash = {r.run_hash: r for r in runs}
-        out = []
-        for ds in _datasets(records):
-            recs = [r for r in records if r.get("dataset") == ds]
-            groups = by_method(recs)
-            slug = "".join(c if c.isalnum() else "_" for c in str(ds))
-            labelled = [(method_label(m, p), rs) for (m, p), rs in groups.items()]
+        ds = dataset
+        out = [Figure(
+            f"perplexity_{slug(ds)}",
+            f"{ds}: test perplexity, token accuracy and ECE before / after temperature scaling per "
+            "method (mean and 95% t-interval over seeds).",
+            metric_by_method(self.labelled(groups), [("perplexity", "perplexity"),
+                             ("accuracy", "token accuracy"), ("ece", "ECE"), ("ts_ece", "ECE after T")],
+                             f"{ds}: per method"),
+        )]  # fmt: skip
+        panels: list[tuple[str | None, list[dict]]] = []
+        for (m, p), rs in groups.items():
+            if m not in ("hard", "smoothing"):
+                continue
+            stored = [by_hash[r["run_hash"]] for r in rs if r.get("run_hash") in by_hash]
+            for key, suffix in (("reliability", ""), ("reliability_ts", ", after T")):
+                bins = [r.arrays[key] for r in stored if r.arrays.get(key)]
+                if bins:
+                    panels.append((method_label(m, p) + suffix, bins))
+        if panels:
             out.append(Figure(
-                f"perplexity_{slug}",
-                f"{ds}: test perplexity, token accuracy and ECE before / after temperature scaling per "
-                "method (mean and 95% t-interval over seeds).",
-                metric_by_method(labelled, [("perplexity", "perplexity"), ("accuracy", "token accuracy"),
-                                            ("ece", "ECE"), ("ts_ece", "ECE after T")], f"{ds}: per method"),
+                f"reliability_{slug(ds)}",
+                f"{ds}: reliability of the top-label next-token confidence, hard targets and each "
+                "smoothing a, before and after temperature scaling (test split, bins pooled over seeds). "
+                "Points above the diagonal: underconfident.",
+                fig.reliability_png(panels, f"{ds}: reliability before / after temperature scaling"),
             ))  # fmt: skip
-            panels: list[tuple[str | None, list[dict]]] = []
-            for (m, p), rs in groups.items():
-                if m not in ("hard", "smoothing"):
-                    continue
-                stored = [by_hash[r["run_hash"]] for r in rs if r.get("run_hash") in by_hash]
-                for key, suffix in (("reliability", ""), ("reliability_ts", ", after T")):
-                    bins = [r.arrays[key] for r in stored if r.arrays.get(key)]
-                    if bins:
-                        panels.append((method_label(m, p) + suffix, bins))
-            if panels:
-                out.append(Figure(
-                    f"reliability_{slug}",
-                    f"{ds}: reliability of the top-label next-token confidence, hard targets and each "
-                    "smoothing a, before and after temperature scaling (test split, bins pooled over seeds). "
-                    "Points above the diagonal: underconfident.",
-                    fig.reliability_png(panels, f"{ds}: reliability before / after temperature scaling"),
-                ))  # fmt: skip
         return out
-
-    def describe(self, spec: RunSpec) -> str:
-        a = spec.axes
-        return f"{a['dataset']:8s} {method_label(a['method'], a['param']):28s} seed {a['seed']:<3d}"
 
 
 TASK = register(SequenceTask())

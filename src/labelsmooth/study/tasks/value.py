@@ -22,7 +22,8 @@ starts from a badly scaled output.
 ``run_one`` is deterministic given its arguments: the seed fixes the data, the noise and the initial
 weights, the same for every method, so methods are compared paired over seeds. The task
 (``labelsmooth study --task value``) checks the claim HL-Gauss <= two-hot <= MSE in RMSE with paired 95%
-t-intervals over seeds.
+t-intervals over seeds. The data and the distributional measures are in
+:mod:`labelsmooth.study.tasks.value_data` (re-exported here).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,19 +42,20 @@ from labelsmooth import Support, histogram_mean, hl_gauss_loss, two_hot_loss
 from labelsmooth._validation import check_choice, expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import one_thread
+from labelsmooth.study.tasks._common import check_int, one_thread
 from labelsmooth.study.tasks._rl import (
+    MethodTableTask,
     by_label,
     check_float,
-    check_int,
     errorbar_figure,
     label,
     mean_of,
     method_grid,
-    prefix_errors,
+    rl_method,
 )
 from labelsmooth.study.tasks._value_verdict import summarize, verdict
-from labelsmooth.study.tasks.base import Context, Figure, Metric, NeededRun, RunRecord, RunSpec, Task, Verdict
+from labelsmooth.study.tasks.base import Figure, Metric, RunSpec, Verdict
+from labelsmooth.study.tasks.value_data import cartpole_env, cartpole_returns, crps_and_coverage, make_data
 
 __all__ = [
     "METHODS",
@@ -63,6 +64,7 @@ __all__ = [
     "ValueSection",
     "ValueTask",
     "cartpole_returns",
+    "crps_and_coverage",
     "make_data",
     "run_one",
     "summarize",
@@ -202,159 +204,16 @@ def _check_ratio(dotted: str, param: Any) -> None:
     check_float(dotted, param, 0.0)
 
 
-def _label_mse(param: Any) -> str:
-    return "mse"
-
-
-def _label_two_hot(param: Any) -> str:
-    return "two_hot"
-
-
-def _label_hl_gauss(param: Any) -> str:
-    return label("hl_gauss", param)
-
-
 VALUE_METHODS: dict[str, Method] = {
-    "mse": Method(
-        "mse",
-        None,
-        _mse_objective,
-        label=_label_mse,
-        description="squared error on the targets mapped from the support to [-1, 1]",
-    ),
-    "two_hot": Method(
-        "two_hot",
-        None,
-        _two_hot_objective,
-        label=_label_two_hot,
-        description="cross-entropy against the two-hot histogram (MuZero, DreamerV3)",
-    ),
-    "hl_gauss": Method(
-        "hl_gauss",
-        "sigma / bin width",
-        _hl_gauss_objective,
-        label=_label_hl_gauss,
-        check=_check_ratio,
-        default=(0.5, 0.75, 1.5),
-        description="cross-entropy against the HL-Gauss histogram (Imani and White 2018)",
-    ),
-}
+    "mse": rl_method("mse", None, _mse_objective,
+                     "squared error on the targets mapped from the support to [-1, 1]"),
+    "two_hot": rl_method("two_hot", None, _two_hot_objective,
+                         "cross-entropy against the two-hot histogram (MuZero, DreamerV3)"),
+    "hl_gauss": rl_method("hl_gauss", "sigma / bin width", _hl_gauss_objective, check=_check_ratio,
+                          default=(0.5, 0.75, 1.5),
+                          description="cross-entropy against the HL-Gauss histogram (Imani and White 2018)"),
+}  # fmt: skip
 """The value task's methods (looked up before the shared registry)."""
-
-
-# --- data ---
-
-
-def _clean_function(x: np.ndarray) -> np.ndarray:
-    return np.sin(3 * x[:, 0]) * np.cos(2 * x[:, 1]) + 0.5 * x.mean(1)
-
-
-def _controller(states: np.ndarray) -> np.ndarray:
-    """A fixed linear controller on (x, x_dot, theta, theta_dot), columns; push right when it is positive."""
-    x, x_dot, theta, theta_dot = states
-    return (0.05 * x + 0.2 * x_dot + 3.0 * theta + 0.6 * theta_dot > 0).astype(np.int64)
-
-
-def _cartpole_env() -> Any:
-    """gymnasium's ``CartPoleVectorEnv``; ImportError naming the extra when gymnasium is missing."""
-    try:
-        from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-    except ImportError as exc:
-        raise ImportError(
-            'value.data = "cartpole" needs gymnasium, which is not installed: pip install "labelsmooth[rl]"'
-        ) from exc
-    return CartPoleVectorEnv
-
-
-def cartpole_returns(
-    states: np.ndarray, section: ValueSection, rng: np.random.Generator, *, repeats: int = 1
-) -> np.ndarray:
-    """Discounted return ``sum_t gamma^t r_t`` (t < horizon) of one rollout per state and repeat.
-
-    ``states`` is ``(n, 4)``; each is copied ``repeats`` times into one ``gymnasium`` CartPole vector
-    environment (numpy, pure physics) and rolled out under the controller with ``epsilon``-random
-    actions. Returns ``(n, repeats)``. Raises ImportError naming the extra when gymnasium is missing.
-    """
-    CartPoleVectorEnv = _cartpole_env()
-    n = states.shape[0] * repeats
-    env = CartPoleVectorEnv(num_envs=n, max_episode_steps=section.horizon + 1)
-    env.reset(seed=int(rng.integers(2**31)))
-    obs: np.ndarray = np.repeat(states, repeats, axis=0).astype(np.float64)
-    env.state = obs.T.copy()  # type: ignore[assignment]  # every rollout starts from its state
-    alive = np.ones(n, dtype=bool)
-    ret = np.zeros(n)
-    for t in range(section.horizon):
-        action = _controller(obs.T)
-        explore = rng.random(n) < section.epsilon
-        action = np.where(explore, rng.integers(0, 2, n), action).astype(np.int64)
-        obs, reward, terminated, _, _ = env.step(action)
-        ret += np.where(alive, section.gamma**t * reward, 0.0)
-        alive &= ~terminated
-        if not alive.any():
-            break
-    env.close()
-    return ret.reshape(states.shape[0], repeats)
-
-
-_BOX = np.array([1.5, 1.5, 0.2, 1.5])
-"""Half-widths of the CartPole start-state box (x, x_dot, theta, theta_dot); theta fails at 0.21."""
-
-
-def make_data(section: ValueSection, seed: int) -> dict[str, torch.Tensor]:
-    """``x_train, y_train`` (noisy), ``x_test, clean_test`` (clean) and ``y_test`` (noisy), float32."""
-    rng = np.random.default_rng([seed, 12])
-    if section.data == "synthetic":
-        x = rng.uniform(-1, 1, size=(section.n_train + section.n_test, section.dim))
-        clean = _clean_function(x)
-        noisy = clean + section.noise_scale * rng.standard_t(section.noise_df, size=clean.shape)
-        inputs = x
-    else:
-        s = rng.uniform(-1, 1, size=(section.n_train + section.n_test, 4)) * _BOX
-        noisy = cartpole_returns(s, section, rng)[:, 0]
-        clean = np.concatenate(
-            [
-                noisy[: section.n_train],
-                cartpole_returns(s[section.n_train :], section, rng, repeats=section.rollouts).mean(1),
-            ]
-        )
-        inputs = s / _BOX
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    n = section.n_train
-    return {
-        "x_train": f(inputs[:n]),
-        "y_train": f(noisy[:n]),
-        "x_test": f(inputs[n:]),
-        "y_test": f(noisy[n:]),
-        "clean_test": f(clean[n:]),
-    }
-
-
-# --- measures ---
-
-
-def crps_and_coverage(probs: torch.Tensor, y: torch.Tensor, support: Support) -> tuple[float, float]:
-    """CRPS of the histograms and the coverage of their central 80% interval, averaged over rows.
-
-    CRPS treats the mass as atoms at the bin centres, ``sum_i p_i |c_i - y| - 1/2 sum_ij p_i p_j |c_i - c_j|``
-    (Gneiting and Raftery 2007). The interval ``[q_0.1, q_0.9]`` treats it as uniform within each bin (the
-    CDF is linear between edges), and coverage is the fraction of ``y`` inside it: 0.8 when calibrated.
-    """
-    p = probs.double()
-    yd = y.double()
-    c = support.centres
-    first = (p * (c - yd.unsqueeze(-1)).abs()).sum(-1)
-    second = 0.5 * ((p @ (c[:, None] - c[None, :]).abs()) * p).sum(-1)
-    cdf = torch.cat([torch.zeros_like(p[:, :1]), p.cumsum(-1)], -1)  # at the edges, (N, B + 1)
-
-    def quantile(q: float) -> torch.Tensor:
-        i = ((cdf[:, 1:] < q).sum(-1)).clamp(max=support.bins - 1)  # the bin where the CDF crosses q
-        below = cdf.gather(1, i[:, None])[:, 0]
-        mass = p.gather(1, i[:, None])[:, 0].clamp_min(1e-300)
-        frac = ((q - below) / mass).clamp(0, 1)
-        return support.edges[i] + frac * support.widths[i]
-
-    inside = (yd >= quantile(0.1)) & (yd <= quantile(0.9))
-    return float((first - second).mean()), float(inside.double().mean())
 
 
 # --- one run ---
@@ -440,7 +299,7 @@ def _data_title(data: str) -> str:
     return "value, synthetic data, Student-t target noise"
 
 
-class ValueTask(Task):
+class ValueTask(MethodTableTask):
     """``labelsmooth study --task value``: the section ``[value]`` (:class:`ValueSection`), one run per
     (method, param) x seed, the verdict on HL-Gauss <= two-hot <= MSE and the RMSE figure."""
 
@@ -462,32 +321,16 @@ class ValueTask(Task):
         "seed fixes the data, the target noise and the initial weights). RMSE and MAE are against "
         "the clean targets; CRPS and coverage against noisy test targets."
     )
-
-    def validate(self, section: Any) -> None:
-        prefix_errors("value", section.validate)
+    model_note = "builds its own MLP"
+    run_one = run_one
 
     def load(self, cfg: Any, *, data: Any = None, model_fn: Any = None) -> None:
         super().load(cfg, data=data, model_fn=model_fn)
-        if model_fn is not None:
-            raise TypeError(expected("model_fn", "to be None (task 'value' builds its own MLP)", model_fn))
         if cfg.section.data == "cartpole":  # before anything is written, not in a worker
-            _cartpole_env()
+            cartpole_env()
 
-    def plan(self, cfg: Any, datasets: Any) -> list[RunSpec]:
-        sec = cfg.section
-        fixed = sec.run_fields()
-        return [
-            RunSpec(
-                {"data": sec.data, "method": m, "param": p, "seed": s},
-                {"task": self.name, "section": fixed, "run": {"method": m, "param": p, "seed": s}},
-            )
-            for s in cfg.seeds
-            for m, p in method_grid(self.name, sec.methods, self.methods)
-        ]
-
-    def execute(self, spec: RunSpec, ctx: Context, needs: Mapping[str, NeededRun]) -> RunRecord:
-        a = spec.axes
-        return RunRecord.of(run_one(ctx.section, a["method"], a["param"], a["seed"]))
+    def settings(self, section: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [({"data": section.data}, {})]
 
     def describe(self, spec: RunSpec) -> str:
         a = spec.axes
