@@ -22,8 +22,10 @@ the block's float32 ``exp(z - m)`` from the sum loop (measured: recomputing is f
 When it is used: CPU tensors of dtype bfloat16 or float16 with at least :data:`MIN_ELEMENTS` logits, blocks of
 two rows or more, no soft-capping (its gradient factor came out less accurate compiled: see :func:`wanted`;
 the code path is kept, reachable only by calling :func:`run_block` directly). ``LABELSMOOTH_HALF_COMPILE`` in
-the environment selects: ``auto`` (the default: as just said), ``0`` (never: the eager float32-buffer pass),
-``1`` (every half CPU block of two rows or more, whatever the size; the tests use it). The first call of a
+the environment selects: ``0`` (the default: never, the eager float32-buffer pass), ``auto`` (as just said),
+``1`` (every half CPU block of two rows or more, whatever the size; the tests use it). It is off by default
+because on an idle 2-core machine it is slower than the eager pass (docs/kernels.md, "Half precision":
+0.30 s against 0.18 s per 4096 x 32000 bf16 step), though faster on an oversubscribed one. The first call of a
 process compiles the function (seconds; inductor caches the C++ on disk, so later processes mostly pay the
 tracing); blocks of one new row count do not recompile (the row dimension is dynamic). If compilation fails
 (no C++ compiler, an unsupported platform) a ``RuntimeWarning`` says so once and every block takes the eager
@@ -57,14 +59,14 @@ _READY: set[tuple] = set()
 
 
 def mode() -> str:
-    """The value of ``LABELSMOOTH_HALF_COMPILE`` (``"auto"`` when unset).
+    """The value of ``LABELSMOOTH_HALF_COMPILE`` (``"0"``, off, when unset).
 
     Raises
     ------
     ValueError
         Any other value than ``auto``, ``0`` or ``1``.
     """
-    value = os.environ.get(ENV, "auto").strip().lower()
+    value = os.environ.get(ENV, "0").strip().lower()
     check_choice(ENV, value, MODES)
     return value
 

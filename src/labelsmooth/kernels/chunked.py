@@ -133,11 +133,12 @@ def fused_cross_entropy(
     gradient in place. Only the gradient (the input's dtype, already scaled for ``"mean"``) is saved
     for backward, which multiplies it by ``grad_output`` (per row for ``"none"``) in place. Half inputs
     are computed in float32 per block and the target's ``-(1-a) w_y`` is folded in float32 before
-    rounding, so confident rows keep their bits. On the CPU, half inputs of at least 2^24 logits go
-    through one block function compiled by ``torch.compile`` (inductor's C++; compiled at the first
-    call of a process, seconds) instead of the eager float32-buffer pass: ``LABELSMOOTH_HALF_COMPILE=0``
-    in the environment turns it off, ``=1`` uses it at every size, and a failed compilation falls back
-    to the eager pass with a ``RuntimeWarning`` (see docs/kernels.md, "Half precision"). On Linux the gradient
+    rounding, so confident rows keep their bits. On the CPU, half inputs take an eager float32-buffer
+    block pass; ``LABELSMOOTH_HALF_COMPILE=auto`` in the environment (off by default: slower on an idle
+    machine) sends half inputs of at least 2^24 logits through one block function compiled by
+    ``torch.compile`` instead (inductor's C++; compiled at the first call of a process, seconds), ``=1``
+    at every size; a failed compilation falls back to the eager pass with a ``RuntimeWarning`` (see
+    docs/kernels.md, "Half precision"). On Linux the gradient
     buffer (when 32 MiB or more) is mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see
     docs/kernels.md).
     CUDA tensors use a Triton kernel (one launch, one program per row) when Triton is importable.
