@@ -207,8 +207,11 @@ def test_a_killed_driver_resumes(cluster, tmp_path):
         stored = 0
         while time.monotonic() < deadline and proc.poll() is None:
             if (out / "study.sqlite").exists():
-                with Store.open(out, create=False, readonly=True) as store:
-                    stored = len(store.done_hashes())
+                try:
+                    with Store.open(out, create=False, readonly=True) as store:
+                        stored = len(store.done_hashes())
+                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
+                    pass
                 if stored >= 2:
                     break
             time.sleep(0.1)
