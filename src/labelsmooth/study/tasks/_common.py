@@ -26,10 +26,6 @@ S = TypeVar("S")
 
 
 # ------------------------------------------------------------------ section checks
-def check_int(name: str, value: Any, lo: int) -> int:
-    return check_number(name, value, lo=lo, integer=True)
-
-
 def check_float(
     name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> float:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_int, expected
 from labelsmooth.losses.gan import discriminator_loss, generator_loss
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
@@ -36,7 +36,6 @@ from labelsmooth.study.tasks._common import (
     by_dataset,
     check_float,
     check_grid,
-    check_int,
     check_method_param,
     check_names,
     claim_status,
@@ -120,8 +119,8 @@ class GanSection(TaskSection):
         check_grid("gan.one_sided", self.one_sided, 0.0, 1.0)
         check_grid("gan.two_sided", self.two_sided, 0.0, 1.0)
         for key in ("latent_dim", "hidden", "steps", "batch_size", "n_eval"):
-            check_int(f"gan.{key}", getattr(self, key), 1)
-        check_int("gan.n_eval", self.n_eval, 2)
+            check_int(f"gan.{key}", getattr(self, key), lo=1)
+        check_int("gan.n_eval", self.n_eval, lo=2)
         check_float("gan.std", self.std, 0.0, math.inf, lo_open=True)
         check_float("gan.lr", self.lr, 0.0, math.inf, lo_open=True)
         check_float("gan.quality_sigmas", self.quality_sigmas, 0.0, math.inf, lo_open=True)

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from labelsmooth import preference_loss, theory
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_int, expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import check_int, one_thread
+from labelsmooth.study.tasks._common import one_thread
 from labelsmooth.study.tasks._preference_verdict import _rate, summarize, verdict
 from labelsmooth.study.tasks._rl import (
     MethodTableTask,
@@ -137,10 +137,10 @@ class PreferenceSection:
 
     def validate(self) -> PreferenceSection:
         """Check every field; returns self. TypeError / ValueError with the library's template."""
-        check_int("arms", self.arms, 2)
-        check_int("pairs", self.pairs, 1)
-        check_int("steps", self.steps, 2)
-        check_int("eval_every", self.eval_every, 1)
+        check_int("arms", self.arms, lo=2)
+        check_int("pairs", self.pairs, lo=1)
+        check_int("steps", self.steps, lo=2)
+        check_int("eval_every", self.eval_every, lo=1)
         if not isinstance(self.flip_rates, (tuple, list)) or not self.flip_rates:
             raise TypeError(expected("flip_rates", "to be a non-empty list of rates", self.flip_rates))
         for e in self.flip_rates:
@@ -257,7 +257,7 @@ def run_one(
     section.validate()
     _check_method(method, param)
     check_flip_rate("flip_rate", flip_rate)
-    check_int("seed", seed, 0)
+    check_int("seed", seed, lo=0)
     e = 0.0 if method == "dpo" or param is None else float(param)
     with one_thread():
         data = make_data(section, seed, flip_rate)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from labelsmooth._deprecation import warn_renamed
-from labelsmooth._validation import expected
+from labelsmooth._validation import check_int, expected
 from labelsmooth.calibration import TemperatureScaler
 from labelsmooth.kernels import linear_cross_entropy
 from labelsmooth.losses import confidence_penalty
@@ -49,7 +49,6 @@ from labelsmooth.study.tasks._common import (
     by_dataset,
     check_float,
     check_grid,
-    check_int,
     check_method_param,
     check_names,
     claim_status,
@@ -154,18 +153,18 @@ class SequenceSection(TaskSection):
         check_grid("sequence.label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
         check_grid("sequence.penalty", self.penalty, 0.0, math.inf)
         for key in ("d_model", "n_layers", "n_heads", "steps", "batch_size", "n_train", "n_eval"):
-            check_int(f"sequence.{key}", getattr(self, key), 1)
+            check_int(f"sequence.{key}", getattr(self, key), lo=1)
         if self.d_model % self.n_heads:
             raise ValueError(
                 expected("sequence.d_model", f"divisible by sequence.n_heads = {self.n_heads}", self.d_model)
             )
         check_float("sequence.lr", self.lr, 0.0, math.inf, lo_open=True)
-        check_int("sequence.context", self.context, 1)
-        check_int("sequence.corpus_bytes", self.corpus_bytes, 20 * self.context + 10_240)
-        check_int("sequence.eval_tokens", self.eval_tokens, self.context)
-        check_int("sequence.vocab", self.vocab, 2)
-        check_int("sequence.min_len", self.min_len, 1)
-        check_int("sequence.max_len", self.max_len, self.min_len)
+        check_int("sequence.context", self.context, lo=1)
+        check_int("sequence.corpus_bytes", self.corpus_bytes, lo=20 * self.context + 10_240)
+        check_int("sequence.eval_tokens", self.eval_tokens, lo=self.context)
+        check_int("sequence.vocab", self.vocab, lo=2)
+        check_int("sequence.min_len", self.min_len, lo=1)
+        check_int("sequence.max_len", self.max_len, lo=self.min_len)
         check_float("sequence.target_noise", self.target_noise, 0.0, 1.0)
         return self
 

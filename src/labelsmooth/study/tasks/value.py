@@ -39,10 +39,10 @@ import torch
 from torch import nn
 
 from labelsmooth import Support, histogram_mean, hl_gauss_loss, two_hot_loss
-from labelsmooth._validation import check_choice, expected
+from labelsmooth._validation import check_choice, check_int, expected
 from labelsmooth.study.methods import Method
 from labelsmooth.study.tasks import register
-from labelsmooth.study.tasks._common import check_int, one_thread
+from labelsmooth.study.tasks._common import one_thread
 from labelsmooth.study.tasks._rl import (
     MethodTableTask,
     by_label,
@@ -149,9 +149,9 @@ class ValueSection:
         """Check every field; returns self. TypeError / ValueError with the library's template."""
         check_choice("data", self.data, ("synthetic", "cartpole"))
         for name, lo in (("n_train", 1), ("n_test", 1), ("dim", 2), ("bins", 2), ("hidden", 1)):
-            check_int(name, getattr(self, name), lo)
+            check_int(name, getattr(self, name), lo=lo)
         for name, lo in (("steps", 1), ("eval_every", 1), ("horizon", 1), ("rollouts", 1)):
-            check_int(name, getattr(self, name), lo)
+            check_int(name, getattr(self, name), lo=lo)
         check_float("noise_df", self.noise_df, 0.0)
         check_float("noise_scale", self.noise_scale, 0.0, lo_open=False)
         check_float("lr", self.lr, 0.0)
@@ -236,7 +236,7 @@ def run_one(section: ValueSection, method: str, param: float | None, seed: int) 
     """
     section.validate()
     _check_method(method, param)
-    check_int("seed", seed, 0)
+    check_int("seed", seed, lo=0)
     with one_thread():
         data = make_data(section, seed)
         support = section.support()
