@@ -615,8 +615,7 @@ class NoiseTask(Task):
         "smoothing competitive with forward correction (Lukasik 2020)?"
     )
     runtime = (
-        "200 runs (4 noise rates, 10 methods, 5 seeds): 241 s CPU, about 2 min on 2 idle cores (measured 19 "
-        "min wall on a shared machine at load 16-18)"
+        "200 runs (4 noise rates, 10 methods, 5 seeds): measured 75 s wall on 2 idle cores (241 s CPU)"
     )
     config_cls = NoiseSection
     metrics = METRICS
