@@ -15,10 +15,10 @@ method); the parent prints ratios measured in this one run. Methods:
   ``softcap=30.0, z_loss=1e-4``. Their ``x eager`` / ``x compile`` columns are against ``eager_opts`` /
   ``compile_opts`` (not in the default method list: ``--methods ... eager_opts compile_opts fused_opts``
   or ``--options``);
-- ``fused_eager`` / ``fused_compiled`` (not in the default list): ``fused`` with
-  ``LABELSMOOTH_HALF_COMPILE=0`` (the default: half inputs take the eager float32-buffer block pass) or
-  ``=auto`` (the inductor-compiled block of ``kernels/_bf16.py``) in its process; the same as ``fused``
-  in float32;
+- ``fused_eager`` / ``fused_native`` (not in the default list): ``fused`` with ``LABELSMOOTH_NATIVE=0``
+  (every block takes the eager ATen pass; bfloat16 blocks through a float32 buffer) or ``=1`` (every
+  bfloat16 and float32 block takes the C row kernel of ``kernels/_native.py``) in its process. ``fused``
+  itself runs the default (``auto``: the C kernel for bfloat16, the eager pass for float32);
 - ``copy``: ``dst.copy_(z)`` of the logits' size, the memory-bandwidth yardstick. The fused step must
   read the logits and write the gradient, the same bytes as one copy, so ``t_copy / t_method`` is the
   fraction of the bandwidth limit reached.
@@ -73,10 +73,10 @@ def _one(cfg: dict) -> dict:
     y = torch.randint(0, v, (n,), device=dev)
     y[::17] = -100
     method, bb = cfg["method"], cfg.get("block_bytes")
-    if method in ("fused_eager", "fused_compiled"):  # the two half-precision block passes, in one run
-        from labelsmooth.kernels import _bf16
+    if method in ("fused_eager", "fused_native"):  # the two CPU block passes, in one run
+        from labelsmooth.kernels import _native
 
-        os.environ[_bf16.ENV] = "0" if method == "fused_eager" else "auto"
+        os.environ[_native.ENV] = "0" if method == "fused_eager" else "1"
         method = "fused"
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 

@@ -10,8 +10,9 @@ than wall time. Memory is not measured here.
 Methods: ``copy`` (``dst.copy_(z)``, the bandwidth yardstick), ``compile`` (``torch.compile`` of
 ``F.cross_entropy(label_smoothing=0.1)``, forward + backward), ``fused``, ``fused_inplace`` (logits
 refilled outside the timing) and ``fused_opts`` (``softcap=30, z_loss=1e-4``); ``fused_eager`` and
-``fused_inplace_eager`` are ``fused`` / ``fused_inplace`` with ``LABELSMOOTH_HALF_COMPILE=0`` around the call
-(half inputs take the eager float32-buffer block pass instead of the compiled block of ``kernels/_bf16.py``).
+``fused_inplace_eager`` are ``fused`` / ``fused_inplace`` with ``LABELSMOOTH_NATIVE=0`` around the call
+(bfloat16 blocks take the eager float32-buffer ATen pass instead of the C row kernel of
+``kernels/_native.py``).
 
 Usage::
 
@@ -69,15 +70,15 @@ def _shape(shape: str, args: argparse.Namespace) -> None:
 
     def eager_half(step):
         def run():
-            old = os.environ.get("LABELSMOOTH_HALF_COMPILE")
-            os.environ["LABELSMOOTH_HALF_COMPILE"] = "0"
+            old = os.environ.get("LABELSMOOTH_NATIVE")
+            os.environ["LABELSMOOTH_NATIVE"] = "0"
             try:
                 step()
             finally:
                 if old is None:
-                    del os.environ["LABELSMOOTH_HALF_COMPILE"]
+                    del os.environ["LABELSMOOTH_NATIVE"]
                 else:
-                    os.environ["LABELSMOOTH_HALF_COMPILE"] = old
+                    os.environ["LABELSMOOTH_NATIVE"] = old
 
         return run
 

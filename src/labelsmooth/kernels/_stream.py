@@ -1,7 +1,8 @@
 """Streaming over row blocks of the logits: per-row losses, and the gradient written block by block.
 
-Each block runs :func:`labelsmooth.kernels._core.block_loss_grad` (the per-row maths); on the CPU the blocks
-are shared among single-threaded worker threads (:func:`labelsmooth._parallel.map_blocks`).
+Each block runs the C row kernel (:mod:`labelsmooth.kernels._native`, bfloat16 CPU tensors by default) or
+:func:`labelsmooth.kernels._core.block_loss_grad` (the per-row maths as ATen ops); on the CPU the blocks are
+shared among single-threaded worker threads (:func:`labelsmooth._parallel.map_blocks`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 
 from .._numerics import compute_dtype
 from .._parallel import map_blocks
-from . import _bf16
+from . import _native
 from ._core import RowParams, block_loss_grad
 
 # Bytes of compute-dtype logits per row block (and, for half inputs, of each worker's float32 buffer).
@@ -50,7 +51,8 @@ def stream_loss_grad(
     rows = block_rows(V, z.dtype, block_bytes)
     losses = torch.empty(M, dtype=cdt, device=z.device)
     local = threading.local()
-    half = _bf16.coefficients(p) if _bf16.wanted(z, p) else None  # compiled half blocks (kernels/_bf16.py)
+    unit = z.stride(-1) == 1 and (grad is None or grad.stride(-1) == 1)
+    native = _native.coefficients(p) if unit and _native.wanted(z, p) else None  # the C row kernel
 
     def scratch(name: str) -> torch.Tensor:
         buf = getattr(local, name, None)
@@ -59,30 +61,36 @@ def stream_loss_grad(
             setattr(local, name, buf)
         return buf
 
+    def eager(s: int, e: int) -> None:
+        pb = p.rows(s, e)
+        st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
+        tb = scratch("tb")[: e - s] if p.softcap is not None else None
+        if cdt == z.dtype and grad is not None:
+            losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)
+            return
+        b = scratch("buf")[: e - s]
+        if cdt == z.dtype:
+            losses[s:e] = block_loss_grad(z[s:e], b, pb, st, tb)
+            return
+        b.copy_(z[s:e])
+        losses[s:e] = block_loss_grad(b, b, pb, st, tb)
+        if grad is not None:
+            grad[s:e].copy_(b)
+
     def work(s: int, e: int) -> None:
         with torch.no_grad():
-            pb = p.rows(s, e)
-            st = (stats[0][s:e], stats[1][s:e]) if stats is not None else None
-            if half is not None and e - s >= 2:
-                out = _bf16.run_block(z[s:e], grad[s:e] if grad is not None else None, half, s, e)
-                if out is not None:
-                    losses[s:e] = out[0]
-                    if st is not None:
-                        st[0].copy_(out[1])
-                        st[1].copy_(out[2])
-                    return
-            tb = scratch("tb")[: e - s] if p.softcap is not None else None
-            if cdt == z.dtype and grad is not None:
-                losses[s:e] = block_loss_grad(z[s:e], grad[s:e], pb, st, tb)
+            if native is None:
+                eager(s, e)
                 return
-            b = scratch("buf")[: e - s]
-            if cdt == z.dtype:
-                losses[s:e] = block_loss_grad(z[s:e], b, pb, st, tb)
-                return
-            b.copy_(z[s:e])
-            losses[s:e] = block_loss_grad(b, b, pb, st, tb)
-            if grad is not None:
-                grad[s:e].copy_(b)
+            # Rows holding inf or nan are left by the C kernel to the eager pass, in runs of consecutive rows.
+            left = _native.run_rows(z, grad, native, s, e, losses, stats).tolist()
+            i = 0
+            while i < len(left):
+                j = i
+                while j + 1 < len(left) and left[j + 1] == left[j] + 1:
+                    j += 1
+                eager(left[i], left[j] + 1)
+                i = j + 1
 
     map_blocks(lambda s: work(s, min(M, s + rows)), range(0, M, rows), parallel=z.device.type == "cpu")
     return losses

@@ -133,12 +133,12 @@ def fused_cross_entropy(
     gradient in place. Only the gradient (the input's dtype, already scaled for ``"mean"``) is saved
     for backward, which multiplies it by ``grad_output`` (per row for ``"none"``) in place. Half inputs
     are computed in float32 per block and the target's ``-(1-a) w_y`` is folded in float32 before
-    rounding, so confident rows keep their bits. On the CPU, half inputs take an eager float32-buffer
-    block pass; ``LABELSMOOTH_HALF_COMPILE=auto`` in the environment (off by default: slower on an idle
-    machine) sends half inputs of at least 2^24 logits through one block function compiled by
-    ``torch.compile`` instead (inductor's C++; compiled at the first call of a process, seconds), ``=1``
-    at every size; a failed compilation falls back to the eager pass with a ``RuntimeWarning`` (see
-    docs/kernels.md, "Half precision"). On Linux the gradient
+    rounding, so confident rows keep their bits. On the CPU, bfloat16 blocks go through a C row kernel
+    (two passes per row, one ``exp`` per logit; built with the C compiler at the first call, about half a
+    second, and cached on disk) and the other dtypes through ATen ops (float16 via a float32 buffer);
+    ``LABELSMOOTH_NATIVE=0`` in the environment sends every block to the ATen pass, ``=1`` float32 blocks to
+    the C kernel too. Without a C compiler a ``RuntimeWarning`` says so once and the ATen pass is used (see
+    docs/kernels.md, "The C row kernel"). On Linux the gradient
     buffer (when 32 MiB or more) is mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see
     docs/kernels.md).
     CUDA tensors use a Triton kernel (one launch, one program per row) when Triton is importable.
@@ -208,8 +208,8 @@ def fused_cross_entropy(
         Everything :func:`labelsmooth.cross_entropy` rejects (shapes, labels out of range, smoothing
         outside [0, 1], a prior that is not a distribution, unknown reduction, ``softcap <= 0``,
         ``z_loss < 0``, a bad ``num_items_in_batch``), an unknown ``backend``, ``backend="triton"``
-        with CPU tensors (outside ``TRITON_INTERPRET=1``), and half-precision CPU logits while
-        ``LABELSMOOTH_HALF_COMPILE`` is set to anything but ``auto``, ``0`` or ``1``.
+        with CPU tensors (outside ``TRITON_INTERPRET=1``), and bfloat16 or float32 CPU logits while
+        ``LABELSMOOTH_NATIVE`` is set to anything but ``auto``, ``0`` or ``1``.
 
     Examples
     --------

@@ -1,0 +1,295 @@
+"""The CPU row kernel in C (``_rows.c``): the loss and gradient of a block of rows, two passes per row.
+
+The eager block pass (:func:`labelsmooth.kernels._core.block_loss_grad`) is a chain of ATen ops, one pass
+over the block per op; for bfloat16 inputs it also copies each block into a float32 buffer and the
+gradient back (about nine element-wise passes in all). ``_rows.c`` does the same maths in two passes per
+row, converting bfloat16 to float32 in registers. The first reads the row a tile of 512 logits at a time:
+the tile's maximum, its ``sum_k uw_k z_k`` (``sum_k z_k`` for the uniform prior), whether it holds ``inf``
+or ``nan``, then, while the tile is still in L1, ``e_k = exp(z_k - m_t)`` into a row buffer of ``V`` floats
+(in cache), with ``m_t`` the running maximum, and ``S = sum_k exp(z_k - m)``, rescaled whenever the maximum
+grows (the online softmax). The second writes the gradient from that buffer:
+
+.. math::
+
+    g_k = C\\,e_k e^{m_t - m} / S - B\\,uw_k \\quad (k \\ne y), \\qquad g_y = C\\,p_y - B\\,uw_y - T,
+
+with ``m`` the row maximum, ``L = log S``, ``lse = m + L`` and the coefficients of
+:func:`labelsmooth.kernels._core.row_terms` (``C = C_0 + r 2 lambda lse``, ``B``, ``T``), each rounded once to
+the output dtype; ``g_y`` is formed in double and written over ``g_y``'s first value, so that confident rows
+keep their target gradient (``p_y - (1 - a)`` cancels). One ``exp`` per logit (glibc's vector ``expf``,
+within 1 ulp). Sums are float32 vector sums within a tile, accumulated across tiles in double; the loss is
+formed in double from ``m``, ``S``, ``z_y`` and ``zu``.
+
+Rows holding an ``inf`` or ``nan`` logit are not computed in C (it is built with ``-ffast-math``, which
+assumes finite values): the kernel flags them and :func:`labelsmooth.kernels._stream.stream_loss_grad` sends
+them through the eager pass, so that every row gets the eager maths' result there. Soft-capping stays on
+the eager pass.
+
+When it is used (``LABELSMOOTH_NATIVE``, read at each call): ``auto`` (the default) for CPU tensors of dtype
+bfloat16 when the kernel is built; ``0`` never; ``1`` for bfloat16 and float32 (float32's eager pass is as
+fast on the development machine: docs/kernels.md, "The C row kernel"). The kernel is compiled on first use
+with the C compiler (``$CC``, else ``cc``; about half a second) into ``$LABELSMOOTH_CACHE_DIR`` (default
+``~/.cache/labelsmooth``), keyed by the source, the flags, the compiler and the CPU, and loaded from there
+by later processes. ``-march=native`` ties the library to this CPU's instruction set, hence the CPU in the
+key. Without a compiler, or if the build fails, a ``RuntimeWarning`` says so once and every block takes
+the eager pass.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .._validation import check_choice
+
+ENV = "LABELSMOOTH_NATIVE"
+MODES = ("auto", "0", "1")
+SOURCE = Path(__file__).with_name("_rows.c")
+# Columns of Coefficients.table, in the order _rows.c reads them.
+COLUMNS = ("C0", "B", "T", "A1", "A3", "cc", "Zc", "Zl")
+ABI = 1
+
+_LIB: ctypes.CDLL | None = None
+_FAILED = False
+_LOCK = threading.Lock()
+_FUNCS: dict[torch.dtype, ctypes._CFuncPtr] = {}  # type: ignore[name-defined]
+
+
+def mode() -> str:
+    """The value of ``LABELSMOOTH_NATIVE`` (``"auto"`` when unset).
+
+    Raises
+    ------
+    ValueError
+        Any other value than ``auto``, ``0`` or ``1``.
+    """
+    value = os.environ.get(ENV, "auto").strip().lower()
+    check_choice(ENV, value, MODES)
+    return value
+
+
+def wanted(z: torch.Tensor, p=None) -> bool:
+    """Whether the streaming pass over ``z`` (M, V) with :class:`RowParams` ``p`` takes the C kernel."""
+    if _FAILED or z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
+        return False
+    if p is not None and p.softcap is not None:
+        return False
+    m = mode()
+    if m == "0" or (m == "auto" and z.dtype != torch.bfloat16):
+        return False
+    return _library() is not None
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC") or "cc"
+    return shutil.which(cc) or shutil.which("gcc") or shutil.which("clang")
+
+
+def _arch_flags() -> list[str]:
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686", "i386"):
+        return ["-march=native"]
+    if machine in ("aarch64", "arm64"):
+        return ["-mcpu=native"]
+    return []
+
+
+def _cpu_key() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags (Linux), else the platform."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        keys = ("flags", "Features", "model name")
+        lines = [ln for ln in text.splitlines() if ln.split(":")[0].strip() in keys]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def cache_dir() -> Path:
+    """Where the built kernel lives: ``$LABELSMOOTH_CACHE_DIR``, else ``$XDG_CACHE_HOME/labelsmooth``, else
+    ``~/.cache/labelsmooth``."""
+    env = os.environ.get("LABELSMOOTH_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "labelsmooth"
+
+
+def _build(cc: str, flags: list[str], out: Path) -> None:
+    """Compile ``_rows.c`` into ``out``: -ffast-math at compile time only (linking with it would add
+    crtfastmath.o, which sets flush-to-zero for the whole process); written to a temporary name and
+    renamed, so that concurrent builders never load a partial file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
+        obj = Path(tmp) / "rows.o"
+        lib = Path(tmp) / out.name
+        compile_cmd = [cc, "-O3", "-ffast-math", "-fPIC", *flags, "-c", str(SOURCE), "-o", str(obj)]
+        link_cmd = [cc, "-shared", str(obj), "-o", str(lib), "-lm"]
+        for cmd in (compile_cmd, link_cmd):
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if res.returncode != 0:
+                lines = (res.stderr or res.stdout).strip().splitlines()
+                first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
+                raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {res.returncode}): {first.strip()}")
+        os.replace(lib, out)
+
+
+def _load() -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found ($CC, cc, gcc or clang)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    last: Exception | None = None
+    for flags in (_arch_flags(), []):
+        key = hashlib.sha256(
+            b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), _cpu_key().encode()])
+        ).hexdigest()[:16]
+        path = cache_dir() / f"rows-{key}.so"
+        try:
+            if not path.exists():
+                _build(cc, flags, path)
+            lib = ctypes.CDLL(str(path))
+            if lib.labelsmooth_abi() != ABI:  # pragma: no cover - a stale file under the same key
+                raise RuntimeError(f"{path} has ABI {lib.labelsmooth_abi()}, expected {ABI}")
+            return lib
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            last = exc
+            if not flags:
+                break
+    raise RuntimeError(str(last))
+
+
+def _library() -> ctypes.CDLL | None:
+    """The loaded kernel, built on first use; ``None`` (after one warning) if it cannot be built."""
+    global _LIB, _FAILED
+    if _LIB is not None or _FAILED:
+        return _LIB
+    with _LOCK:
+        if _LIB is None and not _FAILED:
+            try:
+                lib = _load()
+                p, i64 = ctypes.c_void_p, ctypes.c_int64
+                for dtype, suffix in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+                    fn = getattr(lib, f"labelsmooth_rows_{suffix}")
+                    fn.restype = i64
+                    fn.argtypes = (p, i64, i64, i64, p, i64, p, p, p, p, i64, p, p, p, p)
+                    _FUNCS[dtype] = fn
+                _LIB = lib
+            except Exception as exc:  # no compiler, a failed build, a library that does not load
+                _FAILED = True
+                warnings.warn(
+                    f"labelsmooth: building the C row kernel failed ({type(exc).__name__}: {exc}); using the "
+                    f"eager pass. Set {ENV}=0 to skip the attempt.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    return _LIB
+
+
+@dataclass
+class Coefficients:
+    """Per-row constants of the whole problem, computed once per call.
+
+    ``table`` (M, 8) float32 holds, per row, ``C0 = r ((1-a) w_y + a c)``, ``B = r a``, ``T = r (1-a) w_y``,
+    ``A1 = (1-a) w_y``, ``A3 = a`` (0 when not smoothing or ignored), ``cc = c`` (``sum_k uw_k``),
+    ``Zc = 2 lambda r`` and ``Zl = lambda`` (the z-loss weight), in the order of :data:`COLUMNS`. ``uw`` is as
+    in :class:`labelsmooth.kernels._core.RowParams` (float32, contiguous), ``safe`` int64 and ``valid``
+    uint8, both contiguous.
+    """
+
+    safe: torch.Tensor
+    valid: torch.Tensor
+    table: torch.Tensor
+    uw: torch.Tensor | None
+
+
+def coefficients(p) -> Coefficients:
+    """The :class:`Coefficients` of a :class:`labelsmooth.kernels._core.RowParams`."""
+    M = p.safe.shape[0]
+    f32 = torch.float32
+
+    def col(x) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x.to(f32).expand(M) if x.dim() == 0 else x.to(f32)
+        return torch.full((M,), float(x), dtype=f32)
+
+    a, wy, r = col(p.alpha), p.wy.to(f32), p.scale.to(f32)
+    cc = col(p.c)
+    if not p.smooth:
+        a = torch.zeros(M, dtype=f32)
+    one_minus = (1 - a) * wy
+    table = torch.stack(
+        [
+            r * (one_minus + a * cc),
+            r * a,
+            r * one_minus,
+            one_minus,
+            torch.where(p.valid, a, 0.0),
+            cc,
+            r * (2 * p.z_loss),
+            torch.full((M,), float(p.z_loss), dtype=f32),
+        ],
+        1,
+    ).contiguous()
+    uw = p.uw.to(f32).contiguous() if p.uw is not None else None
+    return Coefficients(p.safe.contiguous(), p.valid.contiguous().view(torch.uint8), table, uw)
+
+
+def run_rows(
+    z: torch.Tensor,
+    grad: torch.Tensor | None,
+    k: Coefficients,
+    s: int,
+    e: int,
+    losses: torch.Tensor,
+    stats: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Rows ``s:e`` of ``z`` (M, V) through the C kernel; returns the indices (in ``s:e``) of the rows it left
+    for the eager pass (those holding ``inf`` or ``nan``; usually none).
+
+    ``grad`` (M, V) of ``z``'s dtype (may be ``z``: in place) or ``None`` (loss only); ``losses`` (M,) and
+    ``stats`` ``(lse, correct)`` (M,) float32 / bool receive rows ``s:e``. Rows of ``z`` and ``grad`` must
+    have unit stride along classes.
+    """
+    fn = _FUNCS[z.dtype]
+    V = z.shape[1]
+    bad = torch.empty(e - s, dtype=torch.uint8)
+    uw, lduw = k.uw, 0
+    uw_ptr = None
+    if uw is not None:
+        if uw.dim() == 2:
+            uw_ptr, lduw = uw[s].data_ptr(), uw.stride(0)
+        else:
+            uw_ptr = uw.data_ptr()
+    zb = z[s]
+    nbad = fn(
+        zb.data_ptr(),
+        e - s,
+        V,
+        z.stride(0),
+        grad[s].data_ptr() if grad is not None else None,
+        grad.stride(0) if grad is not None else 0,
+        k.safe[s:].data_ptr(),
+        k.valid[s:].data_ptr(),
+        k.table[s].data_ptr(),
+        uw_ptr,
+        lduw,
+        losses[s:].data_ptr(),
+        stats[0][s:].data_ptr() if stats is not None else None,
+        stats[1][s:].data_ptr() if stats is not None else None,
+        bad.data_ptr(),
+    )
+    if nbad < 0:
+        raise MemoryError(f"labelsmooth: the C row kernel could not allocate a row buffer of {V} floats")
+    return bad.nonzero().view(-1) + s if nbad else bad.new_empty(0, dtype=torch.long)

@@ -1,0 +1,237 @@
+"""The C row kernel (kernels/_native.py, kernels/_rows.c): the accuracy gates of the eager pass.
+
+``LABELSMOOTH_NATIVE=1`` forces it for float32 as well as bfloat16; a counting wrapper of
+:func:`labelsmooth.kernels._native.run_rows` proves that it ran (a fallback to the eager pass would not
+count).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from labelsmooth.kernels import _native, fused_cross_entropy
+from reference import cross_entropy_dense64, cross_entropy_options64
+
+V = 1000
+
+
+@pytest.fixture
+def native(monkeypatch):
+    """Force the C kernel and count the rows it was given."""
+    monkeypatch.setenv(_native.ENV, "1")
+    calls = []
+    real = _native.run_rows
+
+    def counting(z, grad, k, s, e, *rest):
+        left = real(z, grad, k, s, e, *rest)
+        calls.append(e - s - len(left))
+        return left
+
+    monkeypatch.setattr(_native, "run_rows", counting)
+    yield calls
+    assert not _native._FAILED
+
+
+def _problem(n=40, v=V, seed=0, scale=3.0, dtype=torch.bfloat16):
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(n, v, generator=g, dtype=torch.float64) * scale).to(dtype)
+    y = torch.randint(0, v, (n,), generator=g)
+    y[::7] = -100
+    return z, y, g
+
+
+def _grad_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    """Max |got - ref| in units of one rounding to ``got.dtype`` (2^-8 relative for bf16, 2^-11 for fp16;
+    below the smallest normal number, the spacing of subnormals)."""
+    fi = torch.finfo(got.dtype)
+    tol = ref.abs() * fi.eps / 2 + fi.smallest_normal * fi.eps
+    return float(((got.double() - ref).abs() / tol).max())
+
+
+def _confident_rows(v: int, alpha: float, g: torch.Generator) -> torch.Tensor:
+    rows = []
+    for q in (0.9, 0.99, 0.999):  # target softmax q (as in test_kernels_values.py)
+        r = (torch.randn(v, generator=g, dtype=torch.float64) * 0.5).to(torch.bfloat16).double()
+        r[3] = -torch.inf
+        r[3] = math.log(q / (1 - q)) + torch.logsumexp(r, 0)
+        rows.append(r)
+    return torch.stack(rows).to(torch.bfloat16)
+
+
+def test_native_matches_float64_and_keeps_confident_targets(native):
+    z, y, g = _problem()
+    conf = _confident_rows(V, 0.1, g)
+    z = torch.cat([z, conf])
+    y = torch.cat([y, torch.full((3,), 3)])
+    ref = z.double().requires_grad_()
+    cross_entropy_dense64(ref, y, 0.1, reduction="sum").backward()
+    ours = z.clone().requires_grad_()
+    loss = fused_cross_entropy(ours, y, reduction="sum", label_smoothing=0.1)
+    loss.backward()
+    assert sum(native) == z.shape[0], "the C kernel did not run"
+    assert ours.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(loss.double(), cross_entropy_dense64(z.double(), y, 0.1, reduction="sum"),
+                               rtol=1e-2, atol=0)  # fmt: skip
+    assert _grad_err(ours.grad, ref.grad) <= 1.0  # one bf16 rounding of the exact value, every element
+    t_ref = ref.grad[-3:, 3]
+    theirs = conf.clone().requires_grad_()
+    F.cross_entropy(theirs, y[-3:], reduction="sum", label_smoothing=0.1).backward()
+    err_ours = ((ours.grad[-3:, 3].double() - t_ref).abs() / t_ref.abs()).max().item()
+    err_torch = ((theirs.grad[:, 3].double() - t_ref).abs() / t_ref.abs()).max().item()
+    assert err_ours <= min(err_torch, 2.0**-8)
+
+
+def _kwargs(name: str, n: int, g: torch.Generator) -> dict:
+    if name == "weight":
+        return {"label_smoothing": 0.2, "weight": torch.rand(V, generator=g) + 0.1}
+    if name == "prior_rows":
+        return {"label_smoothing": 0.3, "prior": torch.softmax(torch.randn(n, V, generator=g), 1)}
+    if name == "per_sample":
+        return {"label_smoothing": torch.rand(n, generator=g)}
+    if name == "options":
+        return {"label_smoothing": 0.1, "z_loss": 0.05}
+    if name == "softcap":  # stays on the eager pass (kernels/_native.py::wanted)
+        return {"label_smoothing": 0.1, "softcap": 2.5, "z_loss": 0.05}
+    return {"label_smoothing": 0.0}
+
+
+@pytest.mark.parametrize("name", ["weight", "prior_rows", "per_sample", "options", "softcap", "no_smoothing"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_native_options_match_float64(native, name, reduction):
+    z, y, g = _problem(seed=1)
+    kw = _kwargs(name, z.shape[0], g)
+    kw64 = {k: (t.double() if isinstance(t, torch.Tensor) else t) for k, t in kw.items()}
+    ref = z.double().requires_grad_()
+    r = cross_entropy_options64(
+        ref, y, kw64["label_smoothing"], kw64.get("weight"), -100, reduction, kw64.get("prior"),
+        kw.get("softcap"), kw.get("z_loss", 0.0),
+    )  # fmt: skip
+    r.sum().backward()
+    ours = z.clone().requires_grad_()
+    loss, aux = fused_cross_entropy(ours, y, reduction=reduction, return_aux=True, **kw)
+    loss.sum().backward()
+    assert bool(native) == ("softcap" not in kw)
+    tol = 1e-2 * r.detach().abs().max().item()
+    torch.testing.assert_close(loss.double(), r.detach(), rtol=0, atol=tol)
+    # 1 - tanh(z / c)^2 in float32 cancels: with soft-capping the eager pass too is up to ~2 roundings off.
+    assert _grad_err(ours.grad, ref.grad) <= (2.0 if "softcap" in kw else 1.0)
+    z64 = z.double()
+    if "softcap" in kw:
+        z64 = kw["softcap"] * torch.tanh(z64 / kw["softcap"])
+    valid = y != -100
+    torch.testing.assert_close(aux.lse[valid].double(), torch.logsumexp(z64, 1)[valid], rtol=1e-5, atol=1e-5)
+    acc = (z64.argmax(1) == y)[valid].double().mean()
+    assert aux.accuracy.item() == pytest.approx(acc.item())
+
+
+def test_native_in_place_loss_only_and_float32(native):
+    for dtype in (torch.bfloat16, torch.float32):
+        z, y, _ = _problem(n=41, seed=2, dtype=dtype)  # 41 rows in 8-row blocks: a last block of one row
+        ref = z.double().requires_grad_()
+        cross_entropy_dense64(ref, y, 0.1).backward()
+        bb = 8 * V * 4
+        from labelsmooth.kernels.chunked import _apply
+
+        zi = z.clone().requires_grad_()
+        _apply(zi, y, None, -100, "mean", 0.1, None, True, "auto", bb).backward()
+        if dtype == torch.bfloat16:
+            assert _grad_err(zi.grad, ref.grad) <= 1.0
+        else:
+            torch.testing.assert_close(zi.grad.double(), ref.grad, rtol=1e-5, atol=1e-9)
+        assert zi.grad.data_ptr() == zi.data_ptr()  # the logits' storage holds the gradient
+        with torch.no_grad():
+            lo = _apply(z, y, None, -100, "mean", 0.1, None, False, "auto", bb)
+        rtol = 1e-2 if dtype == torch.bfloat16 else 1e-6
+        torch.testing.assert_close(lo.double(), cross_entropy_dense64(z.double(), y, 0.1), rtol=rtol, atol=0)
+    assert sum(native) == 4 * 41
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_rows_with_inf_or_nan_take_the_eager_pass_and_agree_with_it(native, monkeypatch, dtype):
+    z, y, _ = _problem(n=30, seed=3, dtype=dtype)
+    z[4, 10] = -math.inf  # a masked class
+    z[5, :] = -math.inf
+    z[6, 2] = math.inf
+    z[7, 1] = -math.inf  # an ignored row (y[::7] = -100)
+    z[8, 7] = math.nan  # 4..8: one run of consecutive rows
+    z[20, 0] = -math.inf
+    ours = z.clone().requires_grad_()
+    loss, aux = fused_cross_entropy(ours, y, reduction="none", return_aux=True, label_smoothing=0.0)
+    loss.sum().backward()
+    assert sum(native) == 30 - 6
+    monkeypatch.setenv(_native.ENV, "0")
+    eager = z.clone().requires_grad_()
+    loss0, aux0 = fused_cross_entropy(eager, y, reduction="none", return_aux=True, label_smoothing=0.0)
+    loss0.sum().backward()
+    bad = [4, 5, 6, 7, 8, 20]  # computed by the same eager maths: identical
+    torch.testing.assert_close(loss[bad], loss0[bad], equal_nan=True, rtol=0, atol=0)
+    torch.testing.assert_close(loss, loss0, equal_nan=True, rtol=1e-6, atol=0)
+    torch.testing.assert_close(aux.lse, aux0.lse, equal_nan=True, rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours.grad[4:9], eager.grad[4:9], equal_nan=True, rtol=0, atol=0)
+    torch.testing.assert_close(ours.grad[20], eager.grad[20], equal_nan=True, rtol=0, atol=0)
+    assert torch.isfinite(loss[4]) and not torch.isfinite(loss[8])  # a masked class keeps a finite loss
+
+
+def test_build_failure_warns_once_and_falls_back(monkeypatch):
+    monkeypatch.setenv(_native.ENV, "1")
+    monkeypatch.setattr(_native, "_FAILED", False)
+    monkeypatch.setattr(_native, "_LIB", None)
+    monkeypatch.setattr(_native, "_FUNCS", {})
+
+    def broken():
+        raise RuntimeError("no C compiler found ($CC, cc, gcc or clang)")
+
+    monkeypatch.setattr(_native, "_load", broken)
+    z, y, _ = _problem(n=12, v=50)
+    ours = z.clone().requires_grad_()
+    with pytest.warns(RuntimeWarning, match="building the C row kernel failed .*no C compiler found"):
+        fused_cross_entropy(ours, y, label_smoothing=0.1).backward()
+    assert _native._FAILED and not _native.wanted(z)
+    monkeypatch.setenv(_native.ENV, "0")
+    eager = z.clone().requires_grad_()
+    fused_cross_entropy(eager, y, label_smoothing=0.1).backward()
+    torch.testing.assert_close(ours.grad, eager.grad, rtol=0, atol=0)
+
+
+def test_a_missing_compiler_and_a_failing_build_are_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setattr(_native.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="no C compiler found"):
+        _native._load()
+    monkeypatch.undo()
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(tmp_path))
+    bad = tmp_path / "bad.c"
+    bad.write_text("this is not C\n")
+    monkeypatch.setattr(_native, "SOURCE", bad)
+    with pytest.raises(RuntimeError, match="failed"):
+        _native._load()
+    assert not list(tmp_path.glob("*.so"))  # nothing half-written is left to be loaded later
+
+
+def test_the_build_is_cached_by_source_and_loads_without_changing_the_fp_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(tmp_path))
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # a subnormal: flush-to-zero would make it 0
+    _native._load()
+    (so,) = tmp_path.glob("rows-*.so")
+    stamp = so.stat().st_mtime_ns
+    _native._load()  # a second load reuses the file
+    assert so.stat().st_mtime_ns == stamp
+    assert (tiny * 1.0).item() != 0.0 and torch.tensor([1e-39]).mul(0.5).item() != 0.0
+
+
+def test_mode_and_when_it_applies(monkeypatch):
+    small = torch.empty(8, 1024, dtype=torch.bfloat16)
+    monkeypatch.delenv(_native.ENV, raising=False)
+    assert _native.mode() == "auto"
+    assert _native.wanted(small) and not _native.wanted(small.float()) and not _native.wanted(small.half())
+    monkeypatch.setenv(_native.ENV, "0")
+    assert not _native.wanted(small)
+    monkeypatch.setenv(_native.ENV, "1")
+    assert _native.wanted(small) and _native.wanted(small.float()) and not _native.wanted(small.double())
+    monkeypatch.setenv(_native.ENV, "yes")
+    with pytest.raises(ValueError, match="Expected `LABELSMOOTH_NATIVE` to be one of"):
+        fused_cross_entropy(small.normal_(), torch.zeros(8, dtype=torch.long))
