@@ -8,6 +8,7 @@ count).
 from __future__ import annotations
 
 import math
+import tempfile
 
 import pytest
 import torch
@@ -221,6 +222,17 @@ def test_the_build_is_cached_by_source_and_loads_without_changing_the_fp_mode(mo
     _native._load()  # a second load reuses the file
     assert so.stat().st_mtime_ns == stamp
     assert (tiny * 1.0).item() != 0.0 and torch.tensor([1e-39]).mul(0.5).item() != 0.0
+
+
+def test_an_unwritable_cache_folder_builds_in_the_temporary_folder(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(blocker / "cache"))  # mkdir under a file fails
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    lib = _native._load()
+    assert lib.labelsmooth_abi() == _native.ABI
+    assert list((tmp_path / "tmp").glob("labelsmooth-*/rows-*.so"))
 
 
 def test_mode_and_when_it_applies(monkeypatch):

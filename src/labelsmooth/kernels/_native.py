@@ -29,8 +29,9 @@ When it is used (``LABELSMOOTH_NATIVE``, read at each call): ``auto`` (the defau
 bfloat16 when the kernel is built; ``0`` never; ``1`` for bfloat16 and float32 (float32's eager pass is as
 fast on the development machine: docs/kernels.md, "The C row kernel"). The kernel is compiled on first use
 with the C compiler (``$CC``, else ``cc``; about half a second) into ``$LABELSMOOTH_CACHE_DIR`` (default
-``~/.cache/labelsmooth``), keyed by the source, the flags, the compiler and the CPU, and loaded from there
-by later processes. ``-march=native`` ties the library to this CPU's instruction set, hence the CPU in the
+``~/.cache/labelsmooth``; a ``labelsmooth-<uid>`` folder of the temporary folder if that one is not
+writable), keyed by the source, the flags, the compiler and the CPU, and loaded from there by later
+processes. ``-march=native`` ties the library to this CPU's instruction set, hence the CPU in the
 key. Without a compiler, or if the build fails, a ``RuntimeWarning`` says so once and every block takes
 the eager pass.
 """
@@ -155,10 +156,17 @@ def _load() -> ctypes.CDLL:
         key = hashlib.sha256(
             b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), _cpu_key().encode()])
         ).hexdigest()[:16]
-        path = cache_dir() / f"rows-{key}.so"
+        name = f"rows-{key}.so"
+        path = cache_dir() / name
         try:
             if not path.exists():
-                _build(cc, flags, path)
+                try:
+                    _build(cc, flags, path)
+                except OSError:  # an unwritable cache folder: build into the temporary folder instead
+                    uid = os.getuid() if hasattr(os, "getuid") else 0
+                    path = Path(tempfile.gettempdir()) / f"labelsmooth-{uid}" / name
+                    if not path.exists():
+                        _build(cc, flags, path)
             lib = ctypes.CDLL(str(path))
             if lib.labelsmooth_abi() != ABI:  # pragma: no cover - a stale file under the same key
                 raise RuntimeError(f"{path} has ABI {lib.labelsmooth_abi()}, expected {ABI}")
