@@ -2,28 +2,33 @@
 
 The eager block pass (:func:`labelsmooth.kernels._core.block_loss_grad`) is a chain of ATen ops, one pass
 over the block per op; for bfloat16 inputs it also copies each block into a float32 buffer and the
-gradient back (about nine element-wise passes in all). ``_rows.c`` does the same maths in two passes per
-row, converting bfloat16 to float32 in registers. The first reads the row a tile of 512 logits at a time:
-the tile's maximum, its ``sum_k uw_k z_k`` (``sum_k z_k`` for the uniform prior), whether it holds ``inf``
-or ``nan``, then, while the tile is still in L1, ``e_k = exp(z_k - m_t)`` into a row buffer of ``V`` floats
-(in cache), with ``m_t`` the running maximum, and ``S = sum_k exp(z_k - m)``, rescaled whenever the maximum
-grows (the online softmax). The second writes the gradient from that buffer:
+gradient back (about nine element-wise passes in all, a dozen with soft-capping). ``_rows.c`` does the same
+maths in two passes per row, converting bfloat16 to float32 in registers. The first reads the row a tile of
+512 logits at a time: the tile in float32 (soft-capped, ``z' = c tanh(z / c)``, if asked, with
+``d_k = 1 - tanh(z_k / c)^2`` kept in a second row buffer), whether it holds ``inf`` or ``nan``, its maximum
+and its ``sum_k uw_k z_k`` (``sum_k z_k`` for the uniform prior); then, while the tile is still in L1,
+``e_k = exp(z_k - m_t)`` into a row buffer of ``V`` floats (in cache), with ``m_t`` the running maximum, and
+``S = sum_k exp(z_k - m)``, rescaled whenever the maximum grows (the online softmax). The second writes the
+gradient from that buffer:
 
 .. math::
 
-    g_k = C\\,e_k e^{m_t - m} / S - B\\,uw_k \\quad (k \\ne y), \\qquad g_y = C\\,p_y - B\\,uw_y - T,
+    g_k = (C\\,e_k e^{m_t - m} / S - B\\,uw_k)\\,d_k \\quad (k \\ne y), \\qquad
+    g_y = (C\\,p_y - B\\,uw_y - T)\\,d_y,
 
-with ``m`` the row maximum, ``L = log S``, ``lse = m + L`` and the coefficients of
-:func:`labelsmooth.kernels._core.row_terms` (``C = C_0 + r 2 lambda lse``, ``B``, ``T``), each rounded once to
-the output dtype; ``g_y`` is formed in double and written over ``g_y``'s first value, so that confident rows
-keep their target gradient (``p_y - (1 - a)`` cancels). One ``exp`` per logit (glibc's vector ``expf``,
-within 1 ulp). Sums are float32 vector sums within a tile, accumulated across tiles in double; the loss is
-formed in double from ``m``, ``S``, ``z_y`` and ``zu``.
+with ``m`` the row maximum, ``L = log S``, ``lse = m + L``, ``d = 1`` without soft-capping, and the
+coefficients of :func:`labelsmooth.kernels._core.row_terms` (``C = C_0 + r 2 lambda lse``, ``B``, ``T``),
+each rounded once to the output dtype; ``g_y`` is formed in double, so that confident rows keep their target
+gradient (``p_y - (1 - a)`` cancels). One ``exp`` per logit (glibc's vector ``expf``, within 1 ulp), and
+one more with soft-capping: with ``q = exp(-2 |z / c|)``, ``tanh = sign(z) (1 - q) / (1 + q)`` and
+``1 - tanh^2 = 4 q / (1 + q)^2``, the latter accurate where the logit saturates (``1 - t * t`` in float32,
+the eager pass's formula, cancels to 0 from ``|z / c| ~ 9`` on). Sums are float32
+vector sums within a tile, accumulated across tiles in double; the loss is formed in double from ``m``, ``S``,
+``z_y`` and ``zu``.
 
 Rows holding an ``inf`` or ``nan`` logit are not computed in C (it is built with ``-ffast-math``, which
 assumes finite values): the kernel flags them and :func:`labelsmooth.kernels._stream.stream_loss_grad` sends
-them through the eager pass, so that every row gets the eager maths' result there. Soft-capping stays on
-the eager pass.
+them through the eager pass, so that every row gets the eager maths' result there.
 
 When it is used (``LABELSMOOTH_NATIVE``, read at each call): ``auto`` (the default) for CPU tensors of dtype
 bfloat16 when the kernel is built; ``0`` never; ``1`` for bfloat16 and float32 (float32's eager pass is as
@@ -59,12 +64,13 @@ MODES = ("auto", "0", "1")
 SOURCE = Path(__file__).with_name("_rows.c")
 # Columns of Coefficients.table, in the order _rows.c reads them.
 COLUMNS = ("C0", "B", "T", "A1", "A3", "cc", "Zc", "Zl")
-ABI = 1
+ABI = 2
+_DTYPES = {torch.float32: 0, torch.bfloat16: 1}  # _rows.c's LS_F32, LS_BF16
 
 _LIB: ctypes.CDLL | None = None
 _FAILED = False
 _LOCK = threading.Lock()
-_FUNCS: dict[torch.dtype, ctypes._CFuncPtr] = {}  # type: ignore[name-defined]
+_FUNCS: dict[str, ctypes._CFuncPtr] = {}  # type: ignore[name-defined]
 
 
 def mode() -> str:
@@ -83,8 +89,6 @@ def mode() -> str:
 def wanted(z: torch.Tensor, p=None) -> bool:
     """Whether the streaming pass over ``z`` (M, V) with :class:`RowParams` ``p`` takes the C kernel."""
     if _FAILED or z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
-        return False
-    if p is not None and p.softcap is not None:
         return False
     m = mode()
     if m == "0" or (m == "auto" and z.dtype != torch.bfloat16):
@@ -188,11 +192,28 @@ def _library() -> ctypes.CDLL | None:
             try:
                 lib = _load()
                 p, i64 = ctypes.c_void_p, ctypes.c_int64
-                for dtype, suffix in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
-                    fn = getattr(lib, f"labelsmooth_rows_{suffix}")
-                    fn.restype = i64
-                    fn.argtypes = (p, i64, i64, i64, p, i64, p, p, p, p, i64, p, p, p, p)
-                    _FUNCS[dtype] = fn
+                fn = lib.labelsmooth_rows
+                fn.restype = i64
+                fn.argtypes = (
+                    ctypes.c_int,
+                    p,
+                    i64,
+                    i64,
+                    i64,
+                    p,
+                    i64,
+                    p,
+                    p,
+                    p,
+                    p,
+                    i64,
+                    ctypes.c_float,
+                    p,
+                    p,
+                    p,
+                    p,
+                )
+                _FUNCS["rows"] = fn
                 _LIB = lib
             except Exception as exc:  # no compiler, a failed build, a library that does not load
                 _FAILED = True
@@ -213,13 +234,14 @@ class Coefficients:
     ``A1 = (1-a) w_y``, ``A3 = a`` (0 when not smoothing or ignored), ``cc = c`` (``sum_k uw_k``),
     ``Zc = 2 lambda r`` and ``Zl = lambda`` (the z-loss weight), in the order of :data:`COLUMNS`. ``uw`` is as
     in :class:`labelsmooth.kernels._core.RowParams` (float32, contiguous), ``safe`` int64 and ``valid``
-    uint8, both contiguous.
+    uint8, both contiguous; ``cap`` the soft-capping ``c`` (0: none).
     """
 
     safe: torch.Tensor
     valid: torch.Tensor
     table: torch.Tensor
     uw: torch.Tensor | None
+    cap: float
 
 
 def coefficients(p) -> Coefficients:
@@ -251,7 +273,8 @@ def coefficients(p) -> Coefficients:
         1,
     ).contiguous()
     uw = p.uw.to(f32).contiguous() if p.uw is not None else None
-    return Coefficients(p.safe.contiguous(), p.valid.contiguous().view(torch.uint8), table, uw)
+    cap = float(p.softcap) if p.softcap is not None else 0.0
+    return Coefficients(p.safe.contiguous(), p.valid.contiguous().view(torch.uint8), table, uw, cap)
 
 
 def run_rows(
@@ -270,7 +293,7 @@ def run_rows(
     ``stats`` ``(lse, correct)`` (M,) float32 / bool receive rows ``s:e``. Rows of ``z`` and ``grad`` must
     have unit stride along classes.
     """
-    fn = _FUNCS[z.dtype]
+    fn = _FUNCS["rows"]
     V = z.shape[1]
     bad = torch.empty(e - s, dtype=torch.uint8)
     uw, lduw = k.uw, 0
@@ -282,6 +305,7 @@ def run_rows(
             uw_ptr = uw.data_ptr()
     zb = z[s]
     nbad = fn(
+        _DTYPES[z.dtype],
         zb.data_ptr(),
         e - s,
         V,
@@ -293,6 +317,7 @@ def run_rows(
         k.table[s].data_ptr(),
         uw_ptr,
         lduw,
+        k.cap,
         losses[s:].data_ptr(),
         stats[0][s:].data_ptr() if stats is not None else None,
         stats[1][s:].data_ptr() if stats is not None else None,
