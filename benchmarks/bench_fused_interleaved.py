@@ -12,7 +12,8 @@ Methods: ``copy`` (``dst.copy_(z)``, the bandwidth yardstick), ``compile`` (``to
 refilled outside the timing) and ``fused_opts`` (``softcap=30, z_loss=1e-4``); ``fused_eager`` and
 ``fused_inplace_eager`` are ``fused`` / ``fused_inplace`` with ``LABELSMOOTH_NATIVE=0`` around the call
 (bfloat16 blocks take the eager float32-buffer ATen pass instead of the C row kernel of
-``kernels/_native.py``).
+``kernels/_native.py``), ``fused_native`` is ``fused`` with ``LABELSMOOTH_NATIVE=1`` (float32 blocks too
+take the C kernel).
 
 Usage::
 
@@ -68,10 +69,10 @@ def _shape(shape: str, args: argparse.Namespace) -> None:
         ),
     }
 
-    def eager_half(step):
+    def with_native(value, step):
         def run():
             old = os.environ.get("LABELSMOOTH_NATIVE")
-            os.environ["LABELSMOOTH_NATIVE"] = "0"
+            os.environ["LABELSMOOTH_NATIVE"] = value
             try:
                 step()
             finally:
@@ -82,8 +83,9 @@ def _shape(shape: str, args: argparse.Namespace) -> None:
 
         return run
 
-    steps["fused_eager"] = (None, eager_half(steps["fused"][1]))
-    steps["fused_inplace_eager"] = (refill, eager_half(steps["fused_inplace"][1]))
+    steps["fused_eager"] = (None, with_native("0", steps["fused"][1]))
+    steps["fused_inplace_eager"] = (refill, with_native("0", steps["fused_inplace"][1]))
+    steps["fused_native"] = (None, with_native("1", steps["fused"][1]))
     if args.alt_block_bytes:
         alt = args.alt_block_bytes
         steps["fused_alt"] = (

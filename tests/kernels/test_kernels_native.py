@@ -1,8 +1,8 @@
 """The C row kernel (kernels/_native.py, kernels/_rows.c): the accuracy gates of the eager pass.
 
-``LABELSMOOTH_NATIVE=1`` forces it for float32 as well as bfloat16; a counting wrapper of
-:func:`labelsmooth.kernels._native.run_rows` proves that it ran (a fallback to the eager pass would not
-count).
+``LABELSMOOTH_NATIVE=1`` (the kernel for float32 and bfloat16, raising if it cannot be built); a counting
+wrapper of :func:`labelsmooth.kernels._native.run_rows` proves that it ran (a fallback to the eager pass
+would not count).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ V = 1000
 
 @pytest.fixture
 def native(monkeypatch):
-    """Force the C kernel and count the rows it was given."""
+    """Require the C kernel and count the rows it computed."""
     monkeypatch.setenv(_native.ENV, "1")
     calls = []
     real = _native.run_rows
@@ -179,8 +179,8 @@ def test_rows_with_inf_or_nan_take_the_eager_pass_and_agree_with_it(native, monk
     assert torch.isfinite(loss[4]) and not torch.isfinite(loss[8])  # a masked class keeps a finite loss
 
 
-def test_build_failure_warns_once_and_falls_back(monkeypatch):
-    monkeypatch.setenv(_native.ENV, "1")
+def test_build_failure_warns_once_and_falls_back_and_mode_1_raises(monkeypatch):
+    monkeypatch.setenv(_native.ENV, "auto")
     monkeypatch.setattr(_native, "_FAILED", False)
     monkeypatch.setattr(_native, "_LIB", None)
     monkeypatch.setattr(_native, "_FUNCS", {})
@@ -198,6 +198,10 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch):
     eager = z.clone().requires_grad_()
     fused_cross_entropy(eager, y, label_smoothing=0.1).backward()
     torch.testing.assert_close(ours.grad, eager.grad, rtol=0, atol=0)
+    monkeypatch.setenv(_native.ENV, "1")  # asked for: no silent fallback
+    with pytest.raises(RuntimeError, match="LABELSMOOTH_NATIVE=1, but the C row kernel could not be built: "
+                                           "RuntimeError: no C compiler found"):  # fmt: skip
+        fused_cross_entropy(z.clone().requires_grad_(), y, label_smoothing=0.1)
 
 
 def test_a_missing_compiler_and_a_failing_build_are_reported(monkeypatch, tmp_path):
@@ -241,11 +245,12 @@ def test_mode_and_when_it_applies(monkeypatch):
     small = torch.empty(8, 1024, dtype=torch.bfloat16)
     monkeypatch.delenv(_native.ENV, raising=False)
     assert _native.mode() == "auto"
-    assert _native.wanted(small) and not _native.wanted(small.float()) and not _native.wanted(small.half())
+    for mode in ("auto", "1"):
+        monkeypatch.setenv(_native.ENV, mode)
+        assert _native.wanted(small) and _native.wanted(small.float())
+        assert not _native.wanted(small.half()) and not _native.wanted(small.double())
     monkeypatch.setenv(_native.ENV, "0")
-    assert not _native.wanted(small)
-    monkeypatch.setenv(_native.ENV, "1")
-    assert _native.wanted(small) and _native.wanted(small.float()) and not _native.wanted(small.double())
+    assert not _native.wanted(small) and not _native.wanted(small.float())
     monkeypatch.setenv(_native.ENV, "yes")
     with pytest.raises(ValueError, match="Expected `LABELSMOOTH_NATIVE` to be one of"):
         fused_cross_entropy(small.normal_(), torch.zeros(8, dtype=torch.long))

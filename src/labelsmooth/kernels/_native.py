@@ -31,14 +31,14 @@ assumes finite values): the kernel flags them and :func:`labelsmooth.kernels._st
 them through the eager pass, so that every row gets the eager maths' result there.
 
 When it is used (``LABELSMOOTH_NATIVE``, read at each call): ``auto`` (the default) for CPU tensors of dtype
-bfloat16 when the kernel is built; ``0`` never; ``1`` for bfloat16 and float32 (float32's eager pass is as
-fast on the development machine: docs/kernels.md, "The C row kernel"). The kernel is compiled on first use
-with the C compiler (``$CC``, else ``cc``; about half a second) into ``$LABELSMOOTH_CACHE_DIR`` (default
-``~/.cache/labelsmooth``; a ``labelsmooth-<uid>`` folder of the temporary folder if that one is not
-writable), keyed by the source, the flags, the compiler and the CPU, and loaded from there by later
-processes. ``-march=native`` ties the library to this CPU's instruction set, hence the CPU in the
-key. Without a compiler, or if the build fails, a ``RuntimeWarning`` says so once and every block takes
-the eager pass.
+bfloat16 and float32 when the kernel can be built (float16 and float64 take the eager pass); ``0`` never;
+``1`` as ``auto``, but a kernel that cannot be built raises instead of falling back. The kernel is
+compiled on first use with the C compiler (``$CC``, else ``cc``; about half a second) into
+``$LABELSMOOTH_CACHE_DIR`` (default ``~/.cache/labelsmooth``; a ``labelsmooth-<uid>`` folder of the
+temporary folder if that one is not writable), keyed by the source, the flags, the compiler and the CPU,
+and loaded from there by later processes. ``-march=native`` ties the library to this CPU's instruction set,
+hence the CPU in the key. Without a compiler, or if the build fails, a ``RuntimeWarning`` says so once and
+every block takes the eager pass.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ _DTYPES = {torch.float32: 0, torch.bfloat16: 1}  # _rows.c's LS_F32, LS_BF16
 
 _LIB: ctypes.CDLL | None = None
 _FAILED = False
+_REASON = ""
 _LOCK = threading.Lock()
 _FUNCS: dict[str, ctypes._CFuncPtr] = {}  # type: ignore[name-defined]
 
@@ -87,13 +88,22 @@ def mode() -> str:
 
 
 def wanted(z: torch.Tensor, p=None) -> bool:
-    """Whether the streaming pass over ``z`` (M, V) with :class:`RowParams` ``p`` takes the C kernel."""
-    if _FAILED or z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
+    """Whether the streaming pass over ``z`` (M, V) with :class:`RowParams` ``p`` takes the C kernel.
+
+    Raises
+    ------
+    RuntimeError
+        ``LABELSMOOTH_NATIVE=1`` and the kernel cannot be built (the reason is in the message).
+    """
+    if z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
         return False
     m = mode()
-    if m == "0" or (m == "auto" and z.dtype != torch.bfloat16):
+    if m == "0":
         return False
-    return _library() is not None
+    lib = _library()
+    if lib is None and m == "1":
+        raise RuntimeError(f"{ENV}=1, but the C row kernel could not be built: {_REASON}")
+    return lib is not None
 
 
 def _compiler() -> str | None:
@@ -184,42 +194,25 @@ def _load() -> ctypes.CDLL:
 
 def _library() -> ctypes.CDLL | None:
     """The loaded kernel, built on first use; ``None`` (after one warning) if it cannot be built."""
-    global _LIB, _FAILED
+    global _LIB, _FAILED, _REASON
     if _LIB is not None or _FAILED:
         return _LIB
     with _LOCK:
         if _LIB is None and not _FAILED:
             try:
                 lib = _load()
-                p, i64 = ctypes.c_void_p, ctypes.c_int64
+                p, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
                 fn = lib.labelsmooth_rows
                 fn.restype = i64
-                fn.argtypes = (
-                    ctypes.c_int,
-                    p,
-                    i64,
-                    i64,
-                    i64,
-                    p,
-                    i64,
-                    p,
-                    p,
-                    p,
-                    p,
-                    i64,
-                    ctypes.c_float,
-                    p,
-                    p,
-                    p,
-                    p,
-                )
+                fn.argtypes = (i32, p, i64, i64, i64, p, i64, p, p, p, p, i64, f32, p, p, p, p)  # fmt: skip
                 _FUNCS["rows"] = fn
                 _LIB = lib
             except Exception as exc:  # no compiler, a failed build, a library that does not load
                 _FAILED = True
+                _REASON = f"{type(exc).__name__}: {exc}"
                 warnings.warn(
-                    f"labelsmooth: building the C row kernel failed ({type(exc).__name__}: {exc}); using the "
-                    f"eager pass. Set {ENV}=0 to skip the attempt.",
+                    f"labelsmooth: building the C row kernel failed ({_REASON}); using the eager pass. "
+                    f"Set {ENV}=0 to skip the attempt.",
                     RuntimeWarning,
                     stacklevel=3,
                 )

@@ -1,6 +1,6 @@
 """Streaming over row blocks of the logits: per-row losses, and the gradient written block by block.
 
-Each block runs the C row kernel (:mod:`labelsmooth.kernels._native`, bfloat16 CPU tensors by default) or
+Each block runs the C row kernel (:mod:`labelsmooth.kernels._native`: float32 and bfloat16 CPU tensors) or
 :func:`labelsmooth.kernels._core.block_loss_grad` (the per-row maths as ATen ops); on the CPU the blocks are
 shared among single-threaded worker threads (:func:`labelsmooth._parallel.map_blocks`).
 """

@@ -133,11 +133,11 @@ def fused_cross_entropy(
     gradient in place. Only the gradient (the input's dtype, already scaled for ``"mean"``) is saved
     for backward, which multiplies it by ``grad_output`` (per row for ``"none"``) in place. Half inputs
     are computed in float32 per block and the target's ``-(1-a) w_y`` is folded in float32 before
-    rounding, so confident rows keep their bits. On the CPU, bfloat16 blocks go through a C row kernel
-    (two passes per row, one ``exp`` per logit; built with the C compiler at the first call, about half a
-    second, and cached on disk) and the other dtypes through ATen ops (float16 via a float32 buffer);
-    ``LABELSMOOTH_NATIVE=0`` in the environment sends every block to the ATen pass, ``=1`` float32 blocks to
-    the C kernel too. Without a C compiler a ``RuntimeWarning`` says so once and the ATen pass is used (see
+    rounding, so confident rows keep their bits. On the CPU, float32 and bfloat16 blocks go through a C row
+    kernel (two passes per row, one ``exp`` per logit; built with the C compiler at the first call, about
+    half a second, and cached on disk), float16 and float64 blocks through ATen ops (float16 via a float32
+    buffer); ``LABELSMOOTH_NATIVE=0`` in the environment sends every block to the ATen pass. Without a C
+    compiler a ``RuntimeWarning`` says so once and the ATen pass is used (see
     docs/kernels.md, "The C row kernel"). On Linux the gradient
     buffer (when 32 MiB or more) is mapped with 2 MiB pages (``LABELSMOOTH_HUGEPAGES=0`` turns that off; see
     docs/kernels.md).
