@@ -111,9 +111,9 @@ def _options_cases():
     ]
     for name, kw in zip(CASES["options"], variants):
 
-        def case(kw=kw):
+        def case(kw=kw, reductions=("mean", "sum", "none") if name == "softcap" else ("mean", "none")):
             for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
-                for reduction in ("mean", "sum", "none"):
+                for reduction in reductions:
                     if reduction != "mean" and "num_items_in_batch" in kw:
                         continue
                     z = torch.randn(n, v, generator=g) * 3
@@ -241,8 +241,10 @@ def _base_cases():
     ]
     for name, kw in zip(CASES["base"], variants):
 
-        def case(kw=kw):
-            for reduction in ("mean", "sum", "none"):
+        # The kernel reads the reduction only through the per-row scale r: every reduction for the default
+        # case, "mean" and "none" (r = 1 / sum w_y and r = 1) for the others.
+        def case(kw=kw, reductions=("mean", "sum", "none") if name == "default" else ("mean", "none")):
+            for reduction in reductions:
                 check(torch.float32, reduction, kw)
                 check(torch.bfloat16, reduction, kw, tol=1e-2)
 
