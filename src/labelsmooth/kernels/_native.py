@@ -26,6 +26,10 @@ the eager pass's formula, cancels to 0 from ``|z / c| ~ 9`` on). Sums are float3
 vector sums within a tile, accumulated across tiles in double; the loss is formed in double from ``m``, ``S``,
 ``z_y`` and ``zu``.
 
+The kernel never allocates: each calling thread keeps a workspace of ``2 V`` floats and one per tile
+between calls (grown when a longer row comes; 2 MB for ``V = 256000``), since a fresh mapping per block
+would page-fault on every call.
+
 Rows holding an ``inf`` or ``nan`` logit are not computed in C (it is built with ``-ffast-math``, which
 assumes finite values): the kernel flags them and :func:`labelsmooth.kernels._stream.stream_loss_grad` sends
 them through the eager pass, so that every row gets the eager maths' result there.
@@ -64,7 +68,7 @@ MODES = ("auto", "0", "1")
 SOURCE = Path(__file__).with_name("_rows.c")
 # Columns of Coefficients.table, in the order _rows.c reads them.
 COLUMNS = ("C0", "B", "T", "A1", "A3", "cc", "Zc", "Zl")
-ABI = 2
+ABI = 3
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}  # _rows.c's LS_F32, LS_BF16
 
 _LIB: ctypes.CDLL | None = None
@@ -204,8 +208,11 @@ def _library() -> ctypes.CDLL | None:
                 p, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
                 fn = lib.labelsmooth_rows
                 fn.restype = i64
-                fn.argtypes = (i32, p, i64, i64, i64, p, i64, p, p, p, p, i64, f32, p, p, p, p)  # fmt: skip
+                fn.argtypes = (i32, p, i64, i64, i64, p, i64, p, p, p, p, i64, f32, *(p,) * 5)
                 _FUNCS["rows"] = fn
+                ws = lib.labelsmooth_workspace
+                ws.restype, ws.argtypes = i64, (i64,)
+                _FUNCS["workspace"] = ws
                 _LIB = lib
             except Exception as exc:  # no compiler, a failed build, a library that does not load
                 _FAILED = True
@@ -270,6 +277,20 @@ def coefficients(p) -> Coefficients:
     return Coefficients(p.safe.contiguous(), p.valid.contiguous().view(torch.uint8), table, uw, cap)
 
 
+_THREAD = threading.local()
+
+
+def _workspace(V: int) -> torch.Tensor:
+    """This thread's scratch for rows of ``V`` logits (two row buffers and the tiles' maxima), kept between
+    calls and grown when a longer row comes: the kernel itself never allocates."""
+    need = int(_FUNCS["workspace"](V))
+    buf = getattr(_THREAD, "work", None)
+    if buf is None or buf.numel() < need:
+        buf = torch.empty(need, dtype=torch.float32)
+        _THREAD.work = buf
+    return buf
+
+
 def run_rows(
     z: torch.Tensor,
     grad: torch.Tensor | None,
@@ -315,7 +336,6 @@ def run_rows(
         stats[0][s:].data_ptr() if stats is not None else None,
         stats[1][s:].data_ptr() if stats is not None else None,
         bad.data_ptr(),
+        _workspace(V).data_ptr(),
     )
-    if nbad < 0:
-        raise MemoryError(f"labelsmooth: the C row kernel could not allocate a row buffer of {V} floats")
     return bad.nonzero().view(-1) + s if nbad else bad.new_empty(0, dtype=torch.long)

@@ -21,7 +21,6 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define TILE 512
@@ -29,7 +28,7 @@
 
 enum { LS_F32 = 0, LS_BF16 = 1 };
 
-int labelsmooth_abi(void) { return 2; }
+int labelsmooth_abi(void) { return 3; }
 
 /* Converts n logits to float32; returns whether any is inf or nan (from the bits: no float test). */
 static uint32_t load_tile(int dtype, const void *src, int64_t n, float *restrict dst) {
@@ -80,23 +79,21 @@ static void softcap_tile(float *restrict x, float *restrict d, int64_t n, float 
 }
 
 /* Rows [0, rows) of z (row stride ldz elements) and of g (stride ldg; NULL: loss only; may be z). Returns the
- * number of rows flagged in bad (left uncomputed: g's row untouched), or -1 if a buffer could not be
- * allocated. uw: NULL (uniform 1/V), or a row of V floats per row with stride lduw (0: one shared row).
- * cap: the soft-capping c, 0 for none. lse and correct may be NULL. */
+ * number of rows flagged in bad (left uncomputed: g's row untouched). uw: NULL (uniform 1/V), or a row of V
+ * floats per row with stride lduw (0: one shared row). cap: the soft-capping c, 0 for none. lse and correct
+ * may be NULL. work: labelsmooth_workspace(V) floats of scratch, the caller's (one per thread), so that no
+ * call allocates (a fresh mapping per call would page-fault on every block). */
+int64_t labelsmooth_workspace(int64_t V) { return 2 * (V > 0 ? V : 1) + (V + TILE - 1) / TILE + 1; }
+
 int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int64_t ldz, void *g, int64_t ldg,
                          const int64_t *safe, const uint8_t *valid, const float *table, const float *uw,
-                         int64_t lduw, float cap, float *loss, float *lse, uint8_t *correct, uint8_t *bad) {
+                         int64_t lduw, float cap, float *loss, float *lse, uint8_t *correct, uint8_t *bad,
+                         float *work) {
     const int64_t ntiles = (V + TILE - 1) / TILE;
     const size_t item = dtype == LS_BF16 ? 2 : 4;
-    float *buf = (float *)malloc((size_t)(V > 0 ? V : 1) * sizeof(float));
-    float *dbuf = cap > 0.f ? (float *)malloc((size_t)(V > 0 ? V : 1) * sizeof(float)) : NULL;
-    float *mtile = (float *)malloc((size_t)(ntiles > 0 ? ntiles : 1) * sizeof(float));
-    if (buf == NULL || mtile == NULL || (cap > 0.f && dbuf == NULL)) {
-        free(buf);
-        free(dbuf);
-        free(mtile);
-        return -1;
-    }
+    float *buf = work;                                        /* V floats: exp(z - m_t) */
+    float *dbuf = cap > 0.f ? work + (V > 0 ? V : 1) : NULL;  /* V floats: 1 - tanh^2 */
+    float *mtile = work + 2 * (V > 0 ? V : 1);                /* one float per tile */
     float x[TILE];
     int64_t nbad = 0;
     for (int64_t i = 0; i < rows; i++) {
@@ -183,8 +180,5 @@ int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int6
             store_tile(dtype, x, n, gr + (size_t)b * item);
         }
     }
-    free(buf);
-    free(dbuf);
-    free(mtile);
     return nbad;
 }
