@@ -117,6 +117,73 @@ def test_ray_runs_that_need_runs_get_their_artefacts_by_value(cluster, tmp_path)
     assert {r["pid"] for r in res} & {os.getpid()} == set()  # they ran in Ray workers
 
 
+@pytest.mark.parametrize("backend", ["ray", "local"])
+def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(request, tmp_path, backend):
+    if backend == "ray":
+        request.getfixturevalue("cluster")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cfg = {"task": "toy_fault", "seeds": 2, "backend": backend, "workers": 1,
+           "toy_fault": {"marker_dir": str(marks), "methods": {"raise": True, "ok": True}}}  # fmt: skip
+    res = run(cfg, out=tmp_path / "s", report=True, log=lambda m: None)
+    assert sorted(r["seed"] for r in res) == [0, 1] and {r["method"] for r in res} == {"ok"}
+    assert sorted(f["seed"] for f in res.failed) == [0, 1]
+    assert all(f["error"] == f"ValueError: deterministic failure of seed {f['seed']}" for f in res.failed)
+    calls = (marks / "calls.log").read_text().split("\n")
+    assert calls.count("raise 0") == 1 and calls.count("raise 1") == 1  # not retried
+    rows = _stored(tmp_path / "s")
+    failed = [r for r in rows.values() if r.status == "failed"]
+    assert len(failed) == 2 and "in run_one" in failed[0].metrics["traceback"]
+    assert "\x1b[" not in failed[0].metrics["traceback"]
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "2 runs failed" in report and "deterministic failure of seed 0" in report
+    export = CliRunner().invoke(main, ["export", str(tmp_path / "s"), "--format", "json"])
+    assert export.exit_code == 0 and {r["method"] for r in json.loads(export.output)} == {"ok"}
+    run(cfg, out=tmp_path / "s", report=False, log=lambda m: None)  # rerunning retries the failed runs only
+    calls = (marks / "calls.log").read_text().split("\n")
+    assert calls.count("raise 0") == 2 and calls.count("ok 0") == 1
+
+
+def test_a_killed_driver_resumes(cluster, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out = tmp_path / "s"
+    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster},
+           "toy_fault": {"marker_dir": str(marks), "sleep": 1.0, "methods": {"slow": True}}}  # fmt: skip
+    script = (
+        "import json, sys, study_fault_task\n"
+        "from labelsmooth.study.runner import run\n"
+        f"run(json.loads(sys.argv[1]), out={str(out)!r}, report=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        stored = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "study.sqlite").exists():
+                try:
+                    with Store.open(out, create=False, readonly=True) as store:
+                        stored = len(store.done_hashes())
+                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
+                    pass
+                if stored >= 2:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None and 2 <= stored < 6, stored
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = set(_stored(out))
+    res = run({**cfg, "ray": {}}, out=out, report=False)
+    assert len(res) == 6 and not res.failed
+    calls = (marks / "calls.log").read_text().split("\n")
+    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in before}
+    assert all(calls.count(f"slow {s}") == 1 for s in stored_seeds)  # stored runs were not retrained
+
+
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(cluster, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -161,33 +228,6 @@ def test_retries_are_bounded_then_the_run_is_stored_as_failed(cluster, tmp_path)
     assert any("failed" in m for m in messages)
 
 
-@pytest.mark.parametrize("backend", ["ray", "local"])
-def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(request, tmp_path, backend):
-    if backend == "ray":
-        request.getfixturevalue("cluster")
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    cfg = {"task": "toy_fault", "seeds": 2, "backend": backend, "workers": 1,
-           "toy_fault": {"marker_dir": str(marks), "methods": {"raise": True, "ok": True}}}  # fmt: skip
-    res = run(cfg, out=tmp_path / "s", report=True, log=lambda m: None)
-    assert sorted(r["seed"] for r in res) == [0, 1] and {r["method"] for r in res} == {"ok"}
-    assert sorted(f["seed"] for f in res.failed) == [0, 1]
-    assert all(f["error"] == f"ValueError: deterministic failure of seed {f['seed']}" for f in res.failed)
-    calls = (marks / "calls.log").read_text().split("\n")
-    assert calls.count("raise 0") == 1 and calls.count("raise 1") == 1  # not retried
-    rows = _stored(tmp_path / "s")
-    failed = [r for r in rows.values() if r.status == "failed"]
-    assert len(failed) == 2 and "in run_one" in failed[0].metrics["traceback"]
-    assert "\x1b[" not in failed[0].metrics["traceback"]
-    report = (tmp_path / "s" / "report.md").read_text()
-    assert "2 runs failed" in report and "deterministic failure of seed 0" in report
-    export = CliRunner().invoke(main, ["export", str(tmp_path / "s"), "--format", "json"])
-    assert export.exit_code == 0 and {r["method"] for r in json.loads(export.output)} == {"ok"}
-    run(cfg, out=tmp_path / "s", report=False, log=lambda m: None)  # rerunning retries the failed runs only
-    calls = (marks / "calls.log").read_text().split("\n")
-    assert calls.count("raise 0") == 2 and calls.count("ok 0") == 1
-
-
 def test_the_cli_lists_failed_runs_and_exits_1(tmp_path):
     out = tmp_path / "s"
     args = ["study", "--task", "toy_fault", "--out", str(out), "--seeds", "1", "--workers", "1", "--no-report",
@@ -195,46 +235,6 @@ def test_the_cli_lists_failed_runs_and_exits_1(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert "1 runs failed" in result.output and "ValueError: deterministic failure of seed 0" in result.output
-
-
-def test_a_killed_driver_resumes(cluster, tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    out = tmp_path / "s"
-    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster},
-           "toy_fault": {"marker_dir": str(marks), "sleep": 1.0, "methods": {"slow": True}}}  # fmt: skip
-    script = (
-        "import json, sys, study_fault_task\n"
-        "from labelsmooth.study.runner import run\n"
-        f"run(json.loads(sys.argv[1]), out={str(out)!r}, report=False)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
-    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        stored = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "study.sqlite").exists():
-                try:
-                    with Store.open(out, create=False, readonly=True) as store:
-                        stored = len(store.done_hashes())
-                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
-                    pass
-                if stored >= 2:
-                    break
-            time.sleep(0.1)
-        assert proc.poll() is None and 2 <= stored < 6, stored
-        proc.kill()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    before = set(_stored(out))
-    res = run({**cfg, "ray": {}}, out=out, report=False)
-    assert len(res) == 6 and not res.failed
-    calls = (marks / "calls.log").read_text().split("\n")
-    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in before}
-    assert all(calls.count(f"slow {s}") == 1 for s in stored_seeds)  # stored runs were not retrained
 
 
 def test_dry_run_shows_the_backend_and_the_resources_per_run(tmp_path):
