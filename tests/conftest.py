@@ -23,6 +23,15 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread() -> None:
+    """Each test starts on one intra-op thread, whatever a test before it in this process set: a test that
+    raises the count and does not restore it would leave every later test of its worker spinning threads
+    that only contend with the other worker (CPU time several times the work, measured on 2 cores)."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def _group(item: pytest.Item) -> str | None:
     """The item's xdist group: its ``xdist_group`` mark, else its module's path when it uses a fixture
     that its module defines with ``scope="module"``."""

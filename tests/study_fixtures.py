@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,12 +55,30 @@ def task_record(dataset: str, method: str, param, seed: int, **metrics) -> dict:
     return {"dataset": dataset, "method": method, "param": param, "seed": seed, "metrics": metrics}
 
 
+def _exec(code: str) -> None:
+    exec(compile(code, "<start_python>", "exec"), {"__name__": "__main__"})
+
+
+def start_python(code: str) -> multiprocessing.process.BaseProcess:
+    """Run ``code`` as ``__main__`` in a new process, started: a process of its own (kill it with
+    ``os.kill(p.pid, signal.SIGKILL)``; ``p.exitcode`` is then -9), forked by the forkserver of the study
+    engine's workers (:func:`labelsmooth.study.runner.worker_context`), so with torch already imported: a
+    fraction of a second where ``python -c`` spends seconds importing torch. Tests of the command line
+    itself (its exit code, its output) run ``python -m labelsmooth`` instead."""
+    from labelsmooth.study.runner import worker_context
+
+    proc = worker_context().Process(target=_exec, args=(code,))
+    proc.start()
+    return proc
+
+
 def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0) -> set[str]:
-    """Run ``python -c code`` (a study writing to ``out``), SIGKILL it as soon as its store holds a finished
-    run (or after ``timeout`` seconds), and return the hashes of the runs it stored."""
+    """Run ``code`` (a study writing to ``out``) in a new process (:func:`start_python`), SIGKILL it as soon
+    as its store holds a finished run (or after ``timeout`` seconds), and return the hashes of the runs it
+    stored."""
     from labelsmooth.study.store import DB_NAME, Store
 
-    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env())
+    proc = start_python(code)
     stored: set[str] = set()
     try:
         deadline = time.monotonic() + timeout
@@ -74,6 +92,7 @@ def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0) -
                     continue
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait(30)
+        proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL, proc.exitcode
     with Store.open(out, create=False, readonly=True) as store:
         return store.done_hashes()

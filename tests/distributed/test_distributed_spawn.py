@@ -1,9 +1,10 @@
 """labelsmooth.distributed: the vocabulary-parallel loss equals labelsmooth.cross_entropy on gathered logits.
 
-Processes are spawned from pytest (torch.multiprocessing, gloo on 127.0.0.1, a free port). Spawning costs
-seconds on a loaded machine, so one spawn of three processes runs every case, the world-2 suite on a
-subgroup of two and then the world-3 suite, and reports the failing cases by name. The cases of value are
-here, the case of bad input (run on every rank, by the same spawn) is in test_distributed_errors.py.
+Processes are started from pytest (torch.multiprocessing's forkserver, gloo on 127.0.0.1, a free port).
+Starting them costs seconds on a loaded machine, so one start of three processes runs every case, the
+world-2 suite on a subgroup of two and then the world-3 suite, and reports the failing cases by name. The
+cases of value are here, the case of bad input (run on every rank, by the same start) is in
+test_distributed_errors.py.
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ def _worker(rank: int, port: int, out: str) -> None:
 def test_vocab_parallel_groups_of_2_and_3(tmp_path):
     import time
 
+    # forked by a forkserver that imports torch and DTensor's modules once, not once per process (seconds
+    # each); the study engine's workers share the same server (see labelsmooth.study.runner.worker_context)
+    mp.set_forkserver_preload(["torch", "torch._dynamo", "torch.distributed.tensor"])  # once it runs: no-op
     ctx = mp.start_processes(
-        _worker, args=(_free_port(), str(tmp_path)), nprocs=3, join=False, start_method="spawn"
+        _worker, args=(_free_port(), str(tmp_path)), nprocs=3, join=False, start_method="forkserver"
     )
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=5):

@@ -23,30 +23,25 @@ _DEC = dict(
     vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=64,
 )  # fmt: skip
+# (config class, model class, config): names, looked up when a test builds one, so that collecting this module
+# does not import every family's modelling code (seconds); its tests share one xdist worker for the same reason
 FAMILIES = {
-    "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM, _DEC),
-    "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM, _DEC),
-    "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM, _DEC),
-    "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM, {**_DEC, "head_dim": 16}),
-    "phi3": (transformers.Phi3Config, transformers.Phi3ForCausalLM, {**_DEC, "pad_token_id": 0}),
-    "gemma": (transformers.GemmaConfig, transformers.GemmaForCausalLM, {**_DEC, "head_dim": 16}),
-    "gemma2": (
-        transformers.Gemma2Config, transformers.Gemma2ForCausalLM,
-        {**_DEC, "head_dim": 16, "final_logit_softcapping": None},
-    ),
-    "gemma3": (
-        transformers.Gemma3TextConfig, transformers.Gemma3ForCausalLM,
-        {**_DEC, "head_dim": 16, "final_logit_softcapping": None},
-    ),
-    "gpt2": (
-        transformers.GPT2Config, transformers.GPT2LMHeadModel,
-        dict(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=64),
-    ),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", _DEC),
+    "mistral": ("MistralConfig", "MistralForCausalLM", _DEC),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", _DEC),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {**_DEC, "head_dim": 16}),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", {**_DEC, "pad_token_id": 0}),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", {**_DEC, "head_dim": 16}),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {**_DEC, "head_dim": 16, "final_logit_softcapping": None}),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", {**_DEC, "head_dim": 16, "final_logit_softcapping": None}),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=64)),
 }  # fmt: skip
+pytestmark = pytest.mark.xdist_group("transformers")
 
 
 def _model(family, dtype=torch.float64, **overrides):
-    config_cls, model_cls, kwargs = FAMILIES[family]
+    config_name, model_name, kwargs = FAMILIES[family]
+    config_cls, model_cls = getattr(transformers, config_name), getattr(transformers, model_name)
     torch.manual_seed(0)
     model = model_cls(config_cls(**{**kwargs, **overrides})).to(dtype)
     return model.eval()  # no dropout (GPT-2 has some); gradients still flow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from labelsmooth.study import load_results, run
 from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.store import DB_NAME
 from labelsmooth.study.tasks import TASKS, get_task
-from study_fixtures import PYTHON, subprocess_env
+from study_fixtures import start_python
 
 TINY_DISTILL = {
     "teacher_smoothing": [0.0, 0.2], "temperatures": [1.0, 4.0], "noise_rates": [0.0],
@@ -130,8 +129,9 @@ def test_kill_9_then_resume_trains_no_stored_teacher_and_loses_no_student(serial
                 os.kill(os.getpid(), signal.SIGKILL)
         run({str(cfg_path)!r}, out={str(out)!r}, workers=1, on_run=on_run)
     """)
-    proc = subprocess.run([PYTHON, "-c", script], env=subprocess_env(), capture_output=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    proc = start_python(script)
+    proc.join(300)
+    assert proc.exitcode == -9, proc.exitcode
     before = _rows(out)
     assert len(before) == kill_after
     teachers = {h: r for h, r in before.items() if r["axes"]["method"] == "teacher"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from labelsmooth.study.runner import FolderLock, StudyLockedError, StudyMismatch
 from labelsmooth.study.store import DB_NAME, SCHEMA_VERSION, Store
 from labelsmooth.study.tasks import TASKS, Method, RunSpec, get_method, get_task, register
 from labelsmooth.study.tasks.base import order_plan
-from study_fixtures import PYTHON, subprocess_env, tiny
+from study_fixtures import start_python, tiny
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "study_v1"
 VOLATILE = {"wall_time", "run_hash", "library_version"}
@@ -218,16 +218,21 @@ def test_a_second_study_in_a_locked_folder_refuses_naming_the_folder_and_pid(tmp
 def test_the_lock_dies_with_a_killed_process(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
+    locked = out / "locked"
     code = (f"from labelsmooth.study.runner import FolderLock; lock = FolderLock(__import__('pathlib').Path("
-            f"{str(out)!r})).acquire(); print('locked', flush=True); __import__('time').sleep(60)")  # fmt: skip
-    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+            f"{str(out)!r})).acquire(); open({str(locked)!r}, 'w').close(); __import__('time').sleep(60)")  # fmt: skip
+    proc = start_python(code)
     try:
-        assert proc.stdout.readline().strip() == "locked"
+        deadline = time.monotonic() + 60
+        while not locked.exists() and proc.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert locked.exists()
         with pytest.raises(StudyLockedError, match=f"PID {proc.pid}"):
             FolderLock(out).acquire()
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.join(10)
+    assert proc.exitcode == -signal.SIGKILL
     FolderLock(out).acquire().release()  # kill -9 left no stale lock
 
 

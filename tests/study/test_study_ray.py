@@ -10,6 +10,8 @@ Ray fails the module instead of skipping it.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import signal
@@ -29,10 +31,10 @@ from labelsmooth.cli import main
 from labelsmooth.study.runner import run
 from labelsmooth.study.store import Store
 
-if os.environ.get("CI"):
-    import ray
-else:
-    ray = pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:  # imported by the fixture below, not here: collecting stays cheap
+    if os.environ.get("CI"):
+        import ray  # fails: CI installs the test extra
+    pytest.skip("could not import 'ray'", allow_module_level=True)
 
 pytestmark = pytest.mark.xdist_group("ray")
 TESTS = Path(__file__).resolve().parents[1]  # tests/: the toy task modules
@@ -41,7 +43,13 @@ TIMING = {"wall_time"}  # the only metric that may differ between two executions
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def ray():
+    """The ``ray`` module, imported by the tests that use it (a second or two), not by collection."""
+    return importlib.import_module("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster(ray):
     """A local Ray instance with 2 CPUs for the module; its workers import the tests' task modules."""
     assert not ray.is_initialized()
     old = os.environ.get("PYTHONPATH")
@@ -83,7 +91,7 @@ TINY = {  # 4 runs: enough for two at a time
 }  # fmt: skip
 
 
-def test_ray_stores_the_local_numbers_bit_for_bit_for_any_cluster_size(cluster, tmp_path):
+def test_ray_stores_the_local_numbers_bit_for_bit_for_any_cluster_size(ray, cluster, tmp_path):
     local = run(TINY, out=tmp_path / "local", workers=1, report=False)
     assert len(local) == 4
     want = {h: _numbers(r) for h, r in _stored(tmp_path / "local").items()}
@@ -107,6 +115,73 @@ def test_ray_runs_that_need_runs_get_their_artefacts_by_value(cluster, tmp_path)
             assert r.get(metric) == local[key].get(metric), (key, metric)
     assert by[("student", 1)]["student_total"] == 2 * float(sum(range(3))) * 2 * 0.5
     assert {r["pid"] for r in res} & {os.getpid()} == set()  # they ran in Ray workers
+
+
+@pytest.mark.parametrize("backend", ["ray", "local"])
+def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(request, tmp_path, backend):
+    if backend == "ray":
+        request.getfixturevalue("cluster")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cfg = {"task": "toy_fault", "seeds": 2, "backend": backend, "workers": 1,
+           "toy_fault": {"marker_dir": str(marks), "methods": {"raise": True, "ok": True}}}  # fmt: skip
+    res = run(cfg, out=tmp_path / "s", report=True, log=lambda m: None)
+    assert sorted(r["seed"] for r in res) == [0, 1] and {r["method"] for r in res} == {"ok"}
+    assert sorted(f["seed"] for f in res.failed) == [0, 1]
+    assert all(f["error"] == f"ValueError: deterministic failure of seed {f['seed']}" for f in res.failed)
+    calls = (marks / "calls.log").read_text().split("\n")
+    assert calls.count("raise 0") == 1 and calls.count("raise 1") == 1  # not retried
+    rows = _stored(tmp_path / "s")
+    failed = [r for r in rows.values() if r.status == "failed"]
+    assert len(failed) == 2 and "in run_one" in failed[0].metrics["traceback"]
+    assert "\x1b[" not in failed[0].metrics["traceback"]
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "2 runs failed" in report and "deterministic failure of seed 0" in report
+    export = CliRunner().invoke(main, ["export", str(tmp_path / "s"), "--format", "json"])
+    assert export.exit_code == 0 and {r["method"] for r in json.loads(export.output)} == {"ok"}
+    run(cfg, out=tmp_path / "s", report=False, log=lambda m: None)  # rerunning retries the failed runs only
+    calls = (marks / "calls.log").read_text().split("\n")
+    assert calls.count("raise 0") == 2 and calls.count("ok 0") == 1
+
+
+def test_a_killed_driver_resumes(cluster, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out = tmp_path / "s"
+    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster},
+           "toy_fault": {"marker_dir": str(marks), "sleep": 1.0, "methods": {"slow": True}}}  # fmt: skip
+    script = (
+        "import json, sys, study_fault_task\n"
+        "from labelsmooth.study.runner import run\n"
+        f"run(json.loads(sys.argv[1]), out={str(out)!r}, report=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        stored = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "study.sqlite").exists():
+                try:
+                    with Store.open(out, create=False, readonly=True) as store:
+                        stored = len(store.done_hashes())
+                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
+                    pass
+                if stored >= 2:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None and 2 <= stored < 6, stored
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = set(_stored(out))
+    res = run({**cfg, "ray": {}}, out=out, report=False)
+    assert len(res) == 6 and not res.failed
+    calls = (marks / "calls.log").read_text().split("\n")
+    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in before}
+    assert all(calls.count(f"slow {s}") == 1 for s in stored_seeds)  # stored runs were not retrained
 
 
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(cluster, tmp_path):
@@ -153,33 +228,6 @@ def test_retries_are_bounded_then_the_run_is_stored_as_failed(cluster, tmp_path)
     assert any("failed" in m for m in messages)
 
 
-@pytest.mark.parametrize("backend", ["ray", "local"])
-def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(request, tmp_path, backend):
-    if backend == "ray":
-        request.getfixturevalue("cluster")
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    cfg = {"task": "toy_fault", "seeds": 2, "backend": backend, "workers": 1,
-           "toy_fault": {"marker_dir": str(marks), "methods": {"raise": True, "ok": True}}}  # fmt: skip
-    res = run(cfg, out=tmp_path / "s", report=True, log=lambda m: None)
-    assert sorted(r["seed"] for r in res) == [0, 1] and {r["method"] for r in res} == {"ok"}
-    assert sorted(f["seed"] for f in res.failed) == [0, 1]
-    assert all(f["error"] == f"ValueError: deterministic failure of seed {f['seed']}" for f in res.failed)
-    calls = (marks / "calls.log").read_text().split("\n")
-    assert calls.count("raise 0") == 1 and calls.count("raise 1") == 1  # not retried
-    rows = _stored(tmp_path / "s")
-    failed = [r for r in rows.values() if r.status == "failed"]
-    assert len(failed) == 2 and "in run_one" in failed[0].metrics["traceback"]
-    assert "\x1b[" not in failed[0].metrics["traceback"]
-    report = (tmp_path / "s" / "report.md").read_text()
-    assert "2 runs failed" in report and "deterministic failure of seed 0" in report
-    export = CliRunner().invoke(main, ["export", str(tmp_path / "s"), "--format", "json"])
-    assert export.exit_code == 0 and {r["method"] for r in json.loads(export.output)} == {"ok"}
-    run(cfg, out=tmp_path / "s", report=False, log=lambda m: None)  # rerunning retries the failed runs only
-    calls = (marks / "calls.log").read_text().split("\n")
-    assert calls.count("raise 0") == 2 and calls.count("ok 0") == 1
-
-
 def test_the_cli_lists_failed_runs_and_exits_1(tmp_path):
     out = tmp_path / "s"
     args = ["study", "--task", "toy_fault", "--out", str(out), "--seeds", "1", "--workers", "1", "--no-report",
@@ -187,46 +235,6 @@ def test_the_cli_lists_failed_runs_and_exits_1(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert "1 runs failed" in result.output and "ValueError: deterministic failure of seed 0" in result.output
-
-
-def test_a_killed_driver_resumes(cluster, tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    out = tmp_path / "s"
-    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster},
-           "toy_fault": {"marker_dir": str(marks), "sleep": 1.0, "methods": {"slow": True}}}  # fmt: skip
-    script = (
-        "import json, sys, study_fault_task\n"
-        "from labelsmooth.study.runner import run\n"
-        f"run(json.loads(sys.argv[1]), out={str(out)!r}, report=False)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
-    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        stored = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "study.sqlite").exists():
-                try:
-                    with Store.open(out, create=False, readonly=True) as store:
-                        stored = len(store.done_hashes())
-                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
-                    pass
-                if stored >= 2:
-                    break
-            time.sleep(0.1)
-        assert proc.poll() is None and 2 <= stored < 6, stored
-        proc.kill()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    before = set(_stored(out))
-    res = run({**cfg, "ray": {}}, out=out, report=False)
-    assert len(res) == 6 and not res.failed
-    calls = (marks / "calls.log").read_text().split("\n")
-    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in before}
-    assert all(calls.count(f"slow {s}") == 1 for s in stored_seeds)  # stored runs were not retrained
 
 
 def test_dry_run_shows_the_backend_and_the_resources_per_run(tmp_path):
@@ -251,7 +259,7 @@ def test_without_ray_the_backend_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "s").exists()
 
 
-def test_an_unreachable_address_is_one_line_naming_it(tmp_path, monkeypatch):
+def test_an_unreachable_address_is_one_line_naming_it(ray, tmp_path, monkeypatch):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

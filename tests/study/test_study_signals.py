@@ -21,16 +21,20 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 
 def _children(pid: int) -> set[int]:
-    """PIDs whose parent is ``pid`` (the workers and the multiprocessing resource tracker)."""
-    out = set()
+    """PIDs that descend from ``pid``: the workers, the multiprocessing resource tracker and forkserver."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            out.add(int(stat.parent.name))
-    return out
+        parents[int(stat.parent.name)] = int(fields[1])
+    out: set[int] = set()
+    while True:
+        more = {p for p, parent in parents.items() if parent in out | {pid}} - out
+        if not more:
+            return out
+        out |= more
 
 
 def _alive(pid: int) -> bool:
@@ -54,7 +58,7 @@ def _start(out: Path) -> tuple[subprocess.Popen, set[int]]:
         time.sleep(0.05)
     assert proc.poll() is None, "the study finished before it could be stopped"
     kids = _children(proc.pid)
-    assert len(kids) >= 2, kids  # two workers (and the resource tracker)
+    assert len(kids) >= 3, kids  # two workers, the resource tracker (and the forkserver)
     return proc, kids
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -21,7 +20,7 @@ from labelsmooth.study.objectives import loss_of
 from labelsmooth.study.tasks import fairness as F
 from labelsmooth.study.tasks import get_task
 from labelsmooth.study.tasks import privacy as P
-from study_fixtures import PYTHON, subprocess_env, tiny
+from study_fixtures import start_python, tiny
 
 TIMES = ("wall_time", "cpu_time")
 TINY_F = {"seeds": [0, 1], "n_samples": 1000, "epochs": 4, "width": 8, "depth": 1, "smoothing": [0.1]}
@@ -86,11 +85,11 @@ def test_resume_after_kill_9_trains_only_the_missing_runs(tmp_path):
     cfg_file.write_text(json.dumps(cfg))
     code = (f"import json; from labelsmooth.study import run; run(json.load(open({str(cfg_file)!r})), "
             f"out={str(out)!r}, report=False)")  # fmt: skip
-    proc = subprocess.Popen([PYTHON, "-c", code], env=subprocess_env(), stderr=subprocess.PIPE)
+    proc = start_python(code)
     db = out / "study.sqlite"
     deadline = time.monotonic() + 60
     stored = 0
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.is_alive():
         if db.exists():
             try:
                 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -101,9 +100,10 @@ def test_resume_after_kill_9_trains_only_the_missing_runs(tmp_path):
             if stored >= 2:
                 break
         time.sleep(0.05)
-    assert proc.poll() is None, "the study finished before it could be killed"
+    assert proc.is_alive(), "the study finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
     before = len(load_results(out))
     assert 2 <= before < 12
     trained = []

@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +19,7 @@ from labelsmooth.study.tasks.sequence_data import (
     reverse_data,
     stdlib_corpus,
 )
-from study_fixtures import task_record
+from study_fixtures import start_python, task_record
 
 TINY = seq.SequenceSection(
     d_model=16, n_layers=1, n_heads=2, steps=4, batch_size=4, context=16, corpus_bytes=20_000,
@@ -94,19 +92,20 @@ def test_run_one_is_deterministic_and_complete(dataset, method, param):
     json.dumps(a)
 
 
-def test_run_one_differs_by_method_and_is_identical_in_another_process():
+def test_run_one_differs_by_method_and_is_identical_in_another_process(tmp_path):
     a = seq.run_one(TINY, "hard", None, 0, dataset="reverse")
     assert a["metrics"] != seq.run_one(TINY, "smoothing", 0.1, 0, dataset="reverse")["metrics"]
-    code = (
-        "import json, sys; from labelsmooth.study.tasks import sequence as s; "
-        "sec = s.SequenceSection(**json.loads(sys.argv[1])); "
-        "print(json.dumps(s.run_one(sec, 'hard', None, 0, dataset='reverse')['metrics']))"
-    )
     kw = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(TINY).items()}
-    out = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, check=True
+    out = tmp_path / "metrics.json"
+    code = (
+        "import json; from labelsmooth.study.tasks import sequence as s; "
+        f"sec = s.SequenceSection(**json.loads({json.dumps(kw)!r})); "
+        f"open({str(out)!r}, 'w').write(json.dumps(s.run_one(sec, 'hard', None, 0, dataset='reverse')['metrics']))"
     )
-    assert json.loads(out.stdout) == a["metrics"]
+    proc = start_python(code)  # another process (its own hash seed), with torch already imported
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert json.loads(out.read_text()) == a["metrics"]
 
 
 @pytest.mark.parametrize(
