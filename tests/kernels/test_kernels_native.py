@@ -8,6 +8,7 @@ would not count).
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 
 import pytest
@@ -278,3 +279,95 @@ def test_softcap_over_small_and_saturated_logits_matches_float64(native, dtype):
     else:
         torch.testing.assert_close(loss.double(), r.detach(), rtol=1e-6, atol=0)
         torch.testing.assert_close(ours.grad.double(), ref.grad, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_vocabulary_masked_with_the_lowest_finite_value_matches_float64(native, dtype, alpha):
+    # Padded vocabularies are often masked with finfo(dtype).min (finite, so the rows stay in the C kernel):
+    # the smoothing sum must neither overflow (the eager pass's float32 mean does: its loss is inf at a > 0,
+    # where the exact one is ~1e37) nor, at a = 0, turn 0 * inf into nan.
+    g = torch.Generator().manual_seed(5)
+    z = (torch.randn(6, 1500, generator=g) * 3).to(dtype)
+    z[:, 1200:] = torch.finfo(dtype).min
+    z[3] = -1e30  # a constant row: loss log V for any a
+    z[4] = torch.finfo(dtype).min
+    z[4, 7] = 2.0  # everything masked but the target
+    y = torch.tensor([0, 5, 1199, 3, 7, 11])
+    ours = z.clone().requires_grad_()
+    loss = fused_cross_entropy(ours, y, reduction="none", label_smoothing=alpha)
+    loss.sum().backward()
+    assert sum(native) == 6
+    ref = z.double().requires_grad_()
+    r = cross_entropy_dense64(ref, y, alpha, reduction="none")
+    r.sum().backward()
+    assert torch.isfinite(loss).all()
+    rtol = 1e-2 if dtype == torch.bfloat16 else 1e-6
+    torch.testing.assert_close(loss.double(), r.detach(), rtol=rtol, atol=1e-6)
+    torch.testing.assert_close(loss[3].double(), torch.tensor(math.log(1500), dtype=torch.float64), rtol=rtol, atol=0)
+    if dtype == torch.bfloat16:
+        assert _grad_err(ours.grad, ref.grad) <= 1.0
+    else:
+        torch.testing.assert_close(ours.grad.double(), ref.grad, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("cap", [30.0, 1e3, 1e5])
+def test_softcap_keeps_relative_precision_for_large_caps(native, cap):
+    # z / c is small here: tanh must keep its relative precision (an absolute 1e-7 error would be c * 1e-7
+    # in the capped logits).
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(16, 700, generator=g) * 3
+    y = torch.randint(0, 700, (16,), generator=g)
+    ref = z.double().requires_grad_()
+    r = cross_entropy_options64(ref, y, 0.1, None, -100, "sum", None, cap, 0.0)
+    r.backward()
+    ours = z.clone().requires_grad_()
+    loss = fused_cross_entropy(ours, y, reduction="sum", label_smoothing=0.1, softcap=cap)
+    loss.backward()
+    assert sum(native) == 16
+    torch.testing.assert_close(loss.double(), r.detach(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours.grad.double(), ref.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_caps_outside_float32s_range_take_the_eager_pass(native, monkeypatch):
+    z, y, _ = _problem(n=8, v=50, dtype=torch.float32)
+    for cap in (1e-50, 1e39):
+        ours = fused_cross_entropy(z, y, label_smoothing=0.1, softcap=cap)
+        monkeypatch.setenv(_native.ENV, "0")
+        eager = fused_cross_entropy(z, y, label_smoothing=0.1, softcap=cap)
+        monkeypatch.setenv(_native.ENV, "1")
+        torch.testing.assert_close(ours, eager, rtol=0, atol=0, equal_nan=True)
+    assert sum(native) == 0
+
+
+def test_a_truncated_library_is_rebuilt_not_loaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(tmp_path))
+    _native._load()
+    (so,) = tmp_path.glob("rows-*.so")
+    size = so.stat().st_size
+    head = so.read_bytes()[:1000]
+    so.unlink()  # a new file (this process maps the old one): what a crash in an older build leaves
+    so.write_bytes(head)
+    lib = _native._load()  # mapping the truncated file would kill the process (SIGBUS)
+    assert lib.labelsmooth_abi() == _native.ABI and so.stat().st_size == size
+    so.unlink()
+    so.write_bytes(b"")
+    _native._load()
+    assert so.stat().st_size == size
+
+
+def test_a_shared_temporary_folder_is_refused_and_a_silent_compiler_reported(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(blocker / "cache"))  # unwritable: the temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    uid = os.getuid()
+    shared = tmp_path / f"labelsmooth-{uid}"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may plant a library there
+    with pytest.raises(RuntimeError, match="not a private folder of this user"):
+        _native._load()
+    monkeypatch.setenv("LABELSMOOTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "true")  # exits 0 and writes nothing
+    with pytest.raises(RuntimeError, match="exited 0 but wrote no library"):
+        _native._load()

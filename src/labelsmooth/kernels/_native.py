@@ -51,6 +51,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -68,7 +69,9 @@ MODES = ("auto", "0", "1")
 SOURCE = Path(__file__).with_name("_rows.c")
 # Columns of Coefficients.table, in the order _rows.c reads them.
 COLUMNS = ("C0", "B", "T", "A1", "A3", "cc", "Zc", "Zl")
-ABI = 3
+ABI = 4
+# Soft-capping values the kernel takes (it forms z / c and c tanh(z / c) in float32); others: the eager pass.
+SOFTCAP_RANGE = (1e-30, 1e30)
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}  # _rows.c's LS_F32, LS_BF16
 
 _LIB: ctypes.CDLL | None = None
@@ -101,6 +104,8 @@ def wanted(z: torch.Tensor, p=None) -> bool:
     """
     if z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
         return False
+    if p is not None and p.softcap is not None and not SOFTCAP_RANGE[0] <= p.softcap <= SOFTCAP_RANGE[1]:
+        return False  # z / c or c tanh(z / c) would leave float32's normal range: the eager pass
     m = mode()
     if m == "0":
         return False
@@ -110,9 +115,16 @@ def wanted(z: torch.Tensor, p=None) -> bool:
     return lib is not None
 
 
-def _compiler() -> str | None:
-    cc = os.environ.get("CC") or "cc"
-    return shutil.which(cc) or shutil.which("gcc") or shutil.which("clang")
+def _compiler() -> list[str] | None:
+    """``$CC`` split as a shell would (``"gcc -m64"`` keeps its flag), else ``cc``, ``gcc`` or ``clang``."""
+    env = shlex.split(os.environ.get("CC", ""))
+    if env and shutil.which(env[0]):
+        return [shutil.which(env[0]) or env[0], *env[1:]]
+    for name in ("cc", "gcc", "clang"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    return None
 
 
 def _arch_flags() -> list[str]:
@@ -145,46 +157,86 @@ def cache_dir() -> Path:
     return Path(base) / "labelsmooth"
 
 
-def _build(cc: str, flags: list[str], out: Path) -> None:
+def _private_dir(path: Path, others: int) -> Path:
+    """``path``, created if needed (mode 0o700), after checking that this user owns it and that its mode has
+    none of the write bits ``others`` (0o002 for the cache folder, 0o022 in the shared temporary folder):
+    the library found there is loaded into the process.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be created or read.
+    RuntimeError
+        Another user owns it, or others may write to it.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & others):
+        raise RuntimeError(f"{path} is not a private folder of this user (owner {st.st_uid}, mode "
+                           f"{oct(st.st_mode & 0o777)}); not loading code from it")  # fmt: skip
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _build(cc: list[str], flags: list[str], out: Path) -> None:
     """Compile ``_rows.c`` into ``out``: -ffast-math at compile time only (linking with it would add
-    crtfastmath.o, which sets flush-to-zero for the whole process); written to a temporary name and
-    renamed, so that concurrent builders never load a partial file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    crtfastmath.o, which sets flush-to-zero for the whole process). The library is written under a temporary
+    name, flushed to disk and renamed, then its SHA-256 is written next to it (``out.sha256``, also renamed
+    into place): :func:`_load` loads only a file that matches it, so a truncated or half-written library (a
+    crash, a full disk) is rebuilt rather than mapped (mapping one can kill the process with SIGBUS)."""
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         obj = Path(tmp) / "rows.o"
         lib = Path(tmp) / out.name
-        compile_cmd = [cc, "-O3", "-ffast-math", "-fPIC", *flags, "-c", str(SOURCE), "-o", str(obj)]
-        link_cmd = [cc, "-shared", str(obj), "-o", str(lib), "-lm"]
+        compile_cmd = [*cc, "-O3", "-ffast-math", "-fPIC", *flags, "-c", str(SOURCE), "-o", str(obj)]
+        link_cmd = [*cc, "-shared", str(obj), "-o", str(lib), "-lm"]
         for cmd in (compile_cmd, link_cmd):
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
             if res.returncode != 0:
                 lines = (res.stderr or res.stdout).strip().splitlines()
                 first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
                 raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {res.returncode}): {first.strip()}")
+        if not lib.is_file() or lib.stat().st_size == 0:
+            raise RuntimeError(f"`{' '.join(link_cmd)}` exited 0 but wrote no library")
+        with open(lib, "rb") as f:
+            os.fsync(f.fileno())
+        digest = Path(tmp) / "digest"
+        digest.write_text(_digest(lib))
         os.replace(lib, out)
+        os.replace(digest, out.with_name(out.name + ".sha256"))
+
+
+def _intact(path: Path) -> bool:
+    """Whether ``path`` is a library :func:`_build` finished (its digest file matches it)."""
+    try:
+        return path.with_name(path.name + ".sha256").read_text().strip() == _digest(path)
+    except OSError:
+        return False
 
 
 def _load() -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found ($CC, cc, gcc or clang)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    uid = os.getuid() if hasattr(os, "getuid") else 0
     last: Exception | None = None
     for flags in (_arch_flags(), []):
         key = hashlib.sha256(
             b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), _cpu_key().encode()])
         ).hexdigest()[:16]
         name = f"rows-{key}.so"
-        path = cache_dir() / name
         try:
-            if not path.exists():
-                try:
+            try:  # the cache folder; the temporary folder's labelsmooth-<uid> if that one cannot be written
+                path = _private_dir(cache_dir(), 0o002) / name
+                if not _intact(path):
                     _build(cc, flags, path)
-                except OSError:  # an unwritable cache folder: build into the temporary folder instead
-                    uid = os.getuid() if hasattr(os, "getuid") else 0
-                    path = Path(tempfile.gettempdir()) / f"labelsmooth-{uid}" / name
-                    if not path.exists():
-                        _build(cc, flags, path)
+            except OSError:
+                path = _private_dir(Path(tempfile.gettempdir()) / f"labelsmooth-{uid}", 0o022) / name
+                if not _intact(path):
+                    _build(cc, flags, path)
             lib = ctypes.CDLL(str(path))
             if lib.labelsmooth_abi() != ABI:  # pragma: no cover - a stale file under the same key
                 raise RuntimeError(f"{path} has ABI {lib.labelsmooth_abi()}, expected {ABI}")
@@ -205,10 +257,10 @@ def _library() -> ctypes.CDLL | None:
         if _LIB is None and not _FAILED:
             try:
                 lib = _load()
-                p, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
+                p, i64, i32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
                 fn = lib.labelsmooth_rows
                 fn.restype = i64
-                fn.argtypes = (i32, p, i64, i64, i64, p, i64, p, p, p, p, i64, f32, *(p,) * 5)
+                fn.argtypes = (i32, p, i64, i64, i64, p, i64, p, p, p, p, i64, f64, *(p,) * 5)
                 _FUNCS["rows"] = fn
                 ws = lib.labelsmooth_workspace
                 ws.restype, ws.argtypes = i64, (i64,)

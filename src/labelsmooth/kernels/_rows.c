@@ -3,8 +3,9 @@
  * Built and loaded at run time by labelsmooth/kernels/_native.py, which documents the maths (that of
  * labelsmooth/kernels/_core.py). Compiled with -O3 -ffast-math, so that the loops vectorise and expf becomes
  * glibc's vector function (libmvec, within 1 ulp). Rows holding a non-finite logit are not computed
- * here but flagged, and the caller takes them through its eager pass, so the fast-math assumption of finite
- * values holds for every row computed here. Linked without -ffast-math, so that loading the library does
+ * here but flagged, and the caller takes them through its eager pass; in the rows computed here, the values
+ * that could still overflow float32 (sums of logits near FLT_MAX, z - m for logits masked with -FLT_MAX) are
+ * formed in double or clamped, so that the fast-math assumption of finite values holds. Linked without -ffast-math, so that loading the library does
  * not change the floating-point mode (flush-to-zero) of the process.
  *
  * Per row (V logits z, target y), a tile of TILE logits at a time:
@@ -28,7 +29,7 @@
 
 enum { LS_F32 = 0, LS_BF16 = 1 };
 
-int labelsmooth_abi(void) { return 3; }
+int labelsmooth_abi(void) { return 4; }
 
 /* Converts n logits to float32; returns whether any is inf or nan (from the bits: no float test). */
 static uint32_t load_tile(int dtype, const void *src, int64_t n, float *restrict dst) {
@@ -64,16 +65,16 @@ static void store_tile(int dtype, const float *restrict src, int64_t n, void *ds
     }
 }
 
-/* z' = c tanh(z / c) in place and d = 1 - tanh(z / c)^2, both from q = exp(-2 |z / c|): tanh = sign (1 - q) /
- * (1 + q) (absolute error ~1 ulp, as tanhf's), 1 - tanh^2 = 4 q / (1 + q)^2 (relative error ~1 ulp even where
- * the logit saturates: 1 - t * t would cancel to 0 from |z / c| ~ 9 on). */
-static void softcap_tile(float *restrict x, float *restrict d, int64_t n, float cap) {
-    const float inv = 1.0f / cap;
+/* z' = c tanh(z / c) in place and d = 1 - tanh(z / c)^2: with em = expm1(-2 |z / c|) and q = exp(-2 |z / c|),
+ * tanh = sign * -em / (2 + em) (relative error ~1 ulp, small |z / c| included) and 1 - tanh^2 = 4 q / (1 + q)^2
+ * (relative error ~1 ulp where the logit saturates, where 1 - t * t, or 1 + em, would cancel to 0). */
+static void softcap_tile(float *restrict x, float *restrict d, int64_t n, double cap) {
+    const float c = (float)cap, inv = (float)(1.0 / cap);
     for (int64_t k = 0; k < n; k++) {
-        const float u = x[k] * inv;
-        const float q = expf(-2.0f * fabsf(u));
+        const float a = -2.0f * fabsf(x[k] * inv);
+        const float em = expm1f(a), q = expf(a);
         const float den = 1.0f + q;
-        x[k] = cap * copysignf((1.0f - q) / den, u);
+        x[k] = c * copysignf(-em / (2.0f + em), x[k]);
         d[k] = 4.0f * q / (den * den);
     }
 }
@@ -87,12 +88,12 @@ int64_t labelsmooth_workspace(int64_t V) { return 2 * (V > 0 ? V : 1) + (V + TIL
 
 int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int64_t ldz, void *g, int64_t ldg,
                          const int64_t *safe, const uint8_t *valid, const float *table, const float *uw,
-                         int64_t lduw, float cap, float *loss, float *lse, uint8_t *correct, uint8_t *bad,
+                         int64_t lduw, double cap, float *loss, float *lse, uint8_t *correct, uint8_t *bad,
                          float *work) {
     const int64_t ntiles = (V + TILE - 1) / TILE;
     const size_t item = dtype == LS_BF16 ? 2 : 4;
     float *buf = work;                                        /* V floats: exp(z - m_t) */
-    float *dbuf = cap > 0.f ? work + (V > 0 ? V : 1) : NULL;  /* V floats: 1 - tanh^2 */
+    float *dbuf = cap > 0.0 ? work + (V > 0 ? V : 1) : NULL;  /* V floats: 1 - tanh^2 */
     float *mtile = work + 2 * (V > 0 ? V : 1);                /* one float per tile */
     float x[TILE];
     int64_t nbad = 0;
@@ -103,7 +104,7 @@ int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int6
         const int64_t y = safe[i];
         float m = -FLT_MAX; /* no infinities under -ffast-math */
         float zy = 0.f;
-        double zs = 0.0, S = 0.0;
+        double S = 0.0, D = 0.0, W = 0.0;
         uint32_t nf = V == 0;
         for (int64_t t = 0; t < ntiles && !nf; t++) {
             const int64_t b = t * TILE, n = b + TILE < V ? TILE : V - b;
@@ -111,28 +112,36 @@ int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int6
             if (nf) break;
             if (dbuf != NULL) softcap_tile(x, dbuf + b, n, cap);
             if (y >= b && y < b + n) zy = x[y - b];
-            float s = 0.f, mt = -FLT_MAX;
+            float mt = -FLT_MAX;
+            for (int64_t k = 0; k < n; k++) mt = x[k] > mt ? x[k] : mt;
+            /* The smoothing sum, shifted: sum_k uw_k (z_k - m) (uw_k = 1 for the uniform prior, divided by V
+             * below), in double and against the tile's maximum, then rebased on the running one, so that
+             * logits masked with -FLT_MAX neither overflow it nor cancel the others' digits. */
+            double sd = 0.0, wt = (double)n;
             if (ur == NULL) {
-                for (int64_t k = 0; k < n; k++) {
-                    mt = x[k] > mt ? x[k] : mt;
-                    s += x[k];
-                }
+                for (int64_t k = 0; k < n; k++) sd += (double)x[k] - (double)mt;
             } else {
+                wt = 0.0;
                 for (int64_t k = 0; k < n; k++) {
-                    mt = x[k] > mt ? x[k] : mt;
-                    s += ur[b + k] * x[k];
+                    sd += (double)ur[b + k] * ((double)x[k] - (double)mt);
+                    wt += (double)ur[b + k];
                 }
             }
-            zs += s;
             if (mt > m) {
-                S *= exp((double)m - (double)mt); /* S is 0 before the first tile */
+                const double shift = (double)m - (double)mt; /* S and D are 0 before the first tile */
+                S *= exp(shift);
+                D += shift * W;
                 m = mt;
             }
+            D += sd + ((double)mt - (double)m) * wt;
+            W += wt;
             mtile[t] = m;
             float se = 0.f;
             float *restrict e = buf + b;
             for (int64_t k = 0; k < n; k++) {
-                const float v = expf(x[k] - m);
+                float d = x[k] - m;
+                d = d < -110.f ? -110.f : d; /* exp(-110) rounds to 0; no -inf from -FLT_MAX - m */
+                const float v = expf(d);
                 e[k] = v;
                 se += v;
             }
@@ -144,11 +153,13 @@ int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int6
             continue;
         }
         const double zyd = (double)zy, md = (double)m;
-        const double zu = ur == NULL ? zs / (double)V : zs;
+        const double zuc = ur == NULL ? D / (double)V : D; /* zu - c m */
         const double L = log(S), ls = md + L;
         const double C0 = tb[0], B = tb[1], Ty = tb[2], A1 = tb[3], A3 = tb[4], cc = tb[5];
         const double Zc = tb[6], Zl = tb[7];
-        const double li = A1 * (L - (zyd - md)) + A3 * (cc * L - (zu - cc * md)) + Zl * ls * ls;
+        double li = A1 * (L - (zyd - md));
+        if (A3 != 0.0) li += A3 * (cc * L - zuc); /* skipped, not multiplied by 0, when not smoothing */
+        if (Zl != 0.0) li += Zl * ls * ls;
         loss[i] = valid[i] ? (float)li : 0.f;
         if (lse != NULL) lse[i] = (float)ls;
         if (correct != NULL) correct[i] = (uint8_t)(zy == m);
