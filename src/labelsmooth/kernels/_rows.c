@@ -112,28 +112,42 @@ int64_t labelsmooth_rows(int dtype, const void *z, int64_t rows, int64_t V, int6
             if (nf) break;
             if (dbuf != NULL) softcap_tile(x, dbuf + b, n, cap);
             if (y >= b && y < b + n) zy = x[y - b];
-            float mt = -FLT_MAX;
-            for (int64_t k = 0; k < n; k++) mt = x[k] > mt ? x[k] : mt;
-            /* The smoothing sum, shifted: sum_k uw_k (z_k - m) (uw_k = 1 for the uniform prior, divided by V
-             * below), in double and against the tile's maximum, then rebased on the running one, so that
-             * logits masked with -FLT_MAX neither overflow it nor cancel the others' digits. */
-            double sd = 0.0, wt = (double)n;
+            /* The tile's maximum, and the smoothing sum shifted by the tile's first logit x0:
+             * sum_k uw_k (z_k - x0) (uw_k = 1 for the uniform prior, divided by V below), so that clustered
+             * logits keep their digits (a row of -1e30 sums to exactly 0); it is rebased on the running
+             * maximum in double. A tile whose float32 sum overflowed (logits masked with -FLT_MAX next to
+             * large ones) is summed again in double. */
+            const float x0 = x[0];
+            float mt = -FLT_MAX, sf = 0.f, wf = (float)n;
             if (ur == NULL) {
-                for (int64_t k = 0; k < n; k++) sd += (double)x[k] - (double)mt;
-            } else {
-                wt = 0.0;
                 for (int64_t k = 0; k < n; k++) {
-                    sd += (double)ur[b + k] * ((double)x[k] - (double)mt);
-                    wt += (double)ur[b + k];
+                    mt = x[k] > mt ? x[k] : mt;
+                    sf += x[k] - x0;
+                }
+            } else {
+                wf = 0.f;
+                for (int64_t k = 0; k < n; k++) {
+                    mt = x[k] > mt ? x[k] : mt;
+                    sf += ur[b + k] * (x[k] - x0);
+                    wf += ur[b + k];
                 }
             }
+            double sd = (double)sf;
+            uint32_t sbits;
+            memcpy(&sbits, &sf, 4);
+            if ((sbits & 0x7F800000u) == 0x7F800000u) { /* inf or nan: not a float32 number */
+                sd = 0.0;
+                for (int64_t k = 0; k < n; k++)
+                    sd += (ur == NULL ? 1.0 : (double)ur[b + k]) * ((double)x[k] - (double)x0);
+            }
+            const double wt = (double)wf;
             if (mt > m) {
                 const double shift = (double)m - (double)mt; /* S and D are 0 before the first tile */
                 S *= exp(shift);
                 D += shift * W;
                 m = mt;
             }
-            D += sd + ((double)mt - (double)m) * wt;
+            D += sd + ((double)x0 - (double)m) * wt;
             W += wt;
             mtile[t] = m;
             float se = 0.f;
