@@ -6,6 +6,10 @@ worker. Two additions make that hold here:
 * a test that uses a module-scoped fixture of its own module (a study trained once for the module, a
   built site) joins the group of that module, so a parallel run builds the fixture once, not once per
   worker that happens to run one of its tests;
+* the groups that take longest (the Ray backend's, waiting on its workers; the science study; the built
+  site) are moved to the front of the collection, so that pytest-xdist hands them out first and the
+  other worker's tests fill the time they spend waiting, instead of one of them starting last and ending
+  the run alone (a longest-first schedule);
 * pytest >= 9 keeps a node's id in ``Node._id`` (a structured ``NodeId``), so the ``@group`` suffix that
   pytest-xdist 3.8 writes to ``item._nodeid`` is lost and every group would be split across workers; the
   suffix is written where this pytest reads it.
@@ -30,6 +34,11 @@ def _one_intra_op_thread() -> None:
     that only contend with the other worker (CPU time several times the work, measured on 2 cores)."""
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+# xdist groups, longest first (wall seconds in a full run on 2 cores, 2026-12-01: ray ~90 s, mostly waiting on
+# its workers; the science study's fixture ~16-30 s; the site build of the browser tests ~15 s).
+LONGEST_FIRST = ("ray", "tests/study/test_study_science.py", "tests/test_browser.py")
 
 
 def _group(item: pytest.Item) -> str | None:
@@ -66,6 +75,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             groups[item] = name
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(name))
+    first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: first.get(groups.get(it, ""), len(first)))  # stable: the rest keep their order
     result = yield  # pytest-xdist's worker hook suffixes the ids here (or tries to)
     if config.getoption("loadgroup", False):  # set on xdist workers under --dist loadgroup
         for item, name in groups.items():
