@@ -72,17 +72,17 @@ def start_python(code: str) -> multiprocessing.process.BaseProcess:
     return proc
 
 
-def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0) -> set[str]:
+def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0, at_least: int = 1) -> set[str]:
     """Run ``code`` (a study writing to ``out``) in a new process (:func:`start_python`), SIGKILL it as soon
-    as its store holds a finished run (or after ``timeout`` seconds), and return the hashes of the runs it
-    stored."""
+    as its store holds ``at_least`` finished runs (or after ``timeout`` seconds), and return the hashes of the
+    runs it stored. Fails if the process was not killed (it finished first)."""
     from labelsmooth.study.store import DB_NAME, Store
 
     proc = start_python(code)
     stored: set[str] = set()
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not stored:
+        while time.monotonic() < deadline and len(stored) < at_least:
             time.sleep(0.05)
             if (out / DB_NAME).is_file():
                 try:
@@ -96,3 +96,15 @@ def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0) -
     assert proc.exitcode == -signal.SIGKILL, proc.exitcode
     with Store.open(out, create=False, readonly=True) as store:
         return store.done_hashes()
+
+
+def assert_resume_trains_only_the_missing_runs(cfg: dict, out: Path, stored: set[str], total: int, **run_kw):
+    """Rerun the study ``cfg`` in ``out``, where a killed process left the runs ``stored``: the grid of
+    ``total`` runs is complete and only the missing runs were trained. Returns the results."""
+    from labelsmooth.study import run
+
+    trained: list = []
+    res = run(cfg, out=out, on_run=trained.append, report=False, **run_kw)
+    assert len(res) == total and len(trained) == total - len(stored)
+    assert not {r["run_hash"] for r in trained} & stored
+    return res

@@ -15,7 +15,11 @@ from labelsmooth.cli import main
 from labelsmooth.study import run
 from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.tasks import BUILTIN, get_task, preference, value
-from study_fixtures import sigkill_once_a_run_is_stored, stored_numbers
+from study_fixtures import (
+    assert_resume_trains_only_the_missing_runs,
+    sigkill_once_a_run_is_stored,
+    stored_numbers,
+)
 
 TINY_VALUE = {"n_train": 64, "n_test": 32, "steps": 6, "eval_every": 3, "hidden": 8, "bins": 12}
 TINY_PREF = {"arms": 5, "pairs": 20, "steps": 40, "eval_every": 10, "flip_rates": [0.0, 0.4],
@@ -98,10 +102,7 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
     stored = sigkill_once_a_run_is_stored(code, out)
     assert 1 <= len(stored) < 15
-    trained = []
-    res = run(cfg, out=out, workers=1, on_run=trained.append, report=False)
-    assert len(res) == 15 and len(trained) == 15 - len(stored)
-    assert not {r["run_hash"] for r in trained} & stored
+    assert_resume_trains_only_the_missing_runs(cfg, out, stored, 15, workers=1)
 
 
 def test_adding_a_method_keeps_the_other_runs_hashes():

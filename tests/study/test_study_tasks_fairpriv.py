@@ -4,23 +4,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import time
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from labelsmooth.cli import main
-from labelsmooth.study import load_results, run
+from labelsmooth.study import run
 from labelsmooth.study.methods import freeze_param, get_method
 from labelsmooth.study.objectives import loss_of
 from labelsmooth.study.tasks import fairness as F
 from labelsmooth.study.tasks import get_task
 from labelsmooth.study.tasks import privacy as P
-from study_fixtures import start_python, tiny
+from study_fixtures import assert_resume_trains_only_the_missing_runs, sigkill_once_a_run_is_stored, tiny
 
 TIMES = ("wall_time", "cpu_time")
 TINY_F = {"seeds": [0, 1], "n_samples": 1000, "epochs": 4, "width": 8, "depth": 1, "smoothing": [0.1]}
@@ -85,30 +81,9 @@ def test_resume_after_kill_9_trains_only_the_missing_runs(tmp_path):
     cfg_file.write_text(json.dumps(cfg))
     code = (f"import json; from labelsmooth.study import run; run(json.load(open({str(cfg_file)!r})), "
             f"out={str(out)!r}, report=False)")  # fmt: skip
-    proc = start_python(code)
-    db = out / "study.sqlite"
-    deadline = time.monotonic() + 60
-    stored = 0
-    while time.monotonic() < deadline and proc.is_alive():
-        if db.exists():
-            try:
-                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-                stored = con.execute("SELECT count(*) FROM runs").fetchone()[0]
-                con.close()
-            except sqlite3.Error:
-                stored = 0
-            if stored >= 2:
-                break
-        time.sleep(0.05)
-    assert proc.is_alive(), "the study finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join(30)
-    assert proc.exitcode == -signal.SIGKILL
-    before = len(load_results(out))
-    assert 2 <= before < 12
-    trained = []
-    results = run(cfg, out=out, on_run=trained.append, report=False)
-    assert len(results) == 12 and len(trained) == 12 - before
+    stored = sigkill_once_a_run_is_stored(code, out, timeout=60, at_least=2)
+    assert 2 <= len(stored) < 12
+    results = assert_resume_trains_only_the_missing_runs(cfg, out, stored, 12)
     fresh = run(cfg, out=tmp_path / "fresh", report=False)
     assert _numbers(results) == _numbers(fresh)
 

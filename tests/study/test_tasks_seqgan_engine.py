@@ -17,7 +17,11 @@ from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.stats import Estimate
 from labelsmooth.study.tasks import BUILTIN, gan, get_task, sequence
 from labelsmooth.study.tasks import _common as common
-from study_fixtures import sigkill_once_a_run_is_stored, stored_numbers
+from study_fixtures import (
+    assert_resume_trains_only_the_missing_runs,
+    sigkill_once_a_run_is_stored,
+    stored_numbers,
+)
 
 TINY_SEQ = {"datasets": ["reverse"], "label_smoothing": [0.1], "penalty": [], "d_model": 8, "n_layers": 1,
             "n_heads": 2, "steps": 3, "batch_size": 4, "n_train": 24, "n_eval": 8, "max_len": 4}  # fmt: skip
@@ -100,10 +104,7 @@ def test_a_study_killed_with_sigkill_resumes_without_retraining(tmp_path):
     code = f"from labelsmooth.study import run; run({cfg!r}, out={str(out)!r}, workers=1, report=False)"
     stored = sigkill_once_a_run_is_stored(code, out)
     assert 1 <= len(stored) < 9
-    trained = []
-    res = run(cfg, out=out, workers=1, on_run=trained.append, report=False)
-    assert len(res) == 9 and len(trained) == 9 - len(stored)
-    assert not {r["run_hash"] for r in trained} & stored
+    assert_resume_trains_only_the_missing_runs(cfg, out, stored, 9, workers=1)
 
 
 def test_a_grid_change_keeps_the_other_runs_hashes():

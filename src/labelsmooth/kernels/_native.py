@@ -102,7 +102,7 @@ def wanted(z: torch.Tensor, p=None) -> bool:
     RuntimeError
         ``LABELSMOOTH_NATIVE=1`` and the kernel cannot be built (the reason is in the message).
     """
-    if z.device.type != "cpu" or z.dtype not in (torch.bfloat16, torch.float32):
+    if z.device.type != "cpu" or z.dtype not in _DTYPES:
         return False
     if p is not None and p.softcap is not None and not SOFTCAP_RANGE[0] <= p.softcap <= SOFTCAP_RANGE[1]:
         return False  # z / c or c tanh(z / c) would leave float32's normal range: the eager pass
