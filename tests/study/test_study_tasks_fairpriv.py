@@ -110,6 +110,24 @@ def test_fairness_verdict_on_hand_made_records():
     assert F.judge([r for r in recs if r["method"] == "ls"])[0].outcome == "no baseline"
 
 
+def test_long_tail_verdict_names_the_mislas_claim_and_whether_it_held():
+    def records(tail_gain, gap_change):
+        recs = []
+        for seed, j in enumerate((0.004, -0.003, 0.002, -0.001)):
+            base = {"problem": "long_tail", "seed": seed, "worst_group_accuracy": 0.5, "tail_accuracy": 0.6,
+                    "ece_gap": 0.3, "aurc_msp": 0.05, "aurc_norm": 0.05}  # fmt: skip
+            recs.append(dict(base, method="hard", param=None, label="hard (a=0)"))
+            recs.append(dict(base, method="classwise", param=(0.0, 0.2), label="classwise a=0..0.2",
+                             tail_accuracy=0.6 + tail_gain + j, ece_gap=0.3 + gap_change + j))  # fmt: skip
+        return F.judge(recs)[0].text
+
+    assert "class-wise smoothing helps the tail classes: held here" in records(0.05, -0.1)
+    assert "helps the tail classes: held in part" in records(0.0, -0.1)
+    assert "helps the tail classes: did not hold (adverse)" in records(-0.05, 0.0)
+    assert "helps the tail classes: did not hold (no detectable difference)" in records(0.0, 0.0)
+    assert "classwise a=0..0.2 tail-half accuracy higher" in records(0.05, -0.1)
+
+
 def test_privacy_verdict_on_hand_made_records():
     recs = []
     sched = freeze_param({"final": -0.05, "warmup_epochs": 2, "ramp_epochs": 2})
