@@ -760,7 +760,7 @@ class DistillTask(Task):
         "2021), does a smoothed teacher help under label noise (Lukasik 2020)?"
     )
     runtime = (
-        "190 runs (30 teachers, 120 students, 40 baselines; 5 seeds): measured 53 s wall on 2 idle cores "
+        "190 runs (30 teachers, 120 students, 40 baselines; 5 seeds): measured 53-71 s wall on 2 idle cores "
         "(165 s CPU)"
     )
     config_cls = DistillSection

@@ -388,7 +388,7 @@ def _method_spread(method: str, param: float | None, records: list[dict]) -> str
 
 
 # ------------------------------------------------------------------ the engine task
-RUNTIME = "32 runs (ring, grid; 4 methods; 4 seeds), measured 102 s wall on 2 idle cores"
+RUNTIME = "32 runs (ring, grid; 4 methods; 4 seeds), measured 102-131 s wall on 2 idle cores"
 _GRID_KEYS = ("datasets", "one_sided", "two_sided")
 _COMPARED = (
     ("modes", "modes", "more", "fewer"),

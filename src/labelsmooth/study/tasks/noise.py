@@ -615,7 +615,7 @@ class NoiseTask(Task):
         "smoothing competitive with forward correction (Lukasik 2020)?"
     )
     runtime = (
-        "200 runs (4 noise rates, 10 methods, 5 seeds): measured 75 s wall on 2 idle cores (241 s CPU)"
+        "200 runs (4 noise rates, 10 methods, 5 seeds): measured 75-100 s wall on 2 idle cores (241 s CPU)"
     )
     config_cls = NoiseSection
     metrics = METRICS

@@ -330,7 +330,7 @@ class PreferenceTask(MethodTableTask):
         "log((1-e)/e)/beta, and does rDPO rank best at e = e_true?"
     )
     runtime = (
-        "105 runs (3 flip rates, 7 methods, 5 seeds); measured 15 s wall on 2 idle cores (38 s CPU)"
+        "105 runs (3 flip rates, 7 methods, 5 seeds); measured 15-24 s wall on 2 idle cores (38 s CPU)"
     )
     config_cls = PreferenceSection
     metrics = METRICS

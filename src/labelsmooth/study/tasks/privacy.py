@@ -472,7 +472,7 @@ class PrivacyTask(Task):
 
     name = NAME
     summary = "does smoothing change what a model leaks to membership inference and to model inversion?"
-    runtime = "30 runs (6 values of a, 5 seeds); measured 15 s wall on 2 idle cores"
+    runtime = "30 runs (6 values of a, 5 seeds); measured 15-23 s wall on 2 idle cores"
     config_cls = PrivacySection
     metrics = TASK_METRICS
     report_note = ("Intervals are 95% Student-t intervals over seeds, differences paired by seed (same "

@@ -85,7 +85,7 @@ __all__ = [
     "summarize",
 ]
 
-RUNTIME = "24 runs (stdlib, reverse; 4 methods; 3 seeds), measured 88 s wall on 2 idle cores"
+RUNTIME = "24 runs (stdlib, reverse; 4 methods; 3 seeds), measured 88-125 s wall on 2 idle cores"
 SUMMARY = (
     "What label smoothing does to a small language model's perplexity, accuracy and calibration "
     "(Vaswani et al. 2017; Müller et al. 2019)."

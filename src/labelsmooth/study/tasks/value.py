@@ -309,7 +309,7 @@ class ValueTask(MethodTableTask):
         "targets (Farebrother et al. 2024)?"
     )
     runtime = (
-        "25 runs (5 methods, 5 seeds); measured 16 s wall on 2 idle cores (51 s CPU)"
+        "25 runs (5 methods, 5 seeds); measured 16-24 s wall on 2 idle cores (51 s CPU)"
     )
     config_cls = ValueSection
     metrics = METRICS
