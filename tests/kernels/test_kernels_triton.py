@@ -5,8 +5,8 @@ import Triton first in the pytest process. So the checks run in a child process:
 as a script with the variable set. One child per group runs every case of the group in order (they share
 a random generator, and one interpreter start-up) and writes each case's outcome, a traceback or
 ``None``, to a JSON file; each case is then its own parametrised test, which fails with that case's
-traceback. Under pytest-xdist the workers share one child per group (a file lock), so the checks cost
-what one run costs.
+traceback. Each group is an xdist group: one pytest-xdist worker runs its cases, so no other worker sits
+waiting for a child it did not start (a file lock still keeps ``--dist load`` to one child per group).
 """
 
 from __future__ import annotations
@@ -81,7 +81,10 @@ def _results(group: str, tmp_path_factory) -> dict:
 @pytest.mark.skipif(
     not _triton_importable(), reason="triton is not importable (pip install labelsmooth[triton])"
 )
-@pytest.mark.parametrize("group, case", [(g, c) for g, names in CASES.items() for c in names])
+@pytest.mark.parametrize(
+    "group, case",
+    [pytest.param(g, c, marks=pytest.mark.xdist_group(f"triton-{g}")) for g, names in CASES.items() for c in names],
+)
 def test_triton_kernel_under_interpreter(group, case, tmp_path_factory):
     outcome = _results(group, tmp_path_factory)
     assert case in outcome, f"the child did not run {group}: {case}"

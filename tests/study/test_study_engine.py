@@ -296,9 +296,17 @@ def test_readers_open_the_database_read_only_when_the_folder_is_not_writable(tmp
     monkeypatch.setattr(store_mod.sqlite3, "connect", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
     assert len(load_results(folder)) == 12
     assert opened and all(o.startswith("file:") and o.endswith("?mode=ro&immutable=1") for o in opened)
+    import labelsmooth.study.report as report_mod
+
+    built = []
+    real_build = report_mod.build
+    monkeypatch.setattr(report_mod, "build", lambda f: built.append(f) or real_build(f))
     result = CliRunner().invoke(main, ["report", str(folder)])
     assert result.exit_code == 1 and "read-only" in result.output and "-o OTHER_DIR" in result.output, result.output
     assert "Traceback" not in result.output and not (folder / "report.html").exists()
+    assert built == []  # refused before drawing any figure
+    not_a_study = CliRunner().invoke(main, ["report", str(tmp_path)])  # read-only too, and holds no study
+    assert not_a_study.exit_code == 1 and "read-only" not in not_a_study.output, not_a_study.output
     assert CliRunner().invoke(main, ["report", str(folder), "-o", str(tmp_path / "r")]).exit_code == 0
 
 

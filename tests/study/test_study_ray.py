@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ import study_toy_task  # noqa: F401  (registers toy_chain)
 from labelsmooth.cli import main
 from labelsmooth.study.runner import run
 from labelsmooth.study.store import Store
+from study_fixtures import sigkill_once_a_run_is_stored
 
 if importlib.util.find_spec("ray") is None:  # imported by the fixture below, not here: collecting stays cheap
     if os.environ.get("CI"):
@@ -48,6 +48,13 @@ def ray():
     return importlib.import_module("ray")
 
 
+KEEP_IDLE_WORKERS = {"idle_worker_killing_time_threshold_ms": 600_000, "num_workers_soft_limit": 8,
+                     "prestart_worker_first_driver": False}
+"""Ray kills a job's idle workers once the node holds more than its CPU count; here they are kept, so a
+test does not pay for new workers (each imports torch, seconds of CPU) where an earlier test's are idle.
+The faults the tests cause (a killed worker, a killed driver) are unchanged."""
+
+
 @pytest.fixture(scope="module")
 def cluster(ray):
     """A local Ray instance with 2 CPUs for the module; its workers import the tests' task modules."""
@@ -59,7 +66,8 @@ def cluster(ray):
         for attempt in range(3):  # on a loaded machine the raylet may miss Ray's 30 s start-up limit
             try:
                 info = ray.init(
-                    num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+                    num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                    _system_config=KEEP_IDLE_WORKERS,
                 )
                 break
             except Exception:
@@ -145,42 +153,26 @@ def test_a_run_that_raises_is_stored_as_failed_once_and_the_study_goes_on(reques
 
 
 def test_a_killed_driver_resumes(cluster, tmp_path):
+    """A driver (a process of its own, joined to the module's cluster) SIGKILLed once 2 of its 6 runs are
+    stored; rerunning the study (from this process) trains the other 4 and none of the stored ones. The
+    killed driver takes one run at a time (2 CPUs a run), so its job starts one Ray worker, not two."""
     marks = tmp_path / "marks"
     marks.mkdir()
     out = tmp_path / "s"
-    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster},
-           "toy_fault": {"marker_dir": str(marks), "sleep": 1.0, "methods": {"slow": True}}}  # fmt: skip
-    script = (
-        "import json, sys, study_fault_task\n"
+    cfg = {"task": "toy_fault", "seeds": 6, "backend": "ray", "ray": {"address": cluster, "cpus_per_run": 2.0},
+           "toy_fault": {"marker_dir": str(marks), "sleep": 0.5, "methods": {"slow": True}}}  # fmt: skip
+    code = (
+        "import json, study_fault_task\n"
         "from labelsmooth.study.runner import run\n"
-        f"run(json.loads(sys.argv[1]), out={str(out)!r}, report=False)\n"
+        f"run(json.loads({json.dumps(cfg)!r}), out={str(out)!r}, report=False)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
-    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        stored = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "study.sqlite").exists():
-                try:
-                    with Store.open(out, create=False, readonly=True) as store:
-                        stored = len(store.done_hashes())
-                except ValueError:  # the driver is still creating the database (0 bytes, no schema yet)
-                    pass
-                if stored >= 2:
-                    break
-            time.sleep(0.1)
-        assert proc.poll() is None and 2 <= stored < 6, stored
-        proc.kill()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    before = set(_stored(out))
+    stored = sigkill_once_a_run_is_stored(code, out, at_least=2)
+    assert 2 <= len(stored) < 6, stored
     res = run({**cfg, "ray": {}}, out=out, report=False)
     assert len(res) == 6 and not res.failed
     calls = (marks / "calls.log").read_text().split("\n")
-    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in before}
+    stored_seeds = {r.spec["seed"] for h, r in _stored(out).items() if h in stored}
+    assert len(stored_seeds) == len(stored)
     assert all(calls.count(f"slow {s}") == 1 for s in stored_seeds)  # stored runs were not retrained
 
 

@@ -259,13 +259,16 @@ def render_markdown(rd: ReportData, figure_dir: str = "figures") -> str:
 
 def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
     """(Re)draw ``report.html``, ``report.md`` and ``figures/*.png`` from the folder's database (read-only)
-    into ``output`` (default: the folder itself). Returns the HTML path."""
-    rd = build(folder)
+    into ``output`` (default: the folder itself). Returns the HTML path. A read-only folder without
+    ``output`` is refused before any figure is drawn (drawing takes seconds), once the folder is known to
+    hold a study."""
     if output is None and not os.access(folder, os.W_OK):
+        Store.open(folder, create=False, readonly=True).close()  # not a study: that error comes first
         raise PermissionError(
             f"Cannot write the report into {folder}: the folder is read-only. Write it elsewhere with "
             f"`labelsmooth report {folder} -o OTHER_DIR`."
         )
+    rd = build(folder)
     folder = Path(output) if output is not None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fig_dir = folder / "figures"
