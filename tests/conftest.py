@@ -6,8 +6,8 @@ worker. Two additions make that hold here:
 * a test that uses a module-scoped fixture of its own module (a study trained once for the module, a
   built site) joins the group of that module, so a parallel run builds the fixture once, not once per
   worker that happens to run one of its tests;
-* the groups that take longest (the Ray backend's, waiting on its workers; the science study; the built
-  site) are moved to the front of the collection, so that pytest-xdist hands them out first and the
+* the groups and modules that take longest (the Ray backend's, waiting on its workers; the science study;
+  the built site; the signal tests; the examples) are moved to the front of the collection, so that pytest-xdist hands them out first and the
   other worker's tests fill the time they spend waiting, instead of one of them starting last and ending
   the run alone (a longest-first schedule);
 * pytest >= 9 keeps a node's id in ``Node._id`` (a structured ``NodeId``), so the ``@group`` suffix that
@@ -36,9 +36,12 @@ def _one_intra_op_thread() -> None:
         torch.set_num_threads(1)
 
 
-# xdist groups, longest first (wall seconds in a full run on 2 cores, 2026-12-01: ray ~90 s, mostly waiting on
-# its workers; the science study's fixture ~16-30 s; the site build of the browser tests ~15 s).
-LONGEST_FIRST = ("ray", "tests/study/test_study_science.py", "tests/test_browser.py")
+# xdist groups, then modules of single tests, longest first (wall seconds in a full run on 2 cores,
+# 2026-12-01: ray ~60-90 s, mostly waiting on its workers; the science study's fixture ~16-30 s; the site
+# build of the browser tests ~15 s; four study processes stopped by signals ~7 s each; the examples ~8 s,
+# which, collected in their place, were the last tests of the run, alone on one core for 6 s).
+LONGEST_FIRST = ("ray", "tests/study/test_study_science.py", "tests/test_browser.py",
+                 "tests/study/test_study_signals.py", "tests/test_examples.py")  # fmt: skip
 
 
 def _group(item: pytest.Item) -> str | None:
@@ -76,7 +79,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(name))
     first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: first.get(groups.get(it, ""), len(first)))  # stable: the rest keep their order
+    def rank(item: pytest.Item) -> int:
+        return first.get(groups.get(item) or item.nodeid.split("::")[0], len(first))
+
+    items.sort(key=rank)  # stable: the rest keep their order
     result = yield  # pytest-xdist's worker hook suffixes the ids here (or tries to)
     if config.getoption("loadgroup", False):  # set on xdist workers under --dist loadgroup
         for item, name in groups.items():

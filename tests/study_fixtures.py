@@ -72,6 +72,26 @@ def start_python(code: str) -> multiprocessing.process.BaseProcess:
     return proc
 
 
+def run_python(code: str, folder: Path, timeout: float = 300.0) -> tuple[int | None, str, str]:
+    """Run ``code`` in a new process (:func:`start_python`) with its standard output and error written to
+    files in ``folder``; wait for it (SIGKILL after ``timeout`` seconds) and return its exit code, output and
+    error. For checks that need a fresh ``sys.modules`` (what importing labelsmooth imports) without paying
+    for a fresh interpreter: the process starts with only torch (and ``torch._dynamo``) imported."""
+    out, err = folder / "stdout.txt", folder / "stderr.txt"
+    redirect = (
+        "import os\n"
+        f"for _fd, _path in ((1, {str(out)!r}), (2, {str(err)!r})):\n"
+        "    os.dup2(os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), _fd)\n"
+    )
+    proc = start_python(redirect + code)
+    proc.join(timeout)
+    if proc.exitcode is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+    read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
+    return proc.exitcode, read(out), read(err)
+
+
 def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0, at_least: int = 1) -> set[str]:
     """Run ``code`` (a study writing to ``out``) in a new process (:func:`start_python`), SIGKILL it as soon
     as its store holds ``at_least`` finished runs (or after ``timeout`` seconds), and return the hashes of the

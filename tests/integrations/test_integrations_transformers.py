@@ -7,8 +7,6 @@ downloads. The reference is the unpatched model's logits fed to Hugging Face's `
 
 import copy
 import inspect
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ transformers = pytest.importorskip("transformers")
 from transformers.trainer_pt_utils import LabelSmoother  # noqa: E402
 
 from labelsmooth.integrations.transformers import LabelSmoothedLoss, apply, revert  # noqa: E402
+from study_fixtures import run_python  # noqa: E402
 
 V, B, T = 1000, 2, 12
 _DEC = dict(
@@ -352,9 +351,10 @@ def test_compute_loss_func_bad_input():
         LabelSmoothedLoss(0.1, ignore_index=None)
 
 
-def test_import_labelsmooth_does_not_import_transformers_and_the_missing_extra_is_named():
+def test_import_labelsmooth_does_not_import_transformers_and_the_missing_extra_is_named(tmp_path):
     code = (
-        "import sys, labelsmooth, labelsmooth.integrations\n"
+        "import sys; assert not any(m.split('.')[0] in ('transformers', 'labelsmooth') for m in sys.modules)\n"
+        "import labelsmooth, labelsmooth.integrations\n"
         "print('transformers' in sys.modules)\n"
         "sys.modules['transformers'] = None\n"
         "try:\n"
@@ -362,8 +362,9 @@ def test_import_labelsmooth_does_not_import_transformers_and_the_missing_extra_i
         "except ImportError as e:\n"
         "    print(e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    lines = out.stdout.strip().splitlines()
+    exitcode, stdout, stderr = run_python(code, tmp_path)  # a new process: nothing of labelsmooth imported
+    assert exitcode == 0, stderr
+    lines = stdout.strip().splitlines()
     assert lines[0] == "False"
     assert 'pip install "labelsmooth[transformers]"' in lines[1]
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -18,10 +15,10 @@ import torch
 from matplotlib.container import BarContainer
 from matplotlib.patches import StepPatch
 
-import labelsmooth
 from labelsmooth import metrics as M
 from labelsmooth import plots as P
 from metrics_fixtures import calibrated_logits
+from study_fixtures import run_python
 
 
 @pytest.fixture(autouse=True)
@@ -282,18 +279,17 @@ def test_missing_matplotlib_raises_with_install_hint(monkeypatch):
         P.plot_reliability(d)
 
 
-def test_module_imports_and_computes_without_matplotlib():
-    src = str(Path(labelsmooth.__file__).resolve().parent.parent)
+def test_module_imports_and_computes_without_matplotlib(tmp_path):
     code = (
-        "import sys; sys.modules['matplotlib'] = None\n"
+        "import sys; assert not any(m.split('.')[0] in ('matplotlib', 'labelsmooth') for m in sys.modules)\n"
+        "sys.modules['matplotlib'] = None\n"
         "import torch, labelsmooth.plots as P\n"
         "d = P.reliability_data(torch.tensor([[0.8, 0.2]]), torch.tensor([0]), from_logits=False)\n"
         "try:\n    P.plot_reliability(d)\nexcept ImportError as e:\n    print('hint:', e)\n"
     )
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "hint: labelsmooth.plots needs matplotlib to draw: pip install labelsmooth[plots]" in out.stdout
+    exitcode, stdout, stderr = run_python(code, tmp_path)  # a new process: nothing of labelsmooth imported
+    assert exitcode == 0, stderr
+    assert "hint: labelsmooth.plots needs matplotlib to draw: pip install labelsmooth[plots]" in stdout
 
 
 def test_study_figure_closed_when_saving_fails(monkeypatch):

@@ -3,7 +3,6 @@
 The engine side (config, CLI, resume, workers, verdict logic) is in tests/study/test_rl_study_tasks.py."""
 
 import math
-import subprocess
 import sys
 from dataclasses import replace
 
@@ -12,6 +11,7 @@ import torch
 
 from labelsmooth import Support
 from labelsmooth.study.tasks import preference, value
+from study_fixtures import run_python
 
 TINY_V = value.ValueSection(n_train=64, n_test=32, steps=6, eval_every=3, hidden=8, bins=12)
 TINY_CP = replace(TINY_V, data="cartpole", horizon=12, rollouts=4)
@@ -64,10 +64,14 @@ def test_value_cartpole_without_gymnasium_names_the_extra(monkeypatch):
         value.make_data(TINY_CP, 0)
 
 
-def test_importing_labelsmooth_and_the_tasks_does_not_import_gymnasium():
-    code = "import sys, labelsmooth, labelsmooth.study.tasks.value; print('gymnasium' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_importing_labelsmooth_and_the_tasks_does_not_import_gymnasium(tmp_path):
+    code = (
+        "import sys; assert not any(m.split('.')[0] in ('gymnasium', 'labelsmooth') for m in sys.modules)\n"
+        "import labelsmooth, labelsmooth.study.tasks.value; print('gymnasium' in sys.modules)"
+    )
+    exitcode, stdout, stderr = run_python(code, tmp_path)  # a new process: nothing of labelsmooth imported
+    assert exitcode == 0, stderr
+    assert stdout.strip() == "False"
 
 
 def test_crps_and_coverage_exact_cases():
