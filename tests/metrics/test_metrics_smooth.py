@@ -92,6 +92,39 @@ def test_tiny_and_perfect_inputs():
     assert M.smooth_calibration_bandwidth(p, y, from_logits=False) == pytest.approx(1e-4)
 
 
+def _fixed_point_testing_sigma_min_first(conf, correct):
+    """The bandwidth search as defined: is smECE at SIGMA_MIN already below it? else bisect on log sigma."""
+    from labelsmooth.metrics import smooth as S
+
+    est = S._SmoothECE(conf, correct.double() - conf)
+    v_lo = est(S.SIGMA_MIN)
+    if v_lo <= S.SIGMA_MIN:
+        return v_lo, S.SIGMA_MIN
+    lo, hi = math.log(S.SIGMA_MIN), math.log(S.SIGMA_MAX)
+    for _ in range(S._BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if est(math.exp(mid)) > math.exp(mid) else (lo, mid)
+    return est(math.exp(hi)), math.exp(hi)
+
+
+@pytest.mark.parametrize("case", ["calibrated", "overconfident", "cancelling", "perfect", "near the floor"])
+def test_the_search_that_tests_sigma_min_last_returns_the_same_numbers(case):
+    """The search evaluates SIGMA_MIN (its largest grid) only once the bisection gets close to it: the same
+    (smECE, sigma) to the bit as testing it first, whether sigma* lies above it, near it or below it."""
+    g = torch.Generator().manual_seed(len(case))
+    for n in (1, 7, 360, 4000):
+        f = torch.rand(n, generator=g, dtype=torch.float64)
+        u = torch.rand(n, generator=g, dtype=torch.float64)
+        f, correct = {
+            "calibrated": (f, u < f),
+            "overconfident": (f, u < f - 0.2),
+            "cancelling": (torch.full((n,), 0.7, dtype=torch.float64), torch.arange(n) % 10 < 7),
+            "perfect": (torch.ones(n, dtype=torch.float64), torch.ones(n, dtype=torch.bool)),
+            "near the floor": (torch.full((n,), 0.7, dtype=torch.float64), torch.arange(n) <= round(0.7 * n)),
+        }[case]
+        assert smece_from_top_label(f, correct) == _fixed_point_testing_sigma_min_first(f, correct), n
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 60), seed=st.integers(0, 10_000), k=st.integers(2, 4))
 def test_property_range_and_not_above_binned_limit(n, seed, k):

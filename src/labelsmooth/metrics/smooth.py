@@ -58,6 +58,7 @@ SIGMA_MIN = 1e-4
 SIGMA_MAX = 1.0
 _BISECTION_STEPS = 36
 _MIN_GRID = 256
+_LAZY_BELOW = 1e-3  # see _SmoothECE.fixed_point
 
 
 def _grid_size(sigma: float) -> int:
@@ -105,18 +106,26 @@ class _SmoothECE:
         return float((a.sum() - 0.5 * (a[0] + a[m])) / m)
 
     def fixed_point(self) -> tuple[float, float]:
+        # smECE_sigma - sigma decreases strictly. Its value at SIGMA_MIN, on a grid of 2^18 points (~30 ms,
+        # three quarters of the whole search when made first), decides only whether sigma* is below
+        # SIGMA_MIN: it is made when the bisection first reaches below _LAZY_BELOW, so a search whose
+        # sigma* lies above never makes it. The steps and the result are those of testing SIGMA_MIN first.
         lo, hi = math.log(SIGMA_MIN), math.log(SIGMA_MAX)
-        v_lo = self(SIGMA_MIN)
-        if v_lo <= SIGMA_MIN:
-            return v_lo, SIGMA_MIN
         v_hi = self(SIGMA_MAX)
         if (
             v_hi >= SIGMA_MAX
         ):  # pragma: no cover - smECE_1 <= mean |r| <= 1, equality only in degenerate cases
             return v_hi, SIGMA_MAX
+        checked_min = False
         for _ in range(_BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            if self(math.exp(mid)) > math.exp(mid):
+            sigma = math.exp(mid)
+            if sigma < _LAZY_BELOW and not checked_min:
+                checked_min = True
+                v_lo = self(SIGMA_MIN)
+                if v_lo <= SIGMA_MIN:
+                    return v_lo, SIGMA_MIN
+            if self(sigma) > sigma:
                 lo = mid
             else:
                 hi = mid
