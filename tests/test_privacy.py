@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from labelsmooth import privacy as P
 from metrics_fixtures import random_logits
@@ -61,8 +60,16 @@ def _sets(seed=0, n_in=300, n_out=250):
     return m, nm
 
 
+@pytest.fixture(scope="module")
+def sk_metrics():
+    """scikit-learn's metrics module, imported by the tests that compare with it: importing it (scipy,
+    pandas) costs ~2 s, which collecting this module made every pytest-xdist worker pay."""
+    return pytest.importorskip("sklearn.metrics")
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_roc_and_auc_match_scikit_learn(seed):
+def test_roc_and_auc_match_scikit_learn(seed, sk_metrics):
+    roc_auc_score, roc_curve = sk_metrics.roc_auc_score, sk_metrics.roc_curve
     m, nm = _sets(seed)
     y = np.r_[np.ones(len(m)), np.zeros(len(nm))]
     s = np.r_[m, nm]
@@ -131,7 +138,7 @@ def test_bad_input():
         P.membership_scores(z, y[:4], from_logits=True)
 
 
-def test_half_precision_inputs_and_saturated_probabilities():
+def test_half_precision_inputs_and_saturated_probabilities(sk_metrics):
     z, y = random_logits(64, 4, 3, 2.0)
     for dtype in (torch.float16, torch.bfloat16):
         for kind in P.MEMBERSHIP_SCORES:
@@ -142,4 +149,4 @@ def test_half_precision_inputs_and_saturated_probabilities():
     phi = P.membership_scores(p, torch.tensor([0, 0]), from_logits=False, kind="logit_confidence")
     assert phi.tolist() == [math.inf, 0.0]
     r = P.membership_attack(phi, torch.tensor([0.0, -1.0]))
-    assert r.auc == pytest.approx(roc_auc_score([1, 1, 0, 0], [1e300, 0.0, 0.0, -1.0]))
+    assert r.auc == pytest.approx(sk_metrics.roc_auc_score([1, 1, 0, 0], [1e300, 0.0, 0.0, -1.0]))
