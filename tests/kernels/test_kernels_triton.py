@@ -2,11 +2,12 @@
 
 TRITON_INTERPRET must be set before Triton builds the kernels, and other tests (torch.compile) may
 import Triton first in the pytest process. So the checks run in a child process: this file, executed
-as a script with the variable set. One child per group runs every case of the group in order (they share
-a random generator, and one interpreter start-up) and writes each case's outcome, a traceback or
-``None``, to a JSON file; each case is then its own parametrised test, which fails with that case's
-traceback. Each group is an xdist group: one pytest-xdist worker runs its cases, so no other worker sits
-waiting for a child it did not start (a file lock still keeps ``--dist load`` to one child per group).
+as a script with the variable set. One child runs every case, group by group (the cases of a group share
+a random generator; all share one interpreter start-up, seconds of CPU for torch and Triton), and writes
+each case's outcome, a traceback or ``None``, to a JSON file; each case is then its own parametrised
+test, which fails with that case's traceback. The cases are one xdist group: one pytest-xdist worker runs
+them, so no other worker sits waiting for a child it did not start (a file lock still keeps
+``--dist load`` to one child).
 """
 
 from __future__ import annotations
@@ -57,36 +58,34 @@ CASES = {
 }
 
 
-def _results(group: str, tmp_path_factory) -> dict:
-    """The outcomes of ``group``'s cases, from one child process shared by all xdist workers of this run."""
+def _results(tmp_path_factory) -> dict:
+    """The outcomes of every case, by group, from one child process shared by all xdist workers of the run."""
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = root / f"triton-interpreter-{group}.json"
-    with open(root / f"triton-interpreter-{group}.lock", "w") as lock:
+    out = root / "triton-interpreter.json"
+    with open(root / "triton-interpreter.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.exists():
             env = dict(os.environ, TRITON_INTERPRET="1")
             tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: reference.py
             env["PYTHONPATH"] = tests_dir + os.pathsep + env.get("PYTHONPATH", "")
             proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), group, str(out)], env=env, capture_output=True,
+                [sys.executable, os.path.abspath(__file__), str(out)], env=env, capture_output=True,
                 text=True, timeout=300,
             )  # fmt: skip
             if proc.returncode != 0 or not out.exists():
                 crash = f"the child process failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
-                out.write_text(json.dumps({name: crash for name in CASES[group]}))
+                out.write_text(json.dumps({g: {name: crash for name in names} for g, names in CASES.items()}))
     return json.loads(out.read_text())
 
 
 @pytest.mark.skipif(
     not _triton_importable(), reason="triton is not importable (pip install labelsmooth[triton])"
 )
-@pytest.mark.parametrize(
-    "group, case",
-    [pytest.param(g, c, marks=pytest.mark.xdist_group(f"triton-{g}")) for g, names in CASES.items() for c in names],
-)
+@pytest.mark.xdist_group("triton")
+@pytest.mark.parametrize("group, case", [(g, c) for g, names in CASES.items() for c in names])
 def test_triton_kernel_under_interpreter(group, case, tmp_path_factory):
-    outcome = _results(group, tmp_path_factory)
+    outcome = _results(tmp_path_factory).get(group, {})
     assert case in outcome, f"the child did not run {group}: {case}"
     if outcome[case] is not None:
         pytest.fail(f"{group}: {case}\n{outcome[case]}", pytrace=False)
@@ -344,21 +343,23 @@ def _base_cases():
     yield "fused linear", linear
 
 
-def _run_group(group: str, out: str) -> None:
-    """Child: run ``group``'s cases in order, each outcome (None or a traceback) into ``out`` as JSON."""
+def _run_groups(out: str) -> None:
+    """Child: run each group's cases in order, each outcome (None or a traceback) into ``out`` as JSON."""
     os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton
-    outcome: dict[str, str | None] = {}
-    for name, case in {"base": _base_cases, "options": _options_cases}[group]():
-        try:
-            case()
-            outcome[name] = None
-        except Exception:
-            outcome[name] = traceback.format_exc()
-    if list(outcome) != CASES[group]:
-        raise RuntimeError(f"the cases of {group} ran as {list(outcome)}, CASES lists {CASES[group]}")
+    outcomes: dict[str, dict[str, str | None]] = {}
+    for group, cases in (("base", _base_cases), ("options", _options_cases)):
+        outcome = outcomes[group] = {}
+        for name, case in cases():
+            try:
+                case()
+                outcome[name] = None
+            except Exception:
+                outcome[name] = traceback.format_exc()
+        if list(outcome) != CASES[group]:
+            raise RuntimeError(f"the cases of {group} ran as {list(outcome)}, CASES lists {CASES[group]}")
     with open(out, "w") as f:
-        json.dump(outcome, f)
+        json.dump(outcomes, f)
 
 
 if __name__ == "__main__":
-    _run_group(sys.argv[1], sys.argv[2])
+    _run_groups(sys.argv[1])
