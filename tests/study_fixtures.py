@@ -59,14 +59,19 @@ def _exec(code: str) -> None:
     exec(compile(code, "<start_python>", "exec"), {"__name__": "__main__"})
 
 
-def start_python(code: str) -> multiprocessing.process.BaseProcess:
+def start_python(code: str, env: dict[str, str] | None = None) -> multiprocessing.process.BaseProcess:
     """Run ``code`` as ``__main__`` in a new process, started: a process of its own (kill it with
     ``os.kill(p.pid, signal.SIGKILL)``; ``p.exitcode`` is then -9), forked by the forkserver of the study
     engine's workers (:func:`labelsmooth.study.runner.worker_context`), so with torch already imported: a
     fraction of a second where ``python -c`` spends seconds importing torch. Tests of the command line
-    itself (its exit code, its output) run ``python -m labelsmooth`` instead."""
+    itself (its exit code, its output) run ``python -m labelsmooth`` instead.
+
+    The process gets the environment the forkserver started with, or ``env`` if given: pass
+    ``dict(os.environ)`` when the code needs what was set since (``ray.init`` sets ``RAY_AUTH_MODE``)."""
     from labelsmooth.study.runner import worker_context
 
+    if env is not None:
+        code = f"import os\nos.environ.clear()\nos.environ.update({dict(env)!r})\n" + code
     proc = worker_context().Process(target=_exec, args=(code,))
     proc.start()
     return proc
@@ -92,17 +97,20 @@ def run_python(code: str, folder: Path, timeout: float = 300.0) -> tuple[int | N
     return proc.exitcode, read(out), read(err)
 
 
-def sigkill_once_a_run_is_stored(code: str, out: Path, timeout: float = 120.0, at_least: int = 1) -> set[str]:
-    """Run ``code`` (a study writing to ``out``) in a new process (:func:`start_python`), SIGKILL it as soon
-    as its store holds ``at_least`` finished runs (or after ``timeout`` seconds), and return the hashes of the
-    runs it stored. Fails if the process was not killed (it finished first)."""
+def sigkill_once_a_run_is_stored(
+    code: str, out: Path, timeout: float = 120.0, at_least: int = 1, env: dict[str, str] | None = None
+) -> set[str]:
+    """Run ``code`` (a study writing to ``out``) in a new process (:func:`start_python`, with ``env``),
+    SIGKILL it as soon as its store holds ``at_least`` finished runs (or after ``timeout`` seconds), and
+    return the hashes of the runs it stored. Fails if the process ended first (it finished, or failed)."""
     from labelsmooth.study.store import DB_NAME, Store
 
-    proc = start_python(code)
+    proc = start_python(code, env)
     stored: set[str] = set()
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(stored) < at_least:
+            assert proc.exitcode is None, f"the study process ended (exit {proc.exitcode}) before it was killed"
             time.sleep(0.05)
             if (out / DB_NAME).is_file():
                 try:

@@ -166,7 +166,7 @@ def test_a_killed_driver_resumes(cluster, tmp_path):
         "from labelsmooth.study.runner import run\n"
         f"run(json.loads({json.dumps(cfg)!r}), out={str(out)!r}, report=False)\n"
     )
-    stored = sigkill_once_a_run_is_stored(code, out, at_least=2)
+    stored = sigkill_once_a_run_is_stored(code, out, at_least=2, env=dict(os.environ))  # ray.init's RAY_AUTH_MODE
     assert 2 <= len(stored) < 6, stored
     res = run({**cfg, "ray": {}}, out=out, report=False)
     assert len(res) == 6 and not res.failed
