@@ -59,8 +59,8 @@ def _machine_busy_seconds() -> float | None:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")  # user ... softirq; not steal (the host's)
 
 
 def bench_default_study() -> tuple[float, float | None]:

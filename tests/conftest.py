@@ -1,13 +1,14 @@
 """Suite-wide settings: one intra-op thread, and the scheduling of a parallel run (``pytest -n N``).
 
 Under ``--dist loadgroup`` (pyproject's addopts) pytest-xdist sends the tests of one ``xdist_group`` to one
-worker. Two additions make that hold here:
+worker. Here:
 
 * a test that uses a module-scoped fixture of its own module (a study trained once for the module, a
   built site) joins the group of that module, so a parallel run builds the fixture once, not once per
   worker that happens to run one of its tests;
 * the groups and modules that take longest (the Ray backend's, waiting on its workers; the science study;
-  the built site; the signal tests; the examples) are moved to the front of the collection, so that pytest-xdist hands them out first and the
+  the built site; the signal tests; the Triton interpreter's child; the examples) are moved to the front
+  of the collection, so that pytest-xdist hands them out first and the
   other worker's tests fill the time they spend waiting, instead of one of them starting last and ending
   the run alone (a longest-first schedule);
 * pytest >= 9 keeps a node's id in ``Node._id`` (a structured ``NodeId``), so the ``@group`` suffix that

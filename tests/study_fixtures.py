@@ -67,7 +67,9 @@ def start_python(code: str, env: dict[str, str] | None = None) -> multiprocessin
     itself (its exit code, its output) run ``python -m labelsmooth`` instead.
 
     The process gets the environment the forkserver started with, or ``env`` if given: pass
-    ``dict(os.environ)`` when the code needs what was set since (``ray.init`` sets ``RAY_AUTH_MODE``)."""
+    ``dict(os.environ)`` when the code needs what was set since (``ray.init`` sets ``RAY_AUTH_MODE``).
+    ``env`` is applied after torch was imported (by the forkserver), so variables that torch reads when it
+    is imported (``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``, ...) have no effect there."""
     from labelsmooth.study.runner import worker_context
 
     if env is not None:
@@ -91,7 +93,10 @@ def run_python(code: str, folder: Path, timeout: float = 300.0) -> tuple[int | N
     proc = start_python(redirect + code)
     proc.join(timeout)
     if proc.exitcode is None:
-        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended meanwhile
+            pass
         proc.join(30)
     read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
     return proc.exitcode, read(out), read(err)

@@ -69,12 +69,16 @@ def _results(tmp_path_factory) -> dict:
             env = dict(os.environ, TRITON_INTERPRET="1")
             tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: reference.py
             env["PYTHONPATH"] = tests_dir + os.pathsep + env.get("PYTHONPATH", "")
-            proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), str(out)], env=env, capture_output=True,
-                text=True, timeout=300,
-            )  # fmt: skip
-            if proc.returncode != 0 or not out.exists():
+            try:
+                proc = subprocess.run(
+                    [sys.executable, os.path.abspath(__file__), str(out)], env=env, capture_output=True,
+                    text=True, timeout=300,
+                )  # fmt: skip
                 crash = f"the child process failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
+                failed = proc.returncode != 0 or not out.exists()
+            except subprocess.TimeoutExpired:  # recorded once, not retried by every case
+                crash, failed = "the child process ran past 300 s", True
+            if failed:
                 out.write_text(json.dumps({g: {name: crash for name in names} for g, names in CASES.items()}))
     return json.loads(out.read_text())
 
