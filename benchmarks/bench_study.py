@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import busy_seconds
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
@@ -53,16 +55,6 @@ def bench_single(repeats: int = 3) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``), or None."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
-    return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")  # user ... softirq; not steal (the host's)
-
-
 def bench_default_study() -> tuple[float, float | None]:
     """Wall time of ``python -m labelsmooth study --out TMP --quiet`` (the default grid) in a fresh process,
     and the CPU time the machine spent meanwhile (``/proc/stat``: every process, so the study's own on an
@@ -71,7 +63,7 @@ def bench_default_study() -> tuple[float, float | None]:
     idle 2-core machine only if nothing else ran."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    before = _machine_busy_seconds()
+    before = busy_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         subprocess.run(
@@ -79,7 +71,7 @@ def bench_default_study() -> tuple[float, float | None]:
             check=True, env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wall = time.perf_counter() - t
-    after = _machine_busy_seconds()
+    after = busy_seconds()
     return wall, (after - before) if before is not None and after is not None else None
 
 

@@ -20,20 +20,18 @@ import os
 import sys
 import time
 
+from _machine import busy_seconds
+
+if busy_seconds() is None:
+    raise RuntimeError("pytest_cpu_per_test reads /proc/stat (Linux)")
+
 _LOG = os.environ.get("LABELSMOOTH_CPU_LOG", "/tmp/labelsmooth-cpu-per-test.jsonl")
 _started: dict[str, tuple[float, float]] = {}
 _out = None
 
 
-def _busy() -> float:
-    """CPU seconds the machine spent busy since boot: user to softirq, not idle, iowait or steal."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:8]]
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def pytest_runtest_logstart(nodeid, location):
-    _started[nodeid] = (time.perf_counter(), _busy())
+    _started[nodeid] = (time.perf_counter(), busy_seconds())
 
 
 def pytest_runtest_logfinish(nodeid, location):
@@ -41,7 +39,7 @@ def pytest_runtest_logfinish(nodeid, location):
     if _out is None:
         _out = open(_LOG, "w", encoding="utf-8")
     t, b = _started.pop(nodeid)
-    _out.write(json.dumps([nodeid, time.perf_counter() - t, _busy() - b]) + "\n")
+    _out.write(json.dumps([nodeid, time.perf_counter() - t, busy_seconds() - b]) + "\n")
     _out.flush()
 
 

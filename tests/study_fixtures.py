@@ -98,8 +98,11 @@ def run_python(code: str, folder: Path, timeout: float = 300.0) -> tuple[int | N
         except ProcessLookupError:  # it ended meanwhile
             pass
         proc.join(30)
-    read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
-    return proc.exitcode, read(out), read(err)
+    return proc.exitcode, _text(out), _text(err)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
 def sigkill_once_a_run_is_stored(

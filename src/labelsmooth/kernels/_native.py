@@ -118,8 +118,9 @@ def wanted(z: torch.Tensor, p=None) -> bool:
 def _compiler() -> list[str] | None:
     """``$CC`` split as a shell would (``"gcc -m64"`` keeps its flag), else ``cc``, ``gcc`` or ``clang``."""
     env = shlex.split(os.environ.get("CC", ""))
-    if env and shutil.which(env[0]):
-        return [shutil.which(env[0]) or env[0], *env[1:]]
+    found = shutil.which(env[0]) if env else None
+    if found:
+        return [found, *env[1:]]
     for name in ("cc", "gcc", "clang"):
         found = shutil.which(name)
         if found:
