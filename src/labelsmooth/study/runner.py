@@ -195,7 +195,11 @@ def _init_worker(task: Task, ctx: Context, alive: Connection) -> None:
     global _WORKER
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates its workers
+    # the parent handles Ctrl-C and a closed terminal (both reach the whole process group) and terminates
+    # its workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(alive,), daemon=True, name="labelsmooth-watchdog").start()
     torch.set_num_threads(1)
     _WORKER = (task, ctx)
@@ -320,6 +324,28 @@ def worker_context() -> BaseContext:
     return ctx
 
 
+def _start_helpers_ignoring_hangup(mp_context: BaseContext) -> None:
+    """Start multiprocessing's resource tracker and, for ``forkserver``, its server, with SIGHUP ignored
+    (a disposition they keep across ``exec``, and the server's workers inherit).
+
+    A closed terminal sends SIGHUP to the whole foreground process group. This process handles it (it stops
+    the study); the helpers would die of it, and a resource tracker that dies before this process is
+    relaunched by it and then prints a warning and a ``KeyError`` traceback per semaphore it never saw. Both
+    helpers still exit when this process does (their pipes close). Only the main thread may change a
+    disposition; elsewhere, and where the helpers already run, nothing changes."""
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver, resource_tracker
+
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+        if mp_context.get_start_method() == "forkserver":
+            forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
 class PoolExecutor(Executor):
     """Runs in ``workers`` processes (:func:`worker_context`) that watch their parent (see the module
     docstring)."""
@@ -328,6 +354,7 @@ class PoolExecutor(Executor):
         super().__init__()
         self.slots = 1 << 30  # the pool queues what its processes cannot take yet
         mp_context = worker_context()
+        _start_helpers_ignoring_hangup(mp_context)
         # the workers' watchdog reads the first end; the second, this process's only, closes when it dies
         self._pipe = mp_context.Pipe(duplex=False)
         self.pool = ProcessPoolExecutor(
