@@ -1,9 +1,12 @@
 """The web pages we ship, opened in a real browser: the study's report.html and the documentation site.
 
-Headless Chromium from the system packages (``apt-get install chromium``), driven by Playwright for Python
-pointed at that executable (nothing downloads a browser build). Without a browser the tests skip, except
-under CI (``CI=true``), where a missing browser is a failure. Screenshots go to a temporary folder
-(``LABELSMOOTH_SCREENSHOTS`` names another), never into the repository.
+The site is built here (``mkdocs build --strict``), or taken from ``LABELSMOOTH_SITE`` when that names a
+site built from this checkout (.ci/run builds one, with the notebooks executed, before the tests; a site
+older than the docs or the sources is refused). Headless Chromium from the system packages (``apt-get
+install chromium``), driven by Playwright for Python pointed at that executable (nothing downloads a
+browser build). Without a browser the tests skip, except under CI (``CI=true``), where a missing browser is
+a failure. Screenshots go to a temporary folder (``LABELSMOOTH_SCREENSHOTS`` names another), never into
+the repository.
 """
 
 from __future__ import annotations
@@ -128,8 +131,21 @@ def test_report_in_a_browser(browser, report, shots):
 
 
 # ------------------------------------------------------------------------------------------ the site
+SITE_ENV = "LABELSMOOTH_SITE"
+"""A site already built from this checkout (``mkdocs build --strict``, as .ci/run does before the tests):
+the tests open it instead of building their own (about 10 s of CPU)."""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
+    built = os.environ.get(SITE_ENV)
+    if built:
+        folder = Path(built)
+        assert (folder / "index.html").is_file(), f"{SITE_ENV}={built!r} holds no built site (no index.html)"
+        stale = [p for p in (ROOT / "docs", ROOT / "src" / "labelsmooth", ROOT / "mkdocs.yml")
+                 if _newest(p) > (folder / "index.html").stat().st_mtime]  # fmt: skip
+        assert not stale, f"{SITE_ENV}={built!r} is older than {[str(p) for p in stale]}: rebuild it"
+        return folder
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
     out = tmp_path_factory.mktemp("site")
@@ -141,6 +157,17 @@ def site(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
+
+
+_SOURCES = {".md", ".py", ".yml", ".css", ".js", ".toml"}
+
+
+def _newest(path: Path) -> float:
+    """The latest modification time of a file, or of the site's sources under a folder."""
+    if path.is_file():
+        return path.stat().st_mtime
+    return max((p.stat().st_mtime for p in path.rglob("*") if p.suffix in _SOURCES and p.is_file()),
+               default=0.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -177,33 +177,32 @@ def test_a_killed_driver_resumes(cluster, tmp_path):
 
 
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(cluster, tmp_path):
+    """One run's worker is SIGKILLed on its first attempt while another run goes on beside it; the killed
+    run is retried (on a new worker) and both are stored, done."""
     marks = tmp_path / "marks"
     marks.mkdir()
-    cfg = {"task": "toy_fault", "seeds": 2, "backend": "ray", "ray": {"max_retries": 2},
+    cfg = {"task": "toy_fault", "seeds": 1, "backend": "ray", "ray": {"max_retries": 2},
            "toy_fault": {"marker_dir": str(marks), "methods": {"ok": True, "crash_once": True}}}  # fmt: skip
     box: dict = {}
     study = threading.Thread(target=lambda: box.setdefault("res", run(cfg, out=tmp_path / "s", report=False)))
     study.start()
-    killed = []
+    pid_file, killed = marks / "0.pid", None
     deadline = time.monotonic() + 120
-    while len(killed) < 2 and time.monotonic() < deadline:  # each seed's crash_once, on its first attempt
-        for seed in (0, 1):
-            pid_file = marks / f"{seed}.pid"
-            if seed not in killed and pid_file.exists() and pid_file.read_text():
-                pid = int(pid_file.read_text())
-                assert pid != os.getpid()
-                os.kill(pid, signal.SIGKILL)
-                killed.append(seed)
+    while killed is None and time.monotonic() < deadline:  # crash_once, on its first attempt
+        if pid_file.exists() and pid_file.read_text():
+            killed = int(pid_file.read_text())
+            assert killed != os.getpid()
+            os.kill(killed, signal.SIGKILL)
         time.sleep(0.05)
     study.join(120)
-    assert killed == [0, 1] or sorted(killed) == [0, 1]
+    assert killed is not None, "crash_once never started"
     assert not study.is_alive() and "res" in box
     res = box["res"]
-    assert len(res) == 4 and not res.failed
+    assert len(res) == 2 and not res.failed
     calls = (marks / "calls.log").read_text().split("\n")
-    assert calls.count("crash_once 0") == 2 and calls.count("crash_once 1") == 2  # killed once, retried once
+    assert calls.count("crash_once 0") == 2 and calls.count("ok 0") == 1  # killed once, retried once
     assert all(r.status == "done" for r in _stored(tmp_path / "s").values())
-    assert {r["score"] for r in res.where(method="crash_once")} == {1 / 7, 2 / 7}
+    assert [r["score"] for r in res.where(method="crash_once")] == [1 / 7]
 
 
 def test_retries_are_bounded_then_the_run_is_stored_as_failed(cluster, tmp_path):
