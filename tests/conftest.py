@@ -21,11 +21,17 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import pytest
-import torch
 
-# The tests use small tensors, for which intra-op threads cost more than they give (and stall badly on a
-# loaded 2-core machine). Tests that need threads set them themselves.
-torch.set_num_threads(1)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests use small tensors, for which intra-op threads cost more than they give (and stall badly on
+    a loaded 2-core machine); tests that need threads set them themselves. Not in pytest-xdist's controller
+    (``-n N``), which runs no test: it would import torch (a second of CPU) for nothing."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +39,8 @@ def _one_intra_op_thread() -> None:
     """Each test starts on one intra-op thread, whatever a test before it in this process set: a test that
     raises the count and does not restore it would leave every later test of its worker spinning threads
     that only contend with the other worker (CPU time several times the work, measured on 2 cores)."""
+    import torch
+
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
 
