@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from study_fixtures import subprocess_env
+from labelsmooth.study.runner import StudyInterrupted, run
+from study_fixtures import subprocess_env, tiny
 from test_cli import TINY_FLAGS, stored_runs, study_command
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -69,14 +70,14 @@ def _gone(pids: set[int], seconds: float = 10.0) -> set[int]:
     return {p for p in pids if _alive(p)}
 
 
-# How each signal reaches a study: Ctrl-C and a closed terminal (SIGHUP) reach the terminal's whole
-# foreground process group, workers and multiprocessing's helpers included; ``kill PID`` reaches the study's
-# process only. The one handler serves all three, so SIGTERM to the group (systemd's default) and SIGHUP to
-# the process alone take paths these cover.
-HOW = [(signal.SIGINT, "group"), (signal.SIGHUP, "group"), (signal.SIGTERM, "process")]
+# Ctrl-C and a closed terminal (SIGHUP) reach the terminal's whole foreground process group, workers and
+# multiprocessing's helpers included. The one handler serves SIGINT, SIGTERM and SIGHUP and the workers
+# ignore the first and the last, so SIGTERM (``kill PID``, to the process alone) takes the path they take in
+# the study's process; it and every signal with either executor are tested in this process below.
+HOW = [(signal.SIGINT, "group"), (signal.SIGHUP, "group")]
 
 
-@pytest.mark.parametrize(("sig", "to"), HOW, ids=["ctrl-c", "closed-terminal", "kill"])
+@pytest.mark.parametrize(("sig", "to"), HOW, ids=["ctrl-c", "closed-terminal"])
 def test_a_signal_keeps_finished_runs_drops_the_rest_and_says_how_to_resume(tmp_path, sig, to):
     proc, kids = _start(tmp_path / "s")
     if to == "group":
@@ -100,3 +101,24 @@ def test_workers_and_resource_tracker_exit_when_the_parent_is_killed(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert _gone(kids) == set(), "orphaned workers or resource tracker"
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "pool"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_every_signal_stops_either_executor_keeping_the_stored_runs(tmp_path, sig, workers):
+    """In this process: the signal arrives as the first run is stored (sent from ``on_run``, so it lands
+    there and nowhere else); the study raises StudyInterrupted with the signal, the exit code the CLI uses
+    and the one stored run, drops the rest (the other worker's run in flight included), and puts back the
+    handlers it replaced. The pool's SIGTERM case then resumes: the rerun trains the other 11 runs."""
+    before = signal.getsignal(sig)
+    out = tmp_path / "s"
+    with pytest.raises(StudyInterrupted) as info:
+        run(tiny(workers=workers), out=out, report=False, on_run=lambda record: os.kill(os.getpid(), sig))
+    assert info.value.signum == sig and info.value.stored == 1
+    assert info.value.exit_code == 128 + sig
+    assert signal.getsignal(sig) == before
+    assert stored_runs(out / "study.sqlite") == 1
+    if sig == signal.SIGTERM and workers == 2:
+        trained = []
+        res = run(tiny(workers=workers), out=out, report=False, on_run=trained.append)
+        assert len(res) == 12 and len(trained) == 11
