@@ -132,8 +132,9 @@ def test_report_in_a_browser(browser, report, shots):
 
 # ------------------------------------------------------------------------------------------ the site
 SITE_ENV = "LABELSMOOTH_SITE"
-"""A site already built from this checkout (``mkdocs build --strict``, as .ci/run does before the tests):
-the tests open it instead of building their own (about 10 s of CPU)."""
+"""A site already built from this checkout by a ``mkdocs build --strict`` that succeeded (.ci/run builds one
+before the tests and stops if it fails): the tests open it instead of building their own (about 10 s of
+CPU). Only its age is checked here, not how it was built."""
 
 
 @pytest.fixture(scope="module")

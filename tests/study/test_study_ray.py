@@ -103,8 +103,9 @@ def test_ray_stores_the_local_numbers_bit_for_bit_for_any_cluster_size(ray, clus
     local = run(TINY, out=tmp_path / "local", workers=1, report=False)
     assert len(local) == 4
     want = {h: _numbers(r) for h, r in _stored(tmp_path / "local").items()}
-    # 2 runs at a time first, so that Ray starts two workers at once and both train (started later, a
-    # second worker can come up after the first has trained every run), then 1 at a time on one of them
+    # 2 runs at a time first, when no worker runs yet, so that Ray starts two at once (measured: both
+    # train; run second, the second worker came up after the first had trained every run), then 1 at a time
+    # (nothing here asserts which worker trained which run: the records do not say)
     for name, cpus in (("two-at-a-time", 1.0), ("one-at-a-time", 2.0)):
         cfg = {**TINY, "backend": "ray", "ray": {"cpus_per_run": cpus}}
         res = run(cfg, out=tmp_path / name, report=False)

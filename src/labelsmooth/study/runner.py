@@ -18,8 +18,9 @@ Order of work, so that errors leave nothing half-written:
 
 Signals: SIGINT, SIGTERM and SIGHUP stop the study the same way: runs in flight are dropped (workers are
 terminated), finished runs are kept, and :class:`StudyInterrupted` is raised (the CLI exits with 128 +
-the signal number, 130 for Ctrl-C, and says that rerunning the same command resumes). Each worker watches
-the study's process and exits when it dies, whatever killed it (``kill -9`` included).
+the signal number, 130 for Ctrl-C, and says that rerunning the same command resumes); one the process
+ignores (``nohup``) stays ignored. Each worker watches the study's process and exits when it dies, whatever
+killed it (``kill -9`` included).
 """
 
 from __future__ import annotations
@@ -324,24 +325,25 @@ def worker_context() -> BaseContext:
     return ctx
 
 
-def _start_helpers_ignoring_hangup(mp_context: BaseContext) -> None:
-    """Start multiprocessing's resource tracker and, for ``forkserver``, its server, with SIGHUP ignored
-    (a disposition they keep across ``exec``, and the server's workers inherit).
+def _start_tracker_ignoring_hangup() -> None:
+    """Start multiprocessing's resource tracker with SIGHUP ignored (a disposition it keeps across
+    ``exec``), unless it already runs.
 
     A closed terminal sends SIGHUP to the whole foreground process group. This process handles it (it stops
-    the study); the helpers would die of it, and a resource tracker that dies before this process is
-    relaunched by it and then prints a warning and a ``KeyError`` traceback per semaphore it never saw. Both
-    helpers still exit when this process does (their pipes close). Only the main thread may change a
-    disposition; elsewhere, and where the helpers already run, nothing changes."""
+    the study) and the workers ignore it (:func:`_init_worker`); a resource tracker that died of it before
+    this process would be relaunched by it and then print a warning and a ``KeyError`` traceback per
+    semaphore it never saw. The tracker still exits when this process does (its pipe closes). The
+    forkserver is left alone: it outlives the study and every process it forks later would inherit the
+    ignored signal; killed by a hangup, it is started again quietly when needed. SIGHUP is ignored in this
+    process for the few milliseconds the start takes, and only the main thread may change a disposition
+    (elsewhere nothing changes)."""
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         return
-    from multiprocessing import forkserver, resource_tracker
+    from multiprocessing import resource_tracker
 
     old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         resource_tracker.ensure_running()
-        if mp_context.get_start_method() == "forkserver":
-            forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGHUP, old)
 
@@ -354,7 +356,7 @@ class PoolExecutor(Executor):
         super().__init__()
         self.slots = 1 << 30  # the pool queues what its processes cannot take yet
         mp_context = worker_context()
-        _start_helpers_ignoring_hangup(mp_context)
+        _start_tracker_ignoring_hangup()
         # the workers' watchdog reads the first end; the second, this process's only, closes when it dies
         self._pipe = mp_context.Pipe(duplex=False)
         self.pool = ProcessPoolExecutor(
@@ -455,7 +457,9 @@ def _execute_all(
 
 
 class _Signals:
-    """SIGTERM and SIGHUP raise :class:`StudyInterrupted` in the main thread, like Ctrl-C (SIGINT)."""
+    """SIGTERM and SIGHUP raise :class:`StudyInterrupted` in the main thread, like Ctrl-C (SIGINT). A signal
+    this process ignores stays ignored: ``nohup labelsmooth study &`` survives a closed terminal, and a
+    background job whose shell ignores SIGINT is not stopped by Ctrl-C."""
 
     def __init__(self) -> None:
         self.old: dict[int, Any] = {}
@@ -469,7 +473,7 @@ class _Signals:
 
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
-            if sig is not None:
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
                 self.old[sig] = signal.signal(sig, raise_interrupt)
         return self
 
