@@ -1,7 +1,9 @@
 """Issue 10 §1: a study stopped by a signal. Ctrl-C, a closed terminal (SIGHUP) and SIGTERM keep the
 finished runs, drop the runs in flight, exit with 128 + the signal and say how to resume; a parent killed by
-any signal (kill -9 included) leaves no worker and no resource tracker behind. Real ``python -m labelsmooth``
-subprocesses with two workers, each stopped as soon as its first run is stored (a few seconds)."""
+any signal (kill -9 included) leaves no worker and no resource tracker behind; a signal the process ignores
+(nohup) stays ignored. The group signals and kill -9 go to real ``python -m labelsmooth`` subprocesses with
+two workers, each stopped as soon as its first run is stored (a few seconds); every signal with either
+executor, and nohup, are tested in this process."""
 
 from __future__ import annotations
 
