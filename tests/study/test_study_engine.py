@@ -21,7 +21,7 @@ from labelsmooth.study.runner import FolderLock, StudyLockedError, StudyMismatch
 from labelsmooth.study.store import DB_NAME, SCHEMA_VERSION, Store
 from labelsmooth.study.tasks import TASKS, Method, RunSpec, get_method, get_task, register
 from labelsmooth.study.tasks.base import order_plan
-from study_fixtures import start_python, tiny
+from study_fixtures import assert_numbers_agree_across_cpus, start_python, tiny
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "study_v1"
 VOLATILE = {"wall_time", "run_hash", "library_version"}
@@ -78,10 +78,11 @@ def test_a_0_1_0_folder_resumes_without_retraining_and_is_migrated(tmp_path):
 
 def test_a_fresh_run_stores_the_numbers_0_1_0_stored(tmp_path):
     """Numbers parity on the tiny grid: the engine's classification task against the checked-in 0.1.0
-    database (compared by axes; every metric, wall time aside)."""
+    database (compared by axes; every metric, wall time aside; floats to 1e-4, as the fixture was written on
+    another CPU: see assert_numbers_agree_across_cpus)."""
     old = load_results(_v1_copy(tmp_path))  # never read in place: a WAL reader would leave files in tests/
     new = run(tiny(), out=tmp_path / "new", report=False)
-    assert _by_axes(new) == _by_axes(old)
+    assert_numbers_agree_across_cpus(_by_axes(new), _by_axes(old), rel=1e-4)
     assert [r["run_hash"] for r in new] == [r["run_hash"] for r in old]
 
 

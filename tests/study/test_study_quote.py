@@ -39,7 +39,12 @@ def test_replace_block_keeps_the_markers_and_refuses_a_file_without_them():
 @pytest.mark.slow
 def test_rerunning_two_of_the_stored_runs_gives_their_numbers(tmp_path):
     """Hard targets and a = 0.05 on clean labels, seed 0, with the default model and training: the same run
-    hashes as in the default grid, and the same numbers as the fixture."""
+    hashes as in the default grid, and the fixture's numbers to 1 %.
+
+    Not to the bit: 30 epochs of float32 training round differently on another CPU's kernels (the fixture was
+    written on another machine; on an AMD EPYC with AVX-512 the NLL moved by 2e-4 and the temperature by
+    2e-3, relative; tests/study_fixtures.py:assert_numbers_agree_across_cpus). A change of the model, the
+    data or the training moves them by more; rerunning on one machine is bit-for-bit (test_study_run)."""
     cfg = {"seeds": [0], "workers": 1, "noise": {"rates": [0.0]},
            "methods": {"label_smoothing": [0.05], "prior": [], "negative": [], "confidence_penalty": [],
                        "focal": []}}  # fmt: skip
@@ -48,4 +53,4 @@ def test_rerunning_two_of_the_stored_runs_gives_their_numbers(tmp_path):
     assert len(fresh) == 2 and set(fresh) <= set(stored)
     for h, r in fresh.items():
         for key in ("accuracy", "nll", "ece", "val_nll", "val_accuracy", "temperature", "calibration_gap"):
-            assert r[key] == pytest.approx(stored[h][key], rel=1e-5, abs=1e-7), (stored[h]["label"], key)
+            assert r[key] == pytest.approx(stored[h][key], rel=1e-2, abs=1e-4), (stored[h]["label"], key)
