@@ -15,3 +15,29 @@ def busy_seconds() -> float | None:
     except (OSError, ValueError):
         return None
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def io_wait_seconds() -> float | None:
+    """Seconds the machine's CPUs have sat idle waiting for the disk since boot (``/proc/stat``'s iowait),
+    or None where there is no ``/proc/stat``."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    return fields[4] / os.sysconf("SC_CLK_TCK")
+
+
+def disk_read_mib() -> float | None:
+    """MiB read from the machine's whole disks since boot (``/proc/diskstats``, partitions and virtual
+    devices left out), or None where there is none."""
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        f = line.split()
+        name = f[2]
+        if Path(f"/sys/block/{name}/device").exists():  # a whole disk, not a partition, loop or ram device
+            total += int(f[5])  # 512-byte sectors read
+    return total * 512 / 2**20
