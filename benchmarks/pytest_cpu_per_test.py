@@ -53,8 +53,10 @@ def summarise(path: str, top: int = 25) -> None:
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
     rows = [r + [0.0] * (5 - len(r)) for r in rows]  # logs of the older, 3-column form
     totals = [sum(r[i] for r in rows) for i in range(1, 5)]
-    print(f"{len(rows)} tests: wall {totals[0]:.0f} s, machine CPU {totals[1]:.0f} s, "
-          f"waiting on the disk {totals[2]:.0f} s, {totals[3]:.0f} MiB read")
+    print(
+        f"{len(rows)} tests: wall {totals[0]:.0f} s, machine CPU {totals[1]:.0f} s, "
+        f"waiting on the disk {totals[2]:.0f} s, {totals[3]:.0f} MiB read"
+    )
     modules: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * 4)
     for nodeid, *values in rows:
         m = modules[nodeid.split("::")[0]]
