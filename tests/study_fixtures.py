@@ -73,6 +73,23 @@ def assert_numbers_agree_across_cpus(new: dict, old: dict, rel: float) -> None:
                 assert value == want, (axes, key)
 
 
+def assert_figures_are_not_clipped(folder: Path) -> int:
+    """Every PNG under ``folder/figures`` has a blank (white) outermost frame of pixels: nothing was drawn
+    across the canvas's edge, so no label, legend or title was cut off. The figures are laid out once, by
+    ``fig.tight_layout()``, and saved at the figure's size (no ``bbox_inches="tight"`` second pass); this
+    is what would show a figure whose artists the layout does not see. Returns the number of figures."""
+    import numpy as np
+    from PIL import Image
+
+    pngs = sorted((folder / "figures").glob("*.png"))
+    assert pngs, folder
+    for png in pngs:
+        a = np.asarray(Image.open(png).convert("RGB"))
+        frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+        assert (frame == 255).all(), f"{png.name}: drawn up to the edge of the canvas (clipped)"
+    return len(pngs)
+
+
 def task_record(dataset: str, method: str, param, seed: int, **metrics) -> dict:
     """A hand-made record of a per-dataset task (gan, sequence) in the nested form its verdict reads."""
     return {"dataset": dataset, "method": method, "param": param, "seed": seed, "metrics": metrics}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 
 import matplotlib
@@ -293,7 +294,7 @@ def test_module_imports_and_computes_without_matplotlib(tmp_path):
 
 
 def test_study_figure_closed_when_saving_fails(monkeypatch):
-    """labelsmooth.study.figures.to_png closes its figure even when savefig raises (no leaked figures)."""
+    """labelsmooth.study.figures.to_png closes its figure even when rendering raises (no leaked figures)."""
     from labelsmooth.study import figures
 
     fig = plt.figure()
@@ -302,10 +303,29 @@ def test_study_figure_closed_when_saving_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(fig, "savefig", broken)
+    monkeypatch.setattr(fig.canvas, "draw", broken)
     with pytest.raises(OSError, match="disk full"):
         figures.to_png(fig)
     assert number not in plt.get_fignums()
+
+
+def test_study_figure_that_fits_is_drawn_once_and_one_that_does_not_grows_its_canvas():
+    """to_png keeps the figure's canvas (4 x 2 inches at 90 dpi) when its artists fit, and saves with the
+    tight box, wider than the canvas, when a title reaches past it; both without a white frame lost."""
+    from PIL import Image
+
+    from labelsmooth.study import figures
+
+    def png_size(title):
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.plot([0, 1], [0, 1])
+        ax.set_title(title)
+        fig.tight_layout()
+        return Image.open(io.BytesIO(figures.to_png(fig))).size
+
+    assert png_size("short") == (4 * figures.DPI, 2 * figures.DPI)
+    width, _ = png_size("a title far wider than the four inches of this figure's canvas " * 2)
+    assert width > 4 * figures.DPI
 
 
 def test_package_exports_and_compute_lives_in_metrics():

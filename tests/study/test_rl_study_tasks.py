@@ -16,6 +16,7 @@ from labelsmooth.study import run
 from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.tasks import BUILTIN, get_task, preference, value
 from study_fixtures import (
+    assert_figures_are_not_clipped,
     assert_resume_trains_only_the_missing_runs,
     sigkill_once_a_run_is_stored,
     stored_numbers,
@@ -55,6 +56,7 @@ def test_value_from_the_api_reports_figures_resumes(tmp_path):
     assert all(r["data"] == "synthetic" and r["rmse"] > 0 for r in res)
     assert all((r["crps"] is None) == (r["method"] == "mse") for r in res)
     assert (out / "figures" / "rmse_synthetic.png").stat().st_size > 1000
+    assert_figures_are_not_clipped(out)
     md = (out / "report.md").read_text()
     assert "HL-Gauss <= two-hot <= MSE" in md and "Paired RMSE differences over seeds" in md
     trained = []

