@@ -48,8 +48,10 @@ def _one_intra_op_thread() -> None:
 # xdist groups, then modules of single tests, longest first (wall seconds in a full run on 2 cores,
 # 2026-12-01: ray ~60-90 s, mostly waiting on its workers; the science study's fixture ~16-30 s; the site
 # build of the browser tests ~15 s; four study processes stopped by signals ~7 s each; the Triton
-# interpreter's child ~13 s; the examples ~8 s, which, collected in their place, were the last tests of the
-# run, alone on one core for 6 s).
+# interpreter's child ~13 s, then torch.compile's smoke test, which joins its group to import triton while
+# the child's read of its 500 MB library is still in the page cache (run elsewhere, on a machine whose cache
+# is trimmed, it read 381 MiB and waited 9 s on the disk); the examples ~8 s, which, collected in their
+# place, were the last tests of the run, alone on one core for 6 s).
 LONGEST_FIRST = ("ray", "tests/study/test_study_science.py", "tests/test_browser.py",
                  "tests/study/test_study_signals.py", "triton", "tests/test_examples.py")  # fmt: skip
 

@@ -245,6 +245,7 @@ def test_linear_default_chunk_and_all_ignored():
 
 # ---------------------------------------------------------------- torch.compile
 @pytest.mark.slow
+@pytest.mark.xdist_group("triton")  # inductor imports triton, whose 500 MB library the Triton tests just read
 def test_torch_compile_smoke():
     """The kernels run (eagerly, behind a graph break) inside a compiled function."""
     z, y, _ = _problem(n=4, v=6)
