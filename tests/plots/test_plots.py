@@ -309,9 +309,9 @@ def test_study_figure_closed_when_saving_fails(monkeypatch):
     assert number not in plt.get_fignums()
 
 
-def test_study_figure_that_fits_is_drawn_once_and_one_that_does_not_grows_its_canvas():
+def test_study_figure_that_fits_keeps_its_canvas_and_one_that_does_not_grows_it():
     """to_png keeps the figure's canvas (4 x 2 inches at 90 dpi) when its artists fit, and saves with the
-    tight box, wider than the canvas, when a title reaches past it; both without a white frame lost."""
+    tight box, wider than the canvas, when a title reaches past it."""
     from PIL import Image
 
     from labelsmooth.study import figures

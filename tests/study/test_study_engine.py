@@ -109,7 +109,7 @@ def test_cli_tasks_lists_every_task_and_study_takes_task(tmp_path):
     assert result.exit_code == 0
     lines = {line.split()[0]: line for line in result.output.splitlines()}
     assert "classification" in lines and "toy_chain" in lines
-    assert "with which a" in lines["classification"] and "60-80 s" in lines["classification"]
+    assert "with which a" in lines["classification"] and "55-85 s" in lines["classification"]
     bad = CliRunner().invoke(main, ["study", "--task", "clasification", "--out", str(tmp_path / "x")])
     assert (
         bad.exit_code == 1 and "did you mean 'classification'" in bad.output and not (tmp_path / "x").exists()

@@ -39,12 +39,16 @@ def test_replace_block_keeps_the_markers_and_refuses_a_file_without_them():
 @pytest.mark.slow
 def test_rerunning_two_of_the_stored_runs_gives_their_numbers(tmp_path):
     """Hard targets and a = 0.05 on clean labels, seed 0, with the default model and training: the same run
-    hashes as in the default grid, and the fixture's numbers to 1 %.
+    hashes as in the default grid; the same test accuracies, to one test image, and NLLs to 1%.
 
-    Not to the bit: 30 epochs of float32 training round differently on another CPU's kernels (the fixture was
-    written on another machine; on an AMD EPYC with AVX-512 the NLL moved by 2e-4 and the temperature by
-    2e-3, relative; tests/study_fixtures.py:assert_numbers_agree_across_cpus). A change of the model, the
-    data or the training moves them by more; rerunning on one machine is bit-for-bit (test_study_run)."""
+    Not to the bit, and not every metric: 300 epochs of float32 training round differently on another CPU's
+    kernels (the fixture was written on another machine; see docs/study.md, "The same study on another
+    CPU"). On an AMD EPYC with AVX-512 these two runs moved by at most 2e-4 (NLL) and 5e-4 (validation NLL),
+    relative, and the same pair at seeds 2 and 4 by up to 2.5% in validation NLL and 4% in the temperature:
+    seed 0 is among the stable ones, and the temperature and ECE are left out as too sensitive. A change of
+    the model, the data or the training mostly moves NLL by more (Adam's lr times 1.01 moved it by only
+    0.2%: this catches real changes, not every change); rerunning on one machine is bit-for-bit
+    (test_study_run)."""
     cfg = {"seeds": [0], "workers": 1, "noise": {"rates": [0.0]},
            "methods": {"label_smoothing": [0.05], "prior": [], "negative": [], "confidence_penalty": [],
                        "focal": []}}  # fmt: skip
@@ -52,5 +56,7 @@ def test_rerunning_two_of_the_stored_runs_gives_their_numbers(tmp_path):
     stored = {r["run_hash"]: r for r in RECORDS}
     assert len(fresh) == 2 and set(fresh) <= set(stored)
     for h, r in fresh.items():
-        for key in ("accuracy", "nll", "ece", "val_nll", "val_accuracy", "temperature", "calibration_gap"):
-            assert r[key] == pytest.approx(stored[h][key], rel=1e-2, abs=1e-4), (stored[h]["label"], key)
+        for key in ("accuracy", "val_accuracy"):
+            assert abs(r[key] - stored[h][key]) <= 1.5 / 360, (stored[h]["label"], key)  # one image: each split is 20% of digits' 1797
+        for key in ("nll", "val_nll"):
+            assert r[key] == pytest.approx(stored[h][key], rel=1e-2), (stored[h]["label"], key)

@@ -81,7 +81,7 @@ class ClassificationTask(Task):
     summary = (
         "does label smoothing help a classifier on your data, with which a, and at what cost in calibration?"
     )
-    runtime = "90 runs (digits, 2 noise rates, 9 methods, 5 seeds), 60-80 s on 2 idle cores"
+    runtime = "90 runs (digits, 2 noise rates, 9 methods, 5 seeds), about 55-85 s on 2 idle cores"
     metrics = METRICS
     setting_axes = ("dataset", "noise_kind", "noise_rate")
 
